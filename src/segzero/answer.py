@@ -1,0 +1,68 @@
+"""Typed answers: what a reasoning model said, parsed once.
+
+Every consumer (rewards, metrics, pipeline, evaluation, serving) works on these types rather than on raw
+strings. Coordinates are floats in whatever frame the producer states: model answers are in the model
+frame (840 x 840 by default); pipeline results are in original-image pixels.
+
+- ``SegObject``: one object, a box ``(x1, y1, x2, y2)`` (inclusive pixel box, may be ``None`` when the
+  answer had points only) and zero, one or two points ``((x, y), ...)``.
+- ``Answer``: the think text, the objects, the layout it was read from (``"single"`` for Seg-Zero's
+  ``bbox/points_1/points_2``, ``"multi"`` for VisionReasoner's list of ``bbox_2d/point_2d``), and whether
+  parsing succeeded. A failed parse is a value (``ok == False`` with a ``reason``), never an exception.
+  An empty ``objects`` tuple with ``ok == True`` is a valid "nothing here" answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Box = tuple[float, float, float, float]
+Point = tuple[float, float]
+Layout = Literal["single", "multi"]
+
+
+@dataclass(frozen=True)
+class SegObject:
+    """One object: an inclusive pixel box ``(x1, y1, x2, y2)`` and up to two points ``(x, y)``."""
+
+    box: Box | None
+    points: tuple[Point, ...] = ()
+
+    def to_dict(self) -> dict:
+        """JSON-ready form: ``{"box": [x1, y1, x2, y2] | None, "points": [[x, y], ...]}``."""
+        return {
+            "box": None if self.box is None else [float(v) for v in self.box],
+            "points": [[float(x), float(y)] for x, y in self.points],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> SegObject:
+        """Inverse of ``to_dict``."""
+        box = d.get("box")
+        return cls(
+            box=None if box is None else tuple(float(v) for v in box),  # type: ignore[arg-type]
+            points=tuple((float(p[0]), float(p[1])) for p in d.get("points", ())),
+        )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A parsed completion.
+
+    ``ok`` is False when no answer could be read; ``reason`` then says why in a short phrase.
+    ``think`` is the text inside ``<think>...</think>`` (None when absent). ``layout`` says which answer
+    format was recognised. ``raw`` keeps the completion text the answer came from.
+    """
+
+    objects: tuple[SegObject, ...] = ()
+    think: str | None = None
+    ok: bool = True
+    reason: str = ""
+    layout: Layout | None = None
+    raw: str = field(default="", repr=False)
+
+    @classmethod
+    def failure(cls, reason: str, *, raw: str = "", think: str | None = None) -> Answer:
+        """A failed parse with a short ``reason``."""
+        return cls(objects=(), think=think, ok=False, reason=reason, layout=None, raw=raw)

@@ -1,0 +1,1 @@
+"""The ``segzero`` command line: one entry point, one module per subcommand."""
