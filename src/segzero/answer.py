@@ -52,7 +52,8 @@ class Answer:
 
     ``ok`` is False when no answer could be read; ``reason`` then says why in a short phrase.
     ``think`` is the text inside ``<think>...</think>`` (None when absent). ``layout`` says which answer
-    format was recognised. ``raw`` keeps the completion text the answer came from.
+    format was recognised. ``raw`` keeps the completion text the answer came from. ``notes`` lists repairs a
+    tolerant parse made (e.g. ``"object 0: box corners reordered"``); empty when the text was read as written.
     """
 
     objects: tuple[SegObject, ...] = ()
@@ -61,6 +62,7 @@ class Answer:
     reason: str = ""
     layout: Layout | None = None
     raw: str = field(default="", repr=False)
+    notes: tuple[str, ...] = ()
 
     @classmethod
     def failure(cls, reason: str, *, raw: str = "", think: str | None = None) -> Answer:

@@ -1,0 +1,123 @@
+"""The Seg-Zero and VisionReasoner user prompts and the chat messages built from them (SPEC §3).
+
+These strings are an interface to the released checkpoints (``Ricky06662/Seg-Zero-7B``,
+``Ricky06662/VisionReasoner-7B``): they were trained on exactly these bytes, so do not "fix" them (the
+sentences are concatenated with no space, the example answer of Seg-Zero uses single quotes). Usage::
+
+    from segzero.prompts import build_messages, format_prompt
+
+    text = format_prompt("The cup on the left.", kind="segzero")     # query -> "the cup on the left"
+    messages = build_messages(image_840, "The cup on the left.")     # HF chat messages, image first
+    processor.apply_chat_template(messages, add_generation_prompt=True)
+
+Query normalisation (``normalize_query``): surrounding whitespace is stripped, the query is lower-cased and
+trailing '.' are stripped (together with any whitespace between or after them). For every query without
+surrounding whitespace and without a leading '.', this equals the reference scripts'
+``query.lower().strip(".")``; the reference also strips *leading* dots (".5 litre bottle"), which we keep.
+
+System prompt: ``build_messages`` adds no system message unless ``system`` is given. The Qwen2-VL /
+Qwen2.5-VL chat templates then insert their default ``You are a helpful assistant.`` themselves, which is
+what the checkpoints saw; passing ``system="You are a helpful assistant."`` renders the same text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from segzero.errors import UserError
+
+__all__ = [
+    "DEFAULT_SYSTEM_PROMPT",
+    "PROMPT_KINDS",
+    "SEGZERO_ANSWER_EXAMPLE",
+    "SEGZERO_TEMPLATE",
+    "VISIONREASONER_ANSWER_EXAMPLE",
+    "VISIONREASONER_TEMPLATE",
+    "build_messages",
+    "format_prompt",
+    "normalize_query",
+]
+
+PromptKind = Literal["segzero", "visionreasoner"]
+
+# Seg-Zero (single object): one bbox and two points; ``{Question}`` and ``{Answer}`` are str.format fields.
+SEGZERO_TEMPLATE = (
+    "Please find '{Question}' with bbox and points."
+    "Compare the difference between objects and find the most closely matched one."
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format."
+    "i.e., <think> thinking process here </think>"
+    "<answer>{Answer}</answer>"
+)
+SEGZERO_ANSWER_EXAMPLE = "{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}"
+
+# VisionReasoner (multi object): a JSON list of bbox_2d / point_2d items.
+VISIONREASONER_TEMPLATE = (
+    'Please find "{Question}" with bboxs and points.'
+    "Compare the difference between object(s) and find the most closely matched object(s)."
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    "Output the bbox(es) and point(s) inside the interested object(s) in JSON format."
+    "i.e., <think> thinking process here </think>"
+    "<answer>{Answer}</answer>"
+)
+VISIONREASONER_ANSWER_EXAMPLE = (
+    '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}, {"bbox_2d": [225,296,706,786], "point_2d": [302,410]}]'
+)
+
+PROMPT_KINDS: dict[str, tuple[str, str]] = {
+    "segzero": (SEGZERO_TEMPLATE, SEGZERO_ANSWER_EXAMPLE),
+    "visionreasoner": (VISIONREASONER_TEMPLATE, VISIONREASONER_ANSWER_EXAMPLE),
+}
+"""prompt kind -> (template, example answer)"""
+
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+"""The Qwen chat templates' own default system prompt (inserted by the template, not by ``build_messages``)."""
+
+
+def normalize_query(query: str) -> str:
+    """Strip surrounding whitespace, lower-case, strip trailing '.' (and whitespace around them).
+
+    Raises ``TypeError`` for a non-string and ``UserError`` when nothing is left (empty query).
+    """
+    if not isinstance(query, str):
+        raise TypeError(f"query must be a str, got {type(query).__name__}")
+    q = query.strip().lower().rstrip(". \t\r\n\f\v")
+    if not q:
+        raise UserError(f"empty query: {query!r}")
+    return q
+
+
+def format_prompt(query: str, kind: PromptKind = "segzero") -> str:
+    """The user prompt text for ``query``: the template of ``kind`` with the normalised query and the example.
+
+    ``kind``: ``"segzero"`` (single object, Seg-Zero checkpoints) or ``"visionreasoner"`` (multi object).
+    Braces or quotes in the query are inserted verbatim (no escaping, as in the reference).
+    """
+    if kind not in PROMPT_KINDS:
+        raise UserError(f"unknown prompt kind {kind!r}; expected one of {sorted(PROMPT_KINDS)}")
+    template, example = PROMPT_KINDS[kind]
+    return template.format(Question=normalize_query(query), Answer=example)
+
+
+def build_messages(image, query: str, *, kind: PromptKind = "segzero", system: str | None = None) -> list[dict]:
+    """HF chat messages for one image and one query: ``[system?, user[image, text]]``.
+
+    ``image`` is put in the content item as given (normally a PIL image already resized to the model
+    frame, 840 x 840; a path or URL string also works with HF processors). The user turn holds the image
+    item first, then the prompt text (``format_prompt(query, kind)``), as the checkpoints were trained.
+    ``system``: an explicit system prompt, sent as ``{"role": "system", "content": [{"type": "text", ...}]}``;
+    None adds no system message and lets the chat template insert its default.
+    """
+    messages: list[dict] = []
+    if system is not None:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    messages.append(
+        {
+            "role": "user",
+            "content": [
+                {"type": "image", "image": image},
+                {"type": "text", "text": format_prompt(query, kind)},
+            ],
+        }
+    )
+    return messages

@@ -1,0 +1,150 @@
+"""Seg-Zero single-object reward terms (SPEC §4), as scalar functions of (completion, solution).
+
+Each term is 0.0 or 1.0; ``score`` adds ``total`` in [0, 5]. The prediction is read as the reference reads it:
+the first ``{...}`` without a closing brace inside, anywhere in the completion (tags may be missing), parsed
+with ``json.loads``. The accuracy terms (``box_iou``, ``box_l1``, ``points``) are scored whether or not the
+format terms pass. The completion may be a str or a chat message list; ``solution`` is the gt in any form
+``segzero.parsing.parse_solution`` reads (``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``, ...) and
+must hold exactly one object (``ValueError`` otherwise); a gt with one point (VisionReasoner form) is matched
+to the closer predicted point. A malformed completion never raises.
+
+Where this differs from the reference code, it follows SPEC's wording: the format term asks for *numbers*
+(the reference only checks list lengths, so ``["a","b","c","d"]`` passed there), and NaN/Infinity (which
+Python's ``json.loads`` accepts) count as non-numbers. The accuracy terms give the same values as the reference.
+
+Usage::
+
+    from segzero.rewards import single
+    single.score('<think>...</think><answer>{"bbox": [...], ...}</answer>', "<box>(1,2),(3,4)</box><points>...")
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from segzero import geometry as geo
+from segzero.answer import SegObject
+from segzero.parsing import (
+    completion_text,
+    first_flat_object,
+    is_number,
+    number_list,
+    parse_answer,
+    parse_solution,
+    think_format_ok,
+)
+
+IOU_THRESHOLD = 0.5  # box_iou: IoU must be strictly greater
+L1_THRESHOLD = 10.0  # box_l1: mean absolute coordinate difference (px) must be strictly smaller
+POINT_DISTANCE_THRESHOLD = 100.0  # points: mean matched point distance (px) must be strictly smaller
+
+
+def text_of(completion: Any) -> str:
+    """Completion text ('' when the completion has none)."""
+    text, _ = completion_text(completion)
+    return text or ""
+
+
+@lru_cache(maxsize=8192)
+def _gt_cached(solution: str) -> SegObject:
+    return _gt_object(parse_solution(solution))
+
+
+def _gt_object(objs: tuple[SegObject, ...]) -> SegObject:
+    if len(objs) != 1 or objs[0].box is None:
+        raise ValueError(f"Seg-Zero rewards need exactly one gt object with a box, got {len(objs)}")
+    return objs[0]
+
+
+def gt_object(solution: Any) -> SegObject:
+    """The single gt object of ``solution`` (cached for strings); ``ValueError`` when malformed."""
+    if isinstance(solution, str):
+        return _gt_cached(solution)
+    return _gt_object(parse_solution(solution))
+
+
+def _pred(text: str) -> dict | None:
+    """The reference reading: ``json.loads`` of the first flat ``{...}``; None when absent or not a JSON object."""
+    span = first_flat_object(text)
+    if span is None:
+        return None
+    try:
+        data = json.loads(span)
+    except (ValueError, RecursionError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _pred_point(v: Any) -> tuple[int, int] | None:
+    """A predicted point truncated to ints, as the reference does (``int(p[0]), int(p[1])``; extra items ignored)."""
+    if not isinstance(v, list) or len(v) < 2 or not (is_number(v[0]) and is_number(v[1])):
+        return None
+    return int(v[0]), int(v[1])
+
+
+def think_format(completion: Any, solution: Any = None) -> float:
+    """1.0 when the whole completion matches ``<think>.*?</think>\\s*<answer>.*?</answer>`` (DOTALL)."""
+    return 1.0 if think_format_ok(text_of(completion)) else 0.0
+
+
+def answer_format(completion: Any, solution: Any = None) -> float:
+    """1.0 when the first ``{...}`` is strict JSON with ``bbox`` (4 numbers), ``points_1``/``points_2`` (2 each)."""
+    return 1.0 if parse_answer(text_of(completion), strict=True, layout="single").ok else 0.0
+
+
+def box_iou(completion: Any, solution: Any, *, iou_threshold: float = IOU_THRESHOLD) -> float:
+    """1.0 when IoU(pred bbox, gt box) > ``iou_threshold`` (inclusive pixels; Seg-Zero's strict-overlap rule)."""
+    gt = gt_object(solution)
+    data = _pred(text_of(completion))
+    box = number_list(data.get("bbox"), 4) if data else None
+    if box is None:
+        return 0.0
+    return 1.0 if geo.box_iou(box, gt.box, strict_overlap=True) > iou_threshold else 0.0  # type: ignore[arg-type]
+
+
+def box_l1(completion: Any, solution: Any, *, l1_threshold: float = L1_THRESHOLD) -> float:
+    """1.0 when the mean absolute difference of the 4 box coordinates is < ``l1_threshold`` px."""
+    gt = gt_object(solution)
+    data = _pred(text_of(completion))
+    box = number_list(data.get("bbox"), 4) if data else None
+    if box is None:
+        return 0.0
+    return 1.0 if geo.box_l1(box, gt.box) < l1_threshold else 0.0  # type: ignore[arg-type]
+
+
+def points(completion: Any, solution: Any, *, distance_threshold: float = POINT_DISTANCE_THRESHOLD) -> float:
+    """1.0 when both predicted points (truncated to int) lie in the predicted bbox (edges inside) and the mean
+    distance to the gt points under the better pairing is < ``distance_threshold`` px."""
+    gt = gt_object(solution)
+    data = _pred(text_of(completion))
+    if not data or not gt.points:
+        return 0.0
+    box = number_list(data.get("bbox"), 4)
+    p1, p2 = _pred_point(data.get("points_1")), _pred_point(data.get("points_2"))
+    if box is None or p1 is None or p2 is None:
+        return 0.0
+    if not (geo.point_in_box(p1, box) and geo.point_in_box(p2, box)):
+        return 0.0
+    return 1.0 if geo.matched_point_distance([p1, p2], gt.points) < distance_threshold else 0.0
+
+
+def score(
+    completion: Any,
+    solution: Any,
+    *,
+    iou_threshold: float = IOU_THRESHOLD,
+    l1_threshold: float = L1_THRESHOLD,
+    distance_threshold: float = POINT_DISTANCE_THRESHOLD,
+) -> dict[str, float]:
+    """All terms plus ``total`` (their sum, in [0, 5])."""
+    out = {
+        "think_format": think_format(completion),
+        "answer_format": answer_format(completion),
+        "box_iou": box_iou(completion, solution, iou_threshold=iou_threshold),
+        "box_l1": box_l1(completion, solution, l1_threshold=l1_threshold),
+        "points": points(completion, solution, distance_threshold=distance_threshold),
+    }
+    out["total"] = sum(out.values())
+    return out
