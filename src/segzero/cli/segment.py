@@ -1,0 +1,137 @@
+"""``segzero segment``: segment what a query refers to in one image and write mask, overlay and JSON.
+
+    segzero segment --image photo.jpg --query "what can I drink if I'm thirsty?" --out out/
+    segzero segment --image photo.jpg --query "the cat" --reasoner /tmp/tiny/reasoner \\
+        --segmenter /tmp/tiny/segmenter --out out/ --json
+
+Writes ``OUT/mask.png`` (8-bit, 0/255, same width x height as the image), ``OUT/overlay.png`` (the image with
+the mask tinted, boxes and points drawn) and ``OUT/result.json`` (``SegResult.to_json()`` plus the inputs).
+Prints the reasoning and the objects, or with ``--json`` only the JSON. User errors exit 2 with one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
+DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "segment",
+        help="segment the object(s) a query refers to in an image",
+        description="Reason about the query with a VLM, then segment the answer's boxes and points with SAM2.",
+    )
+    p.add_argument("--image", required=True, help="image file (jpg, png, ...; EXIF orientation applied)")
+    p.add_argument("--query", required=True, help="what to segment, in free form")
+    p.add_argument("--out", default="segzero_out", help="output folder (default: %(default)s)")
+    p.add_argument("--reasoner", default=DEFAULT_REASONER, help="reasoning VLM: hub id or local folder")
+    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="SAM2: hub id or local folder")
+    p.add_argument(
+        "--prompt",
+        choices=["segzero", "visionreasoner"],
+        default=None,
+        help="prompt kind (default: from the reasoner id; VisionReasoner ids -> visionreasoner)",
+    )
+    p.add_argument("--frame", type=int, default=840, help="model frame side in pixels (default: %(default)s)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation limit (default: %(default)s)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.set_defaults(func=run)
+
+
+def draw_overlay(image, mask, objects, *, color=(255, 40, 40), alpha: float = 0.45):
+    """The image (PIL RGB) with ``mask`` (H, W) bool tinted in ``color`` at ``alpha``, its outline, and each object's
+    box (rectangle) and points (ringed dots) drawn in original pixels; line widths scale with the image size."""
+    import numpy as np
+    from PIL import Image, ImageDraw, ImageFilter
+
+    base = np.asarray(image.convert("RGB"), dtype=np.float32)
+    m = np.asarray(mask, dtype=bool)
+    tinted = base.copy()
+    tinted[m] = (1 - alpha) * base[m] + alpha * np.asarray(color, dtype=np.float32)
+    out = Image.fromarray(tinted.round().astype(np.uint8))
+    if m.any() and min(m.shape) >= 3:
+        mask_im = Image.fromarray(m.astype(np.uint8) * 255)
+        edge = np.asarray(mask_im.filter(ImageFilter.FIND_EDGES)) > 0
+        arr = np.asarray(out).copy()
+        arr[edge & m] = color
+        out = Image.fromarray(arr)
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    lw = max(2, round(min(w, h) / 150))
+    r = max(3, round(min(w, h) / 60))
+    for obj in objects:  # dark under-stroke + bright stroke: visible on any background
+        if obj.box is not None:
+            x1, y1, x2, y2 = (float(v) for v in obj.box)
+            x2, y2 = max(x1, x2), max(y1, y2)
+            draw.rectangle((x1, y1, x2, y2), outline=(0, 0, 0), width=lw + 2)
+            draw.rectangle((x1 + 1, y1 + 1, max(x1 + 1, x2 - 1), max(y1 + 1, y2 - 1)), outline=(60, 255, 90), width=lw)
+        for x, y in obj.points:
+            draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=(0, 0, 0))
+            draw.ellipse((x - r + 1, y - r + 1, x + r - 1, y + r - 1), fill=(255, 230, 0))
+    return out
+
+
+def save_outputs(result, image, out_dir: Path, *, extra: dict | None = None) -> dict[str, Path]:
+    """Write mask.png, overlay.png and result.json for ``result`` on ``image`` (PIL RGB) into ``out_dir``."""
+    import numpy as np
+    from PIL import Image
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"mask": out_dir / "mask.png", "overlay": out_dir / "overlay.png", "result": out_dir / "result.json"}
+    Image.fromarray(np.where(result.mask, 255, 0).astype(np.uint8), mode="L").save(paths["mask"])
+    draw_overlay(image, result.mask, result.objects).save(paths["overlay"])
+    payload = {**(extra or {}), **result.to_json()}
+    paths["result"].write_text(json.dumps(payload, indent=2) + "\n")
+    return paths
+
+
+def run(args: argparse.Namespace) -> int:
+    from segzero.errors import UserError
+    from segzero.images import load_image
+    from segzero.prompts import normalize_query
+
+    image = load_image(args.image)  # fail fast on a bad image, before loading any model
+    normalize_query(args.query)  # UserError on an empty query
+    if args.frame <= 0:
+        raise UserError(f"--frame must be positive, got {args.frame}")
+    if args.max_new_tokens <= 0:
+        raise UserError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out exists and is not a folder: {out_dir}")
+
+    from segzero.pipeline import SegZeroPipeline
+
+    pipe = SegZeroPipeline.from_pretrained(
+        reasoner=args.reasoner,
+        segmenter=args.segmenter,
+        device=args.device,
+        prompt=args.prompt,
+        frame=args.frame,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+    )
+    result = pipe(image, args.query)
+    extra = {"image": str(args.image), "query": args.query, "reasoner": args.reasoner, "segmenter": args.segmenter}
+    paths = save_outputs(result, image, out_dir, extra=extra)
+    if args.json:
+        print(json.dumps({**extra, **result.to_json()}, indent=2))
+        return 0
+    print(f"reasoning: {result.reasoning if result.reasoning is not None else '(none)'}")
+    if not result.parse_ok:
+        print(f"answer could not be parsed: {result.parse_error}", file=sys.stderr)
+    for i, (obj, score) in enumerate(zip(result.objects, result.scores, strict=False)):
+        pts = ", ".join(f"({x:g}, {y:g})" for x, y in obj.points)
+        print(f"object {i}: box {list(obj.box) if obj.box is not None else None} points [{pts}] score {score:.3f}")
+    if result.parse_ok and not result.objects:
+        print("objects: none")
+    print(f"mask area: {int(result.mask.sum())} px of {result.size[0]}x{result.size[1]}")
+    print(f"wrote {paths['mask']}, {paths['overlay']}, {paths['result']}")
+    return 0

@@ -1,0 +1,20 @@
+"""Model adapters: the reasoning VLM (``segzero.models.reasoner``), SAM2 (``segzero.models.segmenter``) and an
+image-only Qwen-VL processor (``segzero.models.processor``).
+
+Importing this package is cheap: ``Reasoner`` and ``Segmenter`` are resolved lazily on first attribute access,
+so torch and transformers load only when a model is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_LAZY = {"Reasoner": "segzero.models.reasoner", "Segmenter": "segzero.models.segmenter"}
+
+__all__ = list(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'segzero.models' has no attribute {name!r}")

@@ -1,0 +1,345 @@
+"""SAM2 segmenter adapter (transformers ``Sam2Model``), in the spirit of segment-anything's predictor.
+
+    from segzero.models.segmenter import Segmenter
+    seg = Segmenter.from_pretrained("facebook/sam2-hiera-large")     # or a local folder (e.g. a tiny model)
+    seg.set_image(pil_image)                                          # image embedding computed once
+    pred = seg.predict(boxes=[[x1, y1, x2, y2]], points=[[[x, y], [x, y]]])
+    pred.mask            # (H, W) bool, OR of the objects' masks, H x W = the original image size
+    pred.object_masks    # (N, H, W) bool, one mask per object (the highest-scoring of SAM2's candidates)
+    pred.scores          # (N,) float32, SAM2's predicted IoU of each kept mask
+
+All prompt coordinates are in ORIGINAL image pixels (x right, y down): boxes (N, 4) inclusive ``(x1, y1, x2, y2)``,
+points (N, P, 2) ``(x, y)``, labels (N, P) (1 foreground, 0 background; default all 1). They are clipped to the
+image and mapped to SAM2's input frame (1024 x 1024 for the released checkpoints). Several images: ``embed(images)``
+computes embeddings in batches and ``predict(..., embedding=e)`` uses one of them without ``set_image``.
+
+Pre/post-processing is ``segzero.models.sam2_processing`` (no torchvision needed). Device: CUDA when available,
+else CPU; dtype: bfloat16 on CUDA with bf16 support, else float32. Missing folders or unreachable hub ids raise
+``segzero.errors.UserError`` with one line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from segzero.errors import UserError
+from segzero.models.sam2_processing import Sam2PreprocessConfig, preprocess_image, to_input_frame, upsample_logits
+
+DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
+PREPROCESSOR_CONFIG = "preprocessor_config.json"
+# Checkpoint types whose image model is transformers' Sam2Model (the hub's facebook/sam2-* repos are "sam2_video").
+SAM2_MODEL_TYPES = ("sam2", "sam2_video")
+
+
+@dataclass(frozen=True, eq=False)
+class Prediction:
+    """Masks for one image at its original size: ``mask`` (H, W) bool = OR of ``object_masks`` (N, H, W) bool;
+    ``scores`` (N,) float32 = SAM2's predicted IoU of each object's kept candidate mask."""
+
+    mask: np.ndarray
+    object_masks: np.ndarray
+    scores: np.ndarray
+
+    @classmethod
+    def empty(cls, size: tuple[int, int]) -> Prediction:
+        """No objects: an all-False (H, W) mask, (0, H, W) object masks and (0,) scores."""
+        height, width = size
+        return cls(
+            mask=np.zeros((height, width), dtype=bool),
+            object_masks=np.zeros((0, height, width), dtype=bool),
+            scores=np.zeros((0,), dtype=np.float32),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class ImageEmbedding:
+    """SAM2 image features of one image: ``features`` = the model's multi-level maps, each (1, C_l, h_l, w_l) on the
+    model's device and dtype (finest first); ``original_size`` = (H, W) of the image in pixels."""
+
+    features: tuple[torch.Tensor, ...]
+    original_size: tuple[int, int]
+
+
+def _resolve_device(device: str | torch.device | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    if dtype is None:
+        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if use_bf16 else torch.float32
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.removeprefix("torch."), None)
+        if not isinstance(resolved, torch.dtype):
+            raise UserError(f"unknown segmenter dtype {dtype!r} (use float32, bfloat16 or float16)")
+        return resolved
+    return dtype
+
+
+def _looks_like_path(name: str) -> bool:
+    """True for strings that can only be a filesystem path, not a hub id like ``owner/name``."""
+    return name.startswith((".", "/", "~")) or "\\" in name or name.count("/") > 1 or name.endswith("/")
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+class Segmenter:
+    """A frozen SAM2 that embeds an image once and answers box/point prompts any number of times."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        preprocess: Sam2PreprocessConfig,
+        *,
+        mask_threshold: float = 0.0,
+        max_objects_per_call: int = 16,
+    ) -> None:
+        """``model``: a transformers ``Sam2Model``; ``preprocess``: its input size/normalisation;
+        ``mask_threshold``: logit threshold for a mask pixel (0.0 as in SAM2); ``max_objects_per_call``: objects
+        decoded per forward pass (bounds memory for many objects)."""
+        self.model = model.eval()
+        self.preprocess = preprocess
+        self.mask_threshold = float(mask_threshold)
+        self.max_objects_per_call = max(1, int(max_objects_per_call))
+        first = next(model.parameters())
+        self.device, self.dtype = first.device, first.dtype
+        self.num_embeddings = 0  # image embeddings computed so far (set_image / embed)
+        self._embedding: ImageEmbedding | None = None
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | Path = DEFAULT_SEGMENTER,
+        *,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype | None = None,
+        mask_threshold: float = 0.0,
+        max_objects_per_call: int = 16,
+        local_files_only: bool = False,
+    ) -> Segmenter:
+        """Load a SAM2 checkpoint (hub id or local folder saved with ``save_pretrained``) and its
+        ``preprocessor_config.json`` (SAM2 defaults when absent). Raises ``UserError`` when it cannot be loaded."""
+        source = str(name_or_path)
+        path = Path(source).expanduser()
+        is_local = path.exists()
+        if path.is_file():
+            raise UserError(f"segmenter {path} is a file; expected a folder saved with save_pretrained (or a hub id)")
+        if is_local:
+            config_file = path / "config.json"
+            if not config_file.is_file():
+                raise UserError(f"segmenter folder {path} has no config.json (not a saved SAM2 model)")
+            try:
+                model_type = json.loads(config_file.read_text()).get("model_type")
+            except (OSError, ValueError, AttributeError) as err:  # unreadable, not JSON, not a JSON object
+                raise UserError(f"segmenter folder {path}: unreadable config.json ({_first_line(err)})") from err
+            if model_type not in SAM2_MODEL_TYPES:
+                raise UserError(f"segmenter folder {path} holds a {model_type!r} model, expected a SAM2 one")
+            source = str(path)
+        elif _looks_like_path(source):
+            raise UserError(f"segmenter folder does not exist: {source}")
+
+        from transformers import AutoConfig, Sam2Model
+        from transformers.utils import cached_file
+
+        device_ = _resolve_device(device)
+        dtype_ = _resolve_dtype(dtype, device_)
+        where = "" if is_local else " (no such local folder; hub download failed: offline or unknown id?)"
+        try:
+            config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
+        except (OSError, ValueError) as err:  # ValueError: a config.json transformers cannot read
+            raise UserError(f"cannot load segmenter {source!r}{where}: {_first_line(err)}") from err
+        if config.model_type not in SAM2_MODEL_TYPES:
+            raise UserError(f"segmenter {source!r} is a {config.model_type!r} model, expected a SAM2 one")
+        try:  # a sam2_video checkpoint (the hub's facebook/sam2-*) loads its image part, as AutoModelForMaskGeneration
+            model = Sam2Model.from_pretrained(source, config=config, dtype=dtype_, local_files_only=local_files_only)
+        except OSError as err:
+            raise UserError(f"cannot load segmenter {source!r}{where}: {_first_line(err)}") from err
+        model.to(device_)
+
+        if is_local:
+            pre_file = path / PREPROCESSOR_CONFIG
+            pre_path = str(pre_file) if pre_file.is_file() else None
+        else:
+            pre_path = cached_file(
+                source,
+                PREPROCESSOR_CONFIG,
+                local_files_only=local_files_only,
+                _raise_exceptions_for_missing_entries=False,
+                _raise_exceptions_for_connection_errors=False,
+            )
+        image_size = int(model.config.prompt_encoder_config.image_size)
+        if pre_path is None:  # SAM2 defaults at the model's input size
+            preprocess = Sam2PreprocessConfig(size=(image_size, image_size))
+        else:
+            try:
+                preprocess = Sam2PreprocessConfig.from_file(pre_path)
+            except (ValueError, TypeError) as err:  # json.JSONDecodeError is a ValueError
+                raise UserError(f"segmenter {source!r}: bad {PREPROCESSOR_CONFIG}: {_first_line(err)}") from err
+        if preprocess.size != (image_size, image_size):
+            raise UserError(
+                f"segmenter {source!r}: preprocessor size {preprocess.size} does not match the model input "
+                f"size {image_size}"
+            )
+        return cls(model, preprocess, mask_threshold=mask_threshold, max_objects_per_call=max_objects_per_call)
+
+    # ------------------------------------------------------------------ images
+
+    def embed(self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int = 4) -> list[ImageEmbedding]:
+        """Compute SAM2 embeddings of ``images`` (PIL, or (H, W, 3) uint8 arrays), ``batch_size`` per encoder pass;
+        counts one ``num_embeddings`` per image. Does not change the image set by ``set_image``."""
+        pils = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
+        out: list[ImageEmbedding] = []
+        for start in range(0, len(pils), max(1, batch_size)):
+            chunk = pils[start : start + max(1, batch_size)]
+            prepared = [preprocess_image(im, self.preprocess) for im in chunk]
+            pixels = torch.cat([pixel_values for pixel_values, _ in prepared]).to(self.device, self.dtype)
+            with torch.inference_mode():
+                features = self.model.get_image_embeddings(pixels)
+            for i, (_, size) in enumerate(prepared):
+                out.append(ImageEmbedding(tuple(f[i : i + 1].clone() for f in features), size))
+            self.num_embeddings += len(chunk)
+        return out
+
+    def set_image(self, image: Image.Image | np.ndarray) -> None:
+        """Embed ``image`` (once) and make it the target of later ``predict`` calls."""
+        self._embedding = self.embed([image])[0]
+
+    def set_embedding(self, embedding: ImageEmbedding) -> None:
+        """Make a precomputed embedding (from ``embed``) the target of later ``predict`` calls."""
+        self._embedding = embedding
+
+    def reset_image(self) -> None:
+        """Forget the current image."""
+        self._embedding = None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, or None before ``set_image``."""
+        return None if self._embedding is None else self._embedding.original_size
+
+    # ------------------------------------------------------------------ prompts
+
+    @staticmethod
+    def _prompts(
+        boxes: object, points: object, labels: object, size: tuple[int, int]
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, int]:
+        """Validate and clip prompts: boxes (N, 4), points (N, P, 2), labels (N, P) -> arrays in original pixels."""
+        height, width = size
+        box_arr = pt_arr = lab_arr = None
+        counts = []
+        if boxes is not None:
+            box_arr = np.asarray(boxes, dtype=np.float64)
+            if box_arr.size == 0:
+                box_arr = box_arr.reshape(0, 4)
+            if box_arr.ndim != 2 or box_arr.shape[1] != 4:
+                raise ValueError(f"boxes must have shape (N, 4), got {box_arr.shape}")
+            counts.append(box_arr.shape[0])
+        if points is not None:
+            pt_arr = np.asarray(points, dtype=np.float64)
+            if pt_arr.size == 0 and pt_arr.ndim != 3:
+                pt_arr = pt_arr.reshape(0, 0, 2)
+            if pt_arr.ndim != 3 or pt_arr.shape[2] != 2:
+                raise ValueError(f"points must have shape (N, P, 2), got {pt_arr.shape}")
+            if labels is None:
+                lab_arr = np.ones(pt_arr.shape[:2], dtype=np.int64)
+            else:
+                lab_arr = np.asarray(labels, dtype=np.int64)
+                if lab_arr.size == 0 and pt_arr.size == 0:
+                    lab_arr = lab_arr.reshape(pt_arr.shape[:2])
+                if lab_arr.shape != pt_arr.shape[:2]:
+                    raise ValueError(f"labels must have shape (N, P) = {pt_arr.shape[:2]}, got {lab_arr.shape}")
+            if pt_arr.shape[1] == 0:  # no points per object: boxes alone (or nothing)
+                if box_arr is None and pt_arr.shape[0] > 0:
+                    raise ValueError(f"points {pt_arr.shape} give no point per object and no boxes were given")
+                if box_arr is None:
+                    counts.append(0)
+                pt_arr = lab_arr = None
+            else:
+                counts.append(pt_arr.shape[0])
+        elif labels is not None:
+            raise ValueError("labels given without points")
+        if len(set(counts)) > 1:
+            raise ValueError(f"boxes and points describe different numbers of objects: {counts}")
+        for name, arr in (("boxes", box_arr), ("points", pt_arr)):
+            if arr is not None and not np.isfinite(arr).all():
+                raise ValueError(f"{name} contain non-finite coordinates")
+        if box_arr is not None:
+            x1, x2 = np.minimum(box_arr[:, 0], box_arr[:, 2]), np.maximum(box_arr[:, 0], box_arr[:, 2])
+            y1, y2 = np.minimum(box_arr[:, 1], box_arr[:, 3]), np.maximum(box_arr[:, 1], box_arr[:, 3])
+            box_arr = np.stack([x1, y1, x2, y2], axis=1)
+            box_arr[:, 0::2] = box_arr[:, 0::2].clip(0, width - 1)
+            box_arr[:, 1::2] = box_arr[:, 1::2].clip(0, height - 1)
+        if pt_arr is not None:
+            pt_arr = pt_arr.copy()
+            pt_arr[..., 0] = pt_arr[..., 0].clip(0, width - 1)
+            pt_arr[..., 1] = pt_arr[..., 1].clip(0, height - 1)
+        return box_arr, pt_arr, lab_arr, (counts[0] if counts else 0)
+
+    def predict(
+        self,
+        boxes: object = None,
+        points: object = None,
+        labels: object = None,
+        *,
+        multimask: bool = True,
+        embedding: ImageEmbedding | None = None,
+    ) -> Prediction:
+        """Segment N objects of the current image (or of ``embedding``).
+
+        ``boxes`` (N, 4) inclusive (x1, y1, x2, y2) and/or ``points`` (N, P, 2) (x, y), in original pixels (clipped
+        to the image); ``labels`` (N, P) (1 foreground, 0 background; default all 1). With ``multimask`` SAM2
+        proposes 3 candidates per object and the one with the highest predicted IoU is kept (as Seg-Zero does);
+        without it SAM2's single-mask output is used. N = 0 (or no prompts) gives an empty mask.
+        """
+        emb = embedding if embedding is not None else self._embedding
+        if emb is None:
+            raise RuntimeError("Segmenter.predict() needs an image: call set_image(image) first (or pass embedding=)")
+        size = emb.original_size
+        box_arr, pt_arr, lab_arr, count = self._prompts(boxes, points, labels, size)
+        if count == 0:
+            return Prediction.empty(size)
+
+        object_masks = np.zeros((count, *size), dtype=bool)
+        scores = np.zeros((count,), dtype=np.float32)
+        for start in range(0, count, self.max_objects_per_call):
+            stop = min(count, start + self.max_objects_per_call)
+            kwargs: dict[str, torch.Tensor] = {}
+            if box_arr is not None:
+                corners = torch.tensor(box_arr[start:stop], dtype=torch.float32).view(-1, 2, 2)
+                kwargs["input_boxes"] = to_input_frame(corners, size, self.preprocess).view(1, -1, 4).to(self.device)
+            if pt_arr is not None:
+                pts = torch.tensor(pt_arr[start:stop], dtype=torch.float32)
+                kwargs["input_points"] = to_input_frame(pts, size, self.preprocess)[None].to(self.device)
+                kwargs["input_labels"] = torch.tensor(lab_arr[start:stop], dtype=torch.int64)[None].to(self.device)
+            with torch.inference_mode():
+                out = self.model(image_embeddings=list(emb.features), multimask_output=multimask, **kwargs)
+                iou = out.iou_scores[0].float()  # (k, M)
+                best = iou.argmax(dim=-1)  # (k,)
+                rows = torch.arange(best.shape[0], device=best.device)
+                logits = out.pred_masks[0][rows, best]  # (k, h, w)
+                scores[start:stop] = iou[rows, best].cpu().numpy()
+                for j in range(stop - start):  # one object at a time bounds memory for large images
+                    full = upsample_logits(logits[j : j + 1], size)[0]
+                    object_masks[start + j] = (full > self.mask_threshold).cpu().numpy()
+        return Prediction(mask=object_masks.any(axis=0), object_masks=object_masks, scores=scores)
+
+    def __repr__(self) -> str:
+        return (
+            f"Segmenter(input_size={self.preprocess.size}, device={self.device}, dtype={self.dtype}, "
+            f"num_embeddings={self.num_embeddings})"
+        )
+
+
+__all__ = ["DEFAULT_SEGMENTER", "SAM2_MODEL_TYPES", "ImageEmbedding", "Prediction", "Segmenter"]

@@ -1,0 +1,270 @@
+"""Seg-Zero inference: the reasoning VLM answers with boxes and points, SAM2 turns them into a mask.
+
+Usage::
+
+    from segzero.pipeline import SegZeroPipeline
+    pipe = SegZeroPipeline.from_pretrained()                      # Ricky06662/Seg-Zero-7B + facebook/sam2-hiera-large
+    res = pipe("photo.jpg", "what can I drink if I'm thirsty?")   # -> SegResult
+    res.mask                                                      # (H, W) bool, original image pixels
+    results = pipe.batch(images, queries, batch_size=8)           # one SAM embedding per distinct image
+    res = pipe.segment(image, "<answer>{...}</answer>")           # segment a given completion (or Answer)
+    results = pipe.segment_many(images, completions)              # same, one SAM embedding per distinct image
+
+Frames: the reasoner sees the image resized to ``frame`` (840 x 840 by default) and answers in that frame
+(``SegResult.answer``); ``SegResult.objects``, ``mask`` and ``object_masks`` are in original-image pixels
+(``segzero.geometry.to_original``: scaled, rounded, clipped to the image). SAM is prompted per object with its
+box and all its points (label 1): Seg-Zero's single-object answer gives the box plus both points,
+VisionReasoner's list gives each object's box plus its point; the object masks are OR-ed. An unparseable
+completion gives an empty mask, ``parse_ok=False`` and ``parse_error``; it does not raise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from segzero.answer import Answer, SegObject
+
+DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
+
+
+@dataclass
+class SegResult:
+    """One (image, query) result. ``objects``/masks in original pixels; ``answer`` in the model frame.
+
+    ``mask``: (H, W) bool, the OR of ``object_masks`` (each (H, W) bool, one per object in ``objects``);
+    ``scores``: SAM's predicted IoU per object; ``reasoning``: the ``<think>`` text (None when absent).
+    """
+
+    reasoning: str | None
+    objects: list[SegObject]
+    mask: np.ndarray
+    object_masks: list[np.ndarray]
+    scores: list[float]
+    completion: str
+    answer: Answer
+    parse_ok: bool
+    parse_error: str = ""
+    frame: tuple[int, int] = (840, 840)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(W, H) of the original image."""
+        return int(self.mask.shape[1]), int(self.mask.shape[0])
+
+    def to_json(self) -> dict:
+        """JSON-ready summary (no mask arrays): objects in original pixels, the frame answer, scores, status."""
+        return {
+            "reasoning": self.reasoning,
+            "objects": [o.to_dict() for o in self.objects],
+            "scores": [float(s) for s in self.scores],
+            "image_size": list(self.size),
+            "mask_area": int(self.mask.sum()),
+            "parse_ok": self.parse_ok,
+            "parse_error": self.parse_error,
+            "completion": self.completion,
+            "answer": {
+                "frame": list(self.frame),
+                "layout": self.answer.layout,
+                "objects": [o.to_dict() for o in self.answer.objects],
+            },
+        }
+
+
+def image_key(image) -> str:
+    """A content hash of a PIL image (mode, size and pixels): equal images share one SAM embedding."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{image.mode}:{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()
+
+
+@dataclass
+class SegZeroPipeline:
+    """A ``Reasoner`` plus a ``Segmenter``; see the module docstring."""
+
+    reasoner: Any
+    segmenter: Any
+    batch_size: int = field(default=8, metadata={"help": "(image, query) pairs per reasoner generate batch"})
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        reasoner: Any = "Ricky06662/Seg-Zero-7B",
+        segmenter: Any = DEFAULT_SEGMENTER,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        segmenter_dtype: Any = None,
+        batch_size: int = 8,
+        **reasoner_kwargs,
+    ) -> SegZeroPipeline:
+        """Load both models (ids / folders, or already loaded ``Reasoner`` / ``Segmenter`` objects).
+
+        ``reasoner_kwargs`` go to ``Reasoner.from_pretrained`` (``prompt``, ``frame``, ``max_new_tokens``,
+        ``temperature``, ``top_p``, ...). ``dtype`` is the reasoner's; ``segmenter_dtype`` the segmenter's
+        (default: the adapter's own choice). Missing folders / unreachable ids raise ``UserError``.
+        """
+        from segzero.models.reasoner import Reasoner, resolve_model_source
+        from segzero.models.segmenter import Segmenter
+
+        # check both sources before loading either, so a bad second id fails fast and before any progress output
+        load_reasoner = isinstance(reasoner, str) or hasattr(reasoner, "__fspath__")
+        load_segmenter = isinstance(segmenter, str) or hasattr(segmenter, "__fspath__")
+        if load_reasoner:
+            resolve_model_source(reasoner, what="reasoner")
+        if load_segmenter:
+            resolve_model_source(segmenter, what="segmenter")
+        if load_reasoner:
+            reasoner = Reasoner.from_pretrained(
+                reasoner, device=device, dtype=dtype, batch_size=batch_size, **reasoner_kwargs
+            )
+        elif reasoner_kwargs:
+            raise TypeError(f"reasoner settings {sorted(reasoner_kwargs)} need a reasoner id, not a loaded Reasoner")
+        if load_segmenter:
+            segmenter = Segmenter.from_pretrained(segmenter, device=device, dtype=segmenter_dtype)
+        return cls(reasoner=reasoner, segmenter=segmenter, batch_size=batch_size)
+
+    @property
+    def frame(self):
+        return self.reasoner.frame
+
+    def __call__(self, image, query: str) -> SegResult:
+        """Segment what ``query`` refers to in ``image`` (path, PIL image, numpy array or bytes)."""
+        return self.batch([image], [query])[0]
+
+    def batch(self, images: list, queries: list[str], *, batch_size: int | None = None) -> list[SegResult]:
+        """Many (image, query) pairs -> results in input order.
+
+        Pairs are grouped so equal images (by content, ``image_key``) are adjacent, then processed in chunks of
+        ``batch_size``: one batched ``generate`` and one SAM embedding per distinct image of the chunk (an image
+        spanning two chunks keeps its embedding). All images are decoded up front (to group equal ones), so
+        for a large dataset call this per slice of the dataset. Raises ``UserError`` for unreadable images,
+        empty queries or mismatched lengths.
+        """
+        from segzero.errors import UserError
+        from segzero.images import load_image
+
+        if len(images) != len(queries):
+            raise UserError(f"got {len(images)} images but {len(queries)} queries")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise UserError(f"empty query: {q!r}")
+        pil = [load_image(im) for im in images]
+        keys = [image_key(im) for im in pil]
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        order = sorted(range(len(pil)), key=lambda i: (first[keys[i]], i))
+        size = max(1, int(batch_size or self.batch_size))
+        results: list[SegResult | None] = [None] * len(pil)
+        carry: dict = {}
+        for start in range(0, len(order), size):
+            idx = order[start : start + size]
+            completions = self.reasoner.generate([pil[i] for i in idx], [queries[i] for i in idx], batch_size=size)
+            chunk = self.segment_many([pil[i] for i in idx], completions, _keys=[keys[i] for i in idx], _cache=carry)
+            for i, res in zip(idx, chunk, strict=True):
+                results[i] = res
+        return results  # type: ignore[return-value]
+
+    def segment(self, image, completion: str | Answer) -> SegResult:
+        """Turn one completion (raw text, parsed tolerantly) or ``Answer`` (model-frame coordinates) into masks."""
+        return self.segment_many([image], [completion])[0]
+
+    def segment_many(
+        self, images: list, completions: list, *, _keys=None, _cache: dict | None = None
+    ) -> list[SegResult]:
+        """Segment given completions (text or ``Answer``), one SAM embedding per distinct image that needs one.
+
+        Images with no usable answer (parse failure, no objects) are not embedded.
+        """
+        from segzero.errors import UserError
+        from segzero.images import load_image
+
+        if len(images) != len(completions):
+            raise UserError(f"got {len(images)} images but {len(completions)} completions")
+        pil = [load_image(im) for im in images]
+        keys = _keys or [image_key(im) for im in pil]
+        prepared = [self._prepare(im, c) for im, c in zip(pil, completions, strict=True)]
+        cache = _cache if _cache is not None else {}
+        needed = {k: im for k, im, (res, objs) in zip(keys, pil, prepared, strict=True) if objs}
+        fresh = [k for k in needed if k not in cache]
+        for k in list(cache):
+            if k not in needed:
+                del cache[k]
+        if fresh:
+            cache.update(zip(fresh, self.segmenter.embed([needed[k] for k in fresh]), strict=True))
+        out = []
+        for key, (res, objs) in zip(keys, prepared, strict=True):
+            if objs:
+                self._fill(res, objs, cache[key])
+            out.append(res)
+        return out
+
+    def _prepare(self, image, completion) -> tuple[SegResult, list[SegObject]]:
+        """Parse and map to original pixels: (result with an empty mask, objects to segment ([] = nothing))."""
+        from segzero.geometry import frame_size, to_original
+        from segzero.parsing import parse_answer
+
+        if isinstance(completion, Answer):
+            answer, text = completion, completion.raw
+        else:
+            text = str(completion)
+            answer = parse_answer(text)
+        w, h = image.size
+        frame = frame_size(self.frame)
+        result = SegResult(
+            reasoning=answer.think,
+            objects=[],
+            mask=np.zeros((h, w), dtype=bool),
+            object_masks=[],
+            scores=[],
+            completion=text,
+            answer=answer,
+            parse_ok=bool(answer.ok),
+            parse_error="" if answer.ok else (answer.reason or "unparseable answer"),
+            frame=frame,
+        )
+        if not answer.ok or not answer.objects:
+            return result, []
+        try:
+            objects = [to_original(o, size=(w, h), frame=frame) for o in answer.objects]
+        except ValueError as err:  # non-finite coordinates: report like any unusable answer
+            result.parse_ok, result.parse_error = False, f"unusable coordinates: {err}"
+            return result, []
+        result.objects = objects
+        if not any(o.box is not None or o.points for o in objects):
+            result.object_masks = [result.mask.copy() for _ in objects]
+            result.scores = [0.0 for _ in objects]
+            return result, []
+        return result, objects
+
+    def _fill(self, result: SegResult, objects: list[SegObject], embedding) -> None:
+        """SAM masks for ``objects`` (original pixels) on ``embedding``: per-object masks, scores, OR-ed mask.
+
+        One ``predict`` call when every object has a box and the same number of points, else one per object.
+        """
+        h, w = result.mask.shape
+        if all(o.box is not None for o in objects) and len({len(o.points) for o in objects}) == 1:
+            groups = [objects]
+        else:
+            groups = [[o] for o in objects]
+        masks: list[np.ndarray] = []
+        scores: list[float] = []
+        for group in groups:
+            if group[0].box is None and not group[0].points:
+                masks.append(np.zeros((h, w), dtype=bool))
+                scores.append(0.0)
+                continue
+            boxes = np.asarray([o.box for o in group], dtype=np.float32) if group[0].box is not None else None
+            points = labels = None
+            if group[0].points:
+                points = np.asarray([o.points for o in group], dtype=np.float32)  # (N, P, 2)
+                labels = np.ones(points.shape[:2], dtype=np.int64)  # (N, P), all foreground
+            pred = self.segmenter.predict(boxes=boxes, points=points, labels=labels, embedding=embedding)
+            masks.extend(np.asarray(m, dtype=bool) for m in pred.object_masks)
+            scores.extend(float(v) for v in np.asarray(pred.scores).reshape(-1))
+        result.object_masks = masks
+        result.scores = scores
+        result.mask = np.logical_or.reduce(masks, axis=0) if masks else result.mask

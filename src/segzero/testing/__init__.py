@@ -1,0 +1,34 @@
+"""Tiny offline models for tests, benchmarks and setup checks (no hub access needed).
+
+``build_tiny_models(out_dir)`` writes ``out_dir/reasoner`` (a random-weight Qwen2.5-VL with a locally trained
+tokenizer, see ``segzero.testing.reasoner``) and ``out_dir/segmenter`` (a random-weight SAM2, see
+``segzero.testing.segmenter``), both loadable with the same ``from_pretrained`` code as the real checkpoints.
+The CLI form is ``segzero tiny-models --out DIR``.
+
+    from segzero.testing import build_tiny_models
+    paths = build_tiny_models("/tmp/tiny")   # {"reasoner": Path, "segmenter": Path}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def build_tiny_models(out_dir: str | Path, *, seed: int = 0, answering: bool = False) -> dict[str, Path]:
+    """Build both tiny models under ``out_dir``; returns ``{"reasoner": path, "segmenter": path}``.
+
+    ``answering=True`` teaches the reasoner to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
+    Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (a few seconds more).
+    """
+    from segzero.testing.reasoner import TAUGHT_ANSWER, build_tiny_reasoner
+    from segzero.testing.segmenter import build_tiny_segmenter
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "reasoner": build_tiny_reasoner(out_dir / "reasoner", seed=seed, answer=TAUGHT_ANSWER if answering else None),
+        "segmenter": Path(build_tiny_segmenter(out_dir / "segmenter", seed=seed)),
+    }
+
+
+__all__ = ["build_tiny_models"]

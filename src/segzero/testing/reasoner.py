@@ -1,0 +1,249 @@
+"""A tiny, random-weight Qwen2.5-VL reasoner for offline tests, benchmarks and setup checks.
+
+``build_tiny_reasoner(path)`` writes a folder that loads exactly like ``Qwen/Qwen2.5-VL-7B-Instruct`` or
+``Ricky06662/Seg-Zero-7B`` does (``AutoModelForImageTextToText.from_pretrained(path)``, the tokenizer, the
+chat template and the image processor config), but is a few MB and builds in about a second:
+
+- ``Qwen2_5_VLForConditionalGeneration`` from a ``Qwen2_5_VLConfig`` with tiny text and vision towers,
+  weights drawn from a seeded generator (the same seed gives the same weights);
+- a byte-level BPE tokenizer trained locally with ``tokenizers`` on a small built-in corpus (prompt text,
+  ``<think>``/``<answer>`` tags, JSON boxes and points), carrying Qwen2.5-VL's special tokens
+  (``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``, ``<|vision_start|>``, ``<|image_pad|>``, ...) and its
+  chat template;
+- ``preprocessor_config.json`` with Qwen2-VL's image preprocessing (patch 14, merge 2, CLIP mean/std).
+
+The output of such a model is random text (mostly unparseable); tests use it to exercise the loading,
+batching and generation code paths, not the answers. ``build_tiny_reasoner(path, answer=TAUGHT_ANSWER)``
+additionally teaches it (about 100 small AdamW steps, a few seconds on CPU) to write one fixed completion
+for any image and query at small frames (28-112 px), so the whole reason -> parse -> SAM path can be tested.
+
+Usage::
+
+    from segzero.testing.reasoner import build_tiny_reasoner
+    build_tiny_reasoner("/tmp/tiny/reasoner")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Qwen2.5-VL's special tokens in the order of their ids in the real tokenizer (151643 ...).
+QWEN_SPECIAL_TOKENS: tuple[str, ...] = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
+    "<|quad_start|>",
+    "<|quad_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|vision_pad|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# The chat template shipped with Qwen2-VL / Qwen2.5-VL (chat_template.json of the hub checkpoints).
+QWEN_VL_CHAT_TEMPLATE = (
+    "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
+    "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
+    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
+    "{% else %}{% for content in message['content'] %}"
+    "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
+    "{% set image_count.value = image_count.value + 1 %}{% if add_vision_id %}Picture {{ image_count.value }}: "
+    "{% endif %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+# Qwen2's pre-tokenisation regex (the same split as the real tokenizer).
+_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+
+# A small corpus so that common prompt words, tags and JSON punctuation become single tokens.
+_CORPUS: tuple[str, ...] = (
+    "You are a helpful assistant.",
+    "Please find 'the red cup on the left' with bbox and points.",
+    "Compare the difference between objects and find the most closely matched one.",
+    "Compare the difference between object(s) and find the most closely matched object(s).",
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags.",
+    "Output the one bbox and points of two largest inscribed circles inside the interested object in JSON format.",
+    "Output the bbox(es) and point(s) inside the interested object(s) in JSON format.",
+    "i.e., <think> thinking process here </think><answer>{Answer}</answer>",
+    "<think> The user asks for the dog. The dog is on the right side of the image. </think>",
+    '<answer>{"bbox": [10,100,200,210], "points_1": [30,110], "points_2": [35,180]}</answer>',
+    "<answer>{'bbox': [10,100,200,210], 'points_1': [30,110], 'points_2': [35,180]}</answer>",
+    '<answer>[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}, {"bbox_2d": [225,296,706,786], '
+    '"point_2d": [302,410]}]</answer>',
+    "what can I drink if I am thirsty? the man holding an umbrella, a person, a car, a cat, the woman in white",
+    "0 1 2 3 4 5 6 7 8 9 10 20 30 40 50 60 70 80 90 100 200 300 400 500 600 700 800 840",
+)
+
+
+# What a taught tiny reasoner answers (Seg-Zero's single-object format, coordinates for a 56 x 56 frame).
+TAUGHT_ANSWER = (
+    '<think>The object is in the middle.</think><answer>{"bbox": [10,10,40,45], "points_1": [20,20], '
+    '"points_2": [30,35]}</answer>'
+)
+
+
+def _train_tokenizer(vocab_size: int):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``_CORPUS``; special tokens get ids 0..13."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(QWEN_SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    return tok
+
+
+def build_tiny_reasoner(
+    path: str | Path,
+    *,
+    seed: int = 0,
+    vocab_size: int = 512,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    vision_hidden_size: int = 32,
+    vision_depth: int = 2,
+    answer: str | None = None,
+) -> Path:
+    """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
+
+    ``vocab_size`` is the BPE vocabulary size (special tokens included); ``hidden_size``/``num_layers`` size
+    the text decoder; ``vision_hidden_size``/``vision_depth`` the vision tower (patch 14, merge 2, as in
+    Qwen2.5-VL). The same ``seed`` gives the same weights. ``answer``: if given, ``teach_answer`` makes the
+    model write it (then ``<|im_end|>``) for any input at small frames. Returns ``path``.
+    """
+    import torch
+    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    from segzero.models.processor import write_image_processor_config
+
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+
+    backend = _train_tokenizer(vocab_size)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        bos_token=None,
+        model_max_length=32768,
+        clean_up_tokenization_spaces=False,
+        extra_special_tokens={
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_bos_token": "<|vision_start|>",
+            "vision_eos_token": "<|vision_end|>",
+        },
+    )
+    tokenizer.padding_side = "left"
+    tokenizer.chat_template = QWEN_VL_CHAT_TEMPLATE
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
+    real_vocab = len(tokenizer)
+
+    head_dim = 16
+    text_config = {
+        "vocab_size": real_vocab,
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": hidden_size // head_dim,
+        "num_key_value_heads": max(1, hidden_size // head_dim // 2),
+        "max_position_embeddings": 4096,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]},
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+    vision_config = {
+        "depth": vision_depth,
+        "hidden_size": vision_hidden_size,
+        "intermediate_size": 2 * vision_hidden_size,
+        "num_heads": max(1, vision_hidden_size // head_dim),
+        "out_hidden_size": hidden_size,
+        "patch_size": 14,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+        "window_size": 112,
+        "fullatt_block_indexes": [vision_depth - 1],
+    }
+    config = Qwen2_5_VLConfig(
+        text_config=text_config,
+        vision_config=vision_config,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model.generation_config.bos_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.do_sample = False
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)  # also writes the chat template (chat_template.jinja)
+    write_image_processor_config(path)
+    if answer is not None:
+        teach_answer(path, answer, seed=seed)
+    return path
+
+
+def teach_answer(path: str | Path, answer: str, *, steps: int = 100, lr: float = 5e-3, seed: int = 0) -> Path:
+    """Fine-tune the saved model at ``path`` in place to answer ``answer`` to every (image, query).
+
+    Teacher-forced cross-entropy on the completion tokens only, AdamW, batches of 4 random-noise images with
+    random frame sizes (28-112 px per side) and random queries with the Seg-Zero prompt. Loads and saves
+    through the real ``Reasoner`` / ``save_pretrained`` code. Deterministic for a given ``seed``.
+    """
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from segzero.models.reasoner import Reasoner
+
+    reasoner = Reasoner.from_pretrained(path, device="cpu", dtype="float32")
+    tok = reasoner.processor.tokenizer
+    target = answer + "<|im_end|>"
+    n_target = len(tok(target, add_special_tokens=False)["input_ids"])
+    rng = np.random.default_rng(seed)
+    letters = list("abcdefghijklmnopqrstuvwxyz   ")
+    model = reasoner.model.train()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        for _ in range(steps):
+            sizes = rng.choice([28, 56, 84, 112], size=(4, 2))
+            images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
+            queries = ["".join(rng.choice(letters, size=int(rng.integers(1, 50)))) + "a" for _ in images]
+            texts = [reasoner.prompt_text(im, q) + target for im, q in zip(images, queries, strict=True)]
+            inputs = reasoner.processor(text=texts, images=images, padding=True, return_tensors="pt")
+            labels = inputs["input_ids"].clone()
+            labels[:, : labels.shape[1] - n_target] = -100  # left padding: the completion is the last n_target
+            loss = model(**inputs, labels=labels).loss
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    model.eval().save_pretrained(path)
+    return Path(path)

@@ -1,0 +1,229 @@
+"""Tests for the image-only Qwen-VL processor and the Reasoner adapter (tiny offline model, CPU).
+
+Run: ``OMP_NUM_THREADS=1 pytest tests/test_reasoner.py -x -q``
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from segzero.errors import UserError
+from segzero.models.processor import ImageOnlyProcessor, QwenImagePreprocessor, smart_resize
+from segzero.models.reasoner import Reasoner, default_prompt_kind
+
+FRAME = 56  # tiny model frame for tests: 56 x 56 -> 4 x 4 patches -> 4 image tokens
+
+
+def _noise(w: int, h: int, seed: int = 0) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize(
+    "h, w, min_pixels, max_pixels",
+    [
+        (840, 840, 56 * 56, 28 * 28 * 1280),  # the Seg-Zero frame: already a multiple of 28
+        (100, 57, 56 * 56, 28 * 28 * 1280),  # rounds to nearest multiples
+        (1, 1, 56 * 56, 28 * 28 * 1280),  # below min_pixels: scaled up
+        (3000, 4000, 56 * 56, 28 * 28 * 1280),  # above max_pixels: scaled down
+        (20, 3000, 56 * 56, 28 * 28 * 256),  # extreme aspect ratio (< 200)
+    ],
+)
+def test_smart_resize_matches_transformers(h, w, min_pixels, max_pixels):
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as ref
+
+    got = smart_resize(h, w, factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+    assert got == ref(h, w, factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+    assert got[0] % 28 == 0 and got[1] % 28 == 0
+
+
+def _reference_processors():
+    """transformers' own Qwen2-VL image processors available here: the PIL (slow) one, + torchvision's."""
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    procs = [Qwen2VLImageProcessorPil()]
+    if importlib.util.find_spec("torchvision") is not None:
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+
+        procs.append(Qwen2VLImageProcessor())
+    return procs
+
+
+@pytest.mark.parametrize(
+    "size, mode",
+    [
+        ((56, 56), "RGB"),  # no resize needed
+        ((100, 57), "RGB"),  # bicubic resize to 112 x 56
+        ((1, 1), "RGB"),  # tiny image scaled up to the minimum
+        ((70, 90), "L"),  # grayscale converted to RGB
+    ],
+)
+def test_image_preprocessing_matches_transformers(size, mode):
+    image = _noise(*size).convert(mode)
+    ours_pv, ours_grid = QwenImagePreprocessor()([image])
+    for ref in _reference_processors():
+        out = ref(images=[image], return_tensors="np")
+        np.testing.assert_array_equal(ours_grid, np.asarray(out["image_grid_thw"]))
+        np.testing.assert_allclose(ours_pv, np.asarray(out["pixel_values"]), atol=2e-5, err_msg=type(ref).__name__)
+
+
+def test_processor_expands_image_tokens_and_left_pads(tiny_models):
+    proc = ImageOnlyProcessor.from_pretrained(tiny_models["reasoner"])
+    proc.tokenizer.padding_side = "left"
+    texts = [
+        "<|vision_start|><|image_pad|><|vision_end|>a",
+        "<|vision_start|><|image_pad|><|vision_end|>a longer text",
+    ]
+    batch = proc(text=texts, images=[_noise(56, 56), _noise(112, 56)], return_tensors="np")
+    n_tokens = batch["image_grid_thw"].prod(axis=1) // 4  # merge_size 2 -> 4 patches per token
+    assert list(n_tokens) == [4, 8]
+    np.testing.assert_array_equal(batch["mm_token_type_ids"].sum(axis=1), n_tokens)
+    assert (batch["input_ids"] == proc.image_token_id).sum() == n_tokens.sum()
+    # left padding: the shorter row starts with padding, every row ends with a real token
+    assert batch["attention_mask"][0, 0] == 0 and batch["attention_mask"][:, -1].all()
+
+
+HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
+
+
+@pytest.mark.skipif(HAS_TORCHVISION, reason="checks the fallback for machines without torchvision")
+def test_load_processor_falls_back_without_torchvision(tiny_models):
+    from segzero.models.processor import load_processor
+
+    with pytest.raises(ImportError):  # the stock Qwen-VL processor needs torchvision for its video half
+        load_processor(tiny_models["reasoner"], prefer="stock")
+    assert isinstance(load_processor(tiny_models["reasoner"]), ImageOnlyProcessor)
+
+
+@pytest.mark.skipif(not HAS_TORCHVISION, reason="the stock Qwen-VL processor needs torchvision")
+def test_image_only_processor_matches_stock_processor(tiny_models):
+    from segzero.models.processor import load_processor
+
+    stock = load_processor(tiny_models["reasoner"], prefer="stock")
+    ours = load_processor(tiny_models["reasoner"], prefer="image-only")
+    texts = ["<|vision_start|><|image_pad|><|vision_end|>a b c", "<|vision_start|><|image_pad|><|vision_end|>d"]
+    images = [_noise(56, 56), _noise(140, 84)]
+    for proc in (stock, ours):
+        proc.tokenizer.padding_side = "left"
+    a = stock(text=texts, images=images, padding=True, return_tensors="np")
+    b = ours(text=texts, images=images, padding=True, return_tensors="np")
+    for key in ("input_ids", "attention_mask", "mm_token_type_ids", "image_grid_thw"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    np.testing.assert_allclose(a["pixel_values"], b["pixel_values"], atol=1e-2)  # torchvision resize differs a bit
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("Ricky06662/Seg-Zero-7B", "segzero"),  # the default checkpoint: single object
+        ("ricky06662/visionreasoner-7b", "visionreasoner"),  # preset, case-insensitive
+        ("someone/VisionReasoner-3B-finetune", "visionreasoner"),  # VisionReasoner derivatives
+        ("/tmp/any/local/folder", "segzero"),  # local folders default to the Seg-Zero prompt
+    ],
+)
+def test_default_prompt_kind(name, kind):
+    assert default_prompt_kind(name) == kind
+
+
+@pytest.fixture(scope="module")
+def reasoner(tiny_models):
+    return Reasoner.from_pretrained(tiny_models["reasoner"], frame=FRAME, max_new_tokens=8)
+
+
+@pytest.mark.slow
+def test_reasoner_loads_on_cpu_fp32(reasoner):
+    import torch
+
+    assert reasoner.device.type == "cpu"
+    assert next(reasoner.model.parameters()).dtype == torch.float32
+    assert reasoner.prompt == "segzero"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "prompt, expected",
+    [
+        ("segzero", "<|vision_start|><|image_pad|><|vision_end|>Please find 'the cup' with bbox and points."),
+        # single object, Seg-Zero checkpoints
+        ("visionreasoner", '<|vision_start|><|image_pad|><|vision_end|>Please find "the cup" with bboxs and points.'),
+        # multi object, VisionReasoner checkpoints
+    ],
+)
+def test_prompt_text_is_qwen_chat_format(reasoner, prompt, expected):
+    reasoner.prompt = prompt
+    try:
+        text = reasoner.prompt_text(_noise(FRAME, FRAME), "The cup.")
+    finally:
+        reasoner.prompt = "segzero"
+    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n")
+    assert expected in text
+    assert text.endswith("<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.slow
+def test_generate_batched_equals_single(reasoner):
+    # different image sizes and query lengths force left padding inside the batch
+    images = [_noise(40, 30, 1), _noise(300, 200, 2), _noise(64, 64, 3)]
+    queries = ["the cat", "the man holding an umbrella on the left side", "a car"]
+    batched = reasoner.generate(images, queries, batch_size=3)
+    single = [reasoner.generate([im], [q])[0] for im, q in zip(images, queries, strict=True)]
+    assert len(batched) == 3 and all(isinstance(t, str) for t in batched)
+    assert batched == single
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "max_new_tokens, complete",
+    [
+        (5, False),  # cut after 5 tokens: a strict prefix of the taught answer
+        (80, True),  # enough room: the whole answer, stopped by <|im_end|>
+    ],
+)
+def test_generate_respects_max_new_tokens(tiny_answering_models, max_new_tokens, complete):
+    from segzero.testing.reasoner import TAUGHT_ANSWER
+
+    taught = Reasoner.from_pretrained(tiny_answering_models["reasoner"], frame=FRAME)
+    (text,) = taught.generate([_noise(50, 40)], ["the cat"], max_new_tokens=max_new_tokens)
+    assert (text == TAUGHT_ANSWER) is complete
+    assert TAUGHT_ANSWER.startswith(text) and len(taught.processor.tokenizer(text)["input_ids"]) <= max_new_tokens
+
+
+@pytest.mark.slow
+def test_sampling_runs(reasoner):
+    # temperature > 0 switches to sampling; the output contract is the same
+    out = reasoner.generate([_noise(30, 30), _noise(60, 20)], ["a", "b"], temperature=1.0, top_p=0.9)
+    assert len(out) == 2 and all(isinstance(t, str) for t in out)
+
+
+@pytest.mark.parametrize(
+    "images, queries",
+    [
+        ([_noise(8, 8)], [""]),  # empty query
+        ([_noise(8, 8)], ["   "]),  # whitespace-only query
+        ([_noise(8, 8)], ["a", "b"]),  # length mismatch
+    ],
+)
+def test_generate_rejects_bad_input(reasoner, images, queries):
+    with pytest.raises(UserError):
+        reasoner.generate(images, queries)
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("./does/not/exist", "folder not found"),  # a path that does not exist
+        ("not a valid id!", "valid hub id"),  # neither a folder nor a hub id
+    ],
+)
+def test_from_pretrained_bad_source(name, message):
+    with pytest.raises(UserError, match=message):
+        Reasoner.from_pretrained(name)
+
+
+def test_from_pretrained_folder_without_config(tmp_path):
+    # an existing folder that is not a saved model
+    with pytest.raises(UserError, match="no config.json"):
+        Reasoner.from_pretrained(tmp_path)
