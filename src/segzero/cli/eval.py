@@ -1,0 +1,137 @@
+"""``segzero eval``: evaluate a reasoner + segmenter on ReasonSeg / RefCOCO-family; merge shards; rebuild reports.
+
+Usage::
+
+    segzero eval --data Ricky06662/ReasonSeg_test --reasoner Ricky06662/Seg-Zero-7B \\
+        --segmenter facebook/sam2-hiera-large --out runs/segzero7b_test          # rerun the same line to resume
+    segzero eval --data ... --out runs/part3 --shard 3/8                       # one of 8 parts (one GPU each)
+    segzero eval merge runs/part0 ... runs/part7 --out runs/segzero7b_test     # summary equal to a single run
+    segzero eval report runs/segzero7b_test                                    # rewrite report.html
+
+Writes ``DIR/samples.jsonl`` (one record per sample), ``DIR/summary.json`` (gIoU, cIoU as fractions, n, protocol,
+provenance), ``DIR/report.html`` and ``DIR/run.json``. Heavy modules are imported inside ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval",
+        help="evaluate on ReasonSeg / RefCOCO (gIoU, cIoU); 'eval merge' combines shards",
+        description="Evaluate reasoning segmentation; resumable (rerun the same command), shardable (--shard i/n).",
+    )
+    p.add_argument("--data", help="hub id, save_to_disk folder, parquet file/folder, LISA folder or refer folder")
+    p.add_argument("--out", help="output folder")
+    p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
+    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
+    p.add_argument("--reasoner", default="Ricky06662/Seg-Zero-7B", help="reasoning VLM id or folder")
+    p.add_argument("--segmenter", default="facebook/sam2-hiera-large", help="SAM2 id or folder")
+    p.add_argument("--prompt", default=None, choices=["segzero", "visionreasoner"], help="default: from the id")
+    p.add_argument("--frame", type=int, default=840, help="side of the square frame the VLM sees (default 840)")
+    p.add_argument("--batch-size", type=int, default=8, help="queries per reasoning batch (default 8)")
+    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation length limit (default 1024)")
+    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="generation backend (default hf)")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: GPU memory fraction")
+    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
+    p.add_argument("--dtype", default=None, help="reasoner dtype: bfloat16 / float16 / float32 (default: auto)")
+    p.add_argument("--shard", default="0/1", help="run part i of n (by image), e.g. 3/8 (default 0/1)")
+    p.add_argument(
+        "--ignore-label",
+        default="exclude",
+        choices=["exclude", "target"],
+        help="gt pixels 255: exclude from I and U (LISA, default) or count as target (hub copies)",
+    )
+    p.add_argument("--sentences", default="first", choices=["first", "all"], help="LISA folders: queries per image")
+    p.add_argument("--refer-dataset", default="refcocog", choices=["refcoco", "refcoco+", "refcocog"])
+    p.add_argument("--split-by", default=None, help="refer: unc / umd / google (default per dataset)")
+    p.add_argument("--images", dest="images_dir", default=None, help="refer: COCO image folder (e.g. train2014)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true", help="continue an existing run (also the default)")
+    mode.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    p.add_argument("--max-samples", type=int, default=None, help="stop after this many new samples")
+    p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
+    p.add_argument("--no-masks", dest="save_masks", action="store_false", help="do not store predicted mask RLEs")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(func=run)
+
+    sub = p.add_subparsers(dest="eval_command", metavar="{merge,report}")
+    m = sub.add_parser("merge", help="combine shard folders into one summary", description="Combine eval shards.")
+    m.add_argument("dirs", nargs="+", help="shard output folders")
+    m.add_argument("--out", required=True, help="merged output folder")
+    m.add_argument("--allow-incomplete", action="store_true", help="write a partial summary for missing samples")
+    m.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
+    m.set_defaults(func=run_merge)
+    r = sub.add_parser("report", help="rewrite DIR/report.html", description="Rewrite an eval folder's report.")
+    r.add_argument("dir", help="eval output folder")
+    r.add_argument("--gallery", type=int, default=6, help="best and worst samples shown (default 6 each)")
+    r.set_defaults(func=run_report)
+
+
+def _print_summary(summary: dict, out) -> None:
+    keys = ("gIoU", "cIoU", "n", "n_expected", "complete", "parse_failures", "errors")
+    print(json.dumps({k: summary.get(k) for k in keys}))
+    print(f"wrote {out}/samples.jsonl, {out}/summary.json")
+    if summary.get("errors"):
+        stages = ", ".join(f"{k}: {v}" for k, v in summary.get("errors_by_stage", {}).items())
+        print(
+            f"note: {summary['errors']} sample(s) failed with an error ({stages}); counted as failures, "
+            "reasons in samples.jsonl",
+            file=sys.stderr,
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    from segzero.errors import UserError
+    from segzero.eval.runner import EvalConfig, run_eval
+
+    if not args.data or not args.out:
+        raise UserError("--data and --out are required (or use 'segzero eval merge' / 'segzero eval report')")
+    cfg = EvalConfig(
+        data=args.data,
+        out=args.out,
+        split=args.split,
+        fmt=args.fmt,
+        reasoner=args.reasoner,
+        segmenter=args.segmenter,
+        prompt=args.prompt,
+        frame=args.frame,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        backend=args.backend,
+        device=args.device,
+        dtype=args.dtype,
+        shard=args.shard,
+        ignore_label=args.ignore_label,
+        sentences=args.sentences,
+        refer_dataset=args.refer_dataset,
+        split_by=args.split_by,
+        images_dir=args.images_dir,
+        overwrite=args.overwrite,
+        max_samples=args.max_samples,
+        report=args.report,
+        save_masks=args.save_masks,
+        progress=args.progress,
+        gpu_memory_utilization=args.gpu_memory_utilization,
+    )
+    _print_summary(run_eval(cfg), args.out)
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from segzero.eval.summary import merge_runs
+
+    summary = merge_runs(args.dirs, args.out, report=args.report, allow_incomplete=args.allow_incomplete)
+    _print_summary(summary, args.out)
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from segzero.eval.report import write_report
+
+    print(f"wrote {write_report(args.dir, gallery=args.gallery)}")
+    return 0

@@ -1,0 +1,382 @@
+"""The evaluation loop behind ``segzero eval``: batched, resumable, sharded, every sample accounted for.
+
+Usage::
+
+    from segzero.eval.runner import EvalConfig, run_eval
+    summary = run_eval(EvalConfig(data="Ricky06662/ReasonSeg_test", out="runs/segzero7b_test"))
+
+How it works:
+
+- samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries;
+  each chunk goes through ``SegZeroPipeline.batch`` once (batched generation, one SAM2 embedding per image);
+- every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
+  and fsynced per chunk. A failing stage (image decode, gt decode, model, scoring) becomes that sample's
+  failure with ``stage`` and ``error``; when a whole chunk's model call raises, its samples are retried one by
+  one so one bad sample cannot sink its neighbours;
+- ``DIR/run.json`` holds the run's identity (dataset fingerprint, split, protocol, models, prompt, frame,
+  backend, shard). Running the same command again resumes: records already present are kept, a truncated last
+  line is dropped, only the missing samples run; a different identity is refused unless ``overwrite``;
+- ``DIR/summary.json`` and ``DIR/report.html`` are rewritten at the end of every invocation from all records
+  (``segzero.eval.summary.summarize``), so a resumed run gives the same summary as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segzero import __version__
+from segzero.errors import UserError
+from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
+from segzero.eval.records import RecordWriter, encode_mask, repair_records
+from segzero.eval.summary import (
+    IDENTITY_KEYS,
+    RUN_FILE,
+    SAMPLES_FILE,
+    SUMMARY_FILE,
+    protocol,
+    read_header,
+    summarize,
+    write_json,
+)
+from segzero.metrics import IoUAccumulator, intersection_union, sample_iou, target_area
+
+DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one evaluation run (the CLI flags of ``segzero eval``)."""
+
+    data: str = field(metadata={"help": "hub id, save_to_disk folder, parquet, LISA folder or refer folder"})
+    out: str = field(metadata={"help": "output folder (samples.jsonl, summary.json, report.html, run.json)"})
+    split: str | None = field(default=None, metadata={"help": "split (default: test; refer: val)"})
+    fmt: str = field(default="auto", metadata={"help": "auto, hub, disk, parquet, lisa or refer"})
+    reasoner: str = field(default="Ricky06662/Seg-Zero-7B", metadata={"help": "reasoning VLM id or folder"})
+    segmenter: str = field(default=DEFAULT_SEGMENTER, metadata={"help": "SAM2 id or folder"})
+    prompt: str | None = field(default=None, metadata={"help": "segzero / visionreasoner; None = from the id"})
+    frame: int = field(default=840, metadata={"help": "side of the square frame the VLM sees"})
+    batch_size: int = field(default=8, metadata={"help": "queries per reasoning batch"})
+    max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit"})
+    backend: str = field(default="hf", metadata={"help": "hf (transformers generate) or vllm"})
+    device: str | None = field(default=None, metadata={"help": "cuda / cpu; None = auto"})
+    dtype: str | None = field(default=None, metadata={"help": "bfloat16 / float32; None = auto"})
+    shard: str = field(default="0/1", metadata={"help": "i/n: run the i-th of n parts (by image)"})
+    ignore_label: str = field(default="exclude", metadata={"help": "exclude (LISA) or target (hub copies)"})
+    sentences: str = field(default="first", metadata={"help": "LISA folders: first or all sentences per image"})
+    refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+ or refcocog"})
+    split_by: str | None = field(default=None, metadata={"help": "refer: unc / umd / google; None = default"})
+    images_dir: str | None = field(default=None, metadata={"help": "refer: folder of the COCO images"})
+    overwrite: bool = field(default=False, metadata={"help": "discard an existing run in out"})
+    max_samples: int | None = field(default=None, metadata={"help": "stop after this many new samples"})
+    report: bool = field(default=True, metadata={"help": "write report.html"})
+    save_masks: bool = field(default=True, metadata={"help": "store predicted masks (RLE) in the records"})
+    progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
+    gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm: fraction of GPU memory"})
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; ``UserError`` otherwise."""
+    try:
+        i, n = (int(v) for v in str(shard).split("/"))
+    except ValueError:
+        raise UserError(f"--shard must look like i/n (e.g. 0/8), got {shard!r}") from None
+    if n < 1 or not 0 <= i < n:
+        raise UserError(f"--shard {shard}: need 0 <= i < n")
+    return i, n
+
+
+def image_groups(samples: list[SampleInfo]) -> list[list[SampleInfo]]:
+    """Samples grouped by ``image_key``, groups in first-appearance order, samples in dataset order."""
+    groups: dict[str, list[SampleInfo]] = {}
+    for s in samples:
+        groups.setdefault(s.image_key, []).append(s)
+    return list(groups.values())
+
+
+def select_shard(samples: list[SampleInfo], shard: str) -> list[SampleInfo]:
+    """The samples of shard ``i/n``: the i-th of n contiguous blocks of images (all queries of an image together)."""
+    i, n = parse_shard(shard)
+    groups = image_groups(samples)
+    lo, hi = i * len(groups) // n, (i + 1) * len(groups) // n
+    return [s for g in groups[lo:hi] for s in g]
+
+
+def plan_chunks(samples: list[SampleInfo], batch_size: int) -> list[list[SampleInfo]]:
+    """Consecutive whole-image groups with at least ``batch_size`` samples each (the last may be smaller)."""
+    chunks, cur = [], []
+    for group in image_groups(samples):
+        cur.extend(group)
+        if len(cur) >= batch_size:
+            chunks.append(cur)
+            cur = []
+    if cur:
+        chunks.append(cur)
+    return chunks
+
+
+def model_revision(name_or_path: str) -> str | None:
+    """Provenance of a model: a local folder -> ``local:<sha256 of config.json>``; a hub id -> the cached commit."""
+    path = Path(name_or_path)
+    if path.is_dir():
+        cfg = path / "config.json"
+        return "local:" + hashlib.sha256(cfg.read_bytes()).hexdigest()[:16] if cfg.is_file() else "local"
+    from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+    try:
+        cached = try_to_load_from_cache(str(name_or_path), "config.json")
+    except ValueError:  # not a valid repo id (e.g. a missing path): no provenance to give
+        return None
+    return Path(cached).parent.name if isinstance(cached, str) else None
+
+
+def build_header(cfg: EvalConfig, ds: EvalDataset, shard_size: int) -> dict:
+    """The run's identity and provenance (``run.json``)."""
+    from segzero.models.reasoner import default_prompt_kind  # noqa: PLC0415 (light: no torch at import)
+
+    return {
+        "dataset_fingerprint": ds.fingerprint,
+        "split": ds.split,
+        "ignore_label": cfg.ignore_label,
+        "reasoner": cfg.reasoner,
+        "segmenter": cfg.segmenter,
+        "prompt": cfg.prompt or default_prompt_kind(cfg.reasoner),
+        "frame": cfg.frame,
+        "backend": cfg.backend,
+        "shard": cfg.shard,
+        "shard_size": shard_size,
+        "dataset": ds.describe(),
+        "models": {
+            "reasoner": cfg.reasoner,
+            "reasoner_revision": model_revision(cfg.reasoner),
+            "segmenter": cfg.segmenter,
+            "segmenter_revision": model_revision(cfg.segmenter),
+        },
+        "package_version": __version__,
+        "config": asdict(cfg),
+    }
+
+
+def prepare_out(out: Path, header: dict, *, overwrite: bool) -> list[dict]:
+    """Create ``out`` or check that it holds the same run; returns the records already done (repaired file)."""
+    out.mkdir(parents=True, exist_ok=True)
+    samples = out / SAMPLES_FILE
+    if overwrite:
+        for name in (SAMPLES_FILE, SUMMARY_FILE, RUN_FILE, "report.html"):
+            (out / name).unlink(missing_ok=True)
+    if (out / RUN_FILE).is_file():
+        old = read_header(out)
+        diff = [k for k in (*IDENTITY_KEYS, "shard") if old.get(k) != header.get(k)]
+        if diff:
+            raise UserError(
+                f"{out} holds a different run ({', '.join(diff)} differ); pass --overwrite or another --out"
+            )
+    elif samples.is_file():
+        raise UserError(f"{samples} exists without {RUN_FILE}; pass --overwrite or another --out")
+    write_json(out / RUN_FILE, header)
+    records, _ = repair_records(samples)
+    return records
+
+
+def _attempt(stage: str, fn, *args, **kwargs):
+    """Run one stage; an exception becomes ``StageError`` (recorded as the sample's failure, never skipped)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 — the one place stage errors are caught; recorded with the reason
+        return StageError(stage, f"{type(err).__name__}: {err}"[:500])
+
+
+@dataclass(frozen=True)
+class StageError:
+    stage: str
+    reason: str
+
+
+def score_sample(result, gt: np.ndarray, *, ignore_label: str) -> dict:
+    """Intersection/union of ``result.mask`` against ``gt`` ((H, W) uint8 0/1/255) under the protocol."""
+    ignore_value = 255 if ignore_label == "exclude" else None
+    gt_eff = gt if ignore_value is not None else gt != 0
+    area = target_area(gt_eff, ignore_value=ignore_value)
+    if not result.parse_ok:
+        return {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
+    pred = np.asarray(result.mask, dtype=bool)
+    inter, union = intersection_union(pred, gt_eff, ignore_value=ignore_value)
+    return {"intersection": inter, "union": union, "gt_area": area, "pred_area": int(pred.sum())}
+
+
+def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: float, save_masks: bool) -> dict:
+    """One ``samples.jsonl`` record for ``info`` from its gt (array or StageError) and result (or StageError)."""
+    rec = {"index": info.index, "id": info.id, "image_id": info.image_id, "ann_id": info.ann_id, "query": info.query}
+    stage, error, counts, status = None, "", None, "ok"
+    if isinstance(gt, StageError):
+        stage, error = gt.stage, gt.reason
+        counts = {"intersection": 0, "union": 1, "gt_area": None, "pred_area": 0}
+    else:
+        ignore_value = 255 if ignore_label == "exclude" else None
+        area = target_area(gt if ignore_value else gt != 0, ignore_value=ignore_value)
+        if isinstance(result, StageError):
+            stage, error = result.stage, result.reason
+        else:
+            counts = _attempt("score", score_sample, result, gt, ignore_label=ignore_label)
+            if isinstance(counts, StageError):
+                stage, error = counts.stage, counts.reason
+        if stage is not None:
+            counts = {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
+    if stage is not None:
+        status = "error"
+    elif not result.parse_ok:
+        status, error = "parse_failed", result.parse_error or "unparseable answer"
+    ok_result = None if isinstance(result, StageError) or result is None else result
+    rec.update(
+        status=status,
+        failed=status != "ok",
+        stage=stage,
+        error=error,
+        intersection=int(counts["intersection"]),
+        union=int(counts["union"]),
+        iou=sample_iou(int(counts["intersection"]), int(counts["union"])),
+        gt_area=counts["gt_area"],
+        pred_area=counts["pred_area"],
+        empty_target=counts["gt_area"] == 0,
+        ignored_pixels=0 if isinstance(gt, StageError) else int(np.count_nonzero(gt == 255)),
+        reasoning=getattr(ok_result, "reasoning", None),
+        completion=getattr(ok_result, "completion", None),
+        objects=[o.to_dict() for o in ok_result.objects] if ok_result is not None else [],
+        scores=[float(s) for s in ok_result.scores] if ok_result is not None else [],
+        pred_rle=encode_mask(np.asarray(ok_result.mask, dtype=bool)) if save_masks and status == "ok" else None,
+        seconds=round(seconds, 4),
+    )
+    return rec
+
+
+def evaluate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConfig) -> list[dict]:
+    """Records for one chunk of samples (whole images): load, run ``pipe.batch``, score. Never raises for a sample."""
+    t0 = time.perf_counter()
+    images: dict[str, object] = {}
+    gts, results = {}, {}
+    for s in chunk:
+        if s.image_key not in images:
+            images[s.image_key] = _attempt("image", ds.image, s)
+        gts[s.id] = _attempt("gt", ds.mask, s)
+    runnable = [s for s in chunk if not isinstance(images[s.image_key], StageError)]
+    for s in chunk:
+        if isinstance(images[s.image_key], StageError):
+            results[s.id] = images[s.image_key]
+    if runnable:
+        outs = _attempt(
+            "model",
+            lambda: pipe.batch(
+                [images[s.image_key] for s in runnable], [s.query for s in runnable], batch_size=cfg.batch_size
+            ),
+        )
+        if isinstance(outs, StageError) or len(outs) != len(runnable):
+            outs = [_attempt("model", pipe, images[s.image_key], s.query) for s in runnable]
+        results.update({s.id: r for s, r in zip(runnable, outs, strict=True)})
+    seconds = (time.perf_counter() - t0) / len(chunk)
+    return [
+        make_record(
+            s, gts[s.id], results[s.id], ignore_label=cfg.ignore_label, seconds=seconds, save_masks=cfg.save_masks
+        )
+        for s in chunk
+    ]
+
+
+def build_pipeline(cfg: EvalConfig):
+    """The pipeline for ``cfg``: HF reasoner, or vLLM generation (``backend="vllm"``), plus the SAM2 segmenter."""
+    from segzero.pipeline import SegZeroPipeline  # noqa: PLC0415
+
+    if cfg.backend == "hf":
+        return SegZeroPipeline.from_pretrained(
+            reasoner=cfg.reasoner,
+            segmenter=cfg.segmenter,
+            device=cfg.device,
+            dtype=cfg.dtype,
+            batch_size=cfg.batch_size,
+            prompt=cfg.prompt,
+            frame=cfg.frame,
+            max_new_tokens=cfg.max_new_tokens,
+        )
+    if cfg.backend == "vllm":
+        from segzero.eval.vllm_backend import VLLMReasoner  # noqa: PLC0415
+
+        reasoner = VLLMReasoner.from_pretrained(
+            cfg.reasoner,
+            prompt=cfg.prompt,
+            frame=cfg.frame,
+            max_new_tokens=cfg.max_new_tokens,
+            dtype=cfg.dtype,
+            gpu_memory_utilization=cfg.gpu_memory_utilization,
+        )
+        return SegZeroPipeline.from_pretrained(
+            reasoner=reasoner, segmenter=cfg.segmenter, device=cfg.device, batch_size=cfg.batch_size
+        )
+    raise UserError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
+
+
+def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=None) -> dict:
+    """Evaluate (or resume) ``cfg``; returns the summary written to ``cfg.out/summary.json``.
+
+    ``dataset``/``pipeline`` may be given pre-built (tests, benchmarks); otherwise they come from ``cfg``.
+    """
+    if cfg.batch_size < 1:
+        raise UserError("--batch-size must be >= 1")
+    protocol(cfg.ignore_label)  # validates
+    if cfg.backend not in ("hf", "vllm"):
+        raise UserError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
+    ds = dataset or load_eval_dataset(
+        cfg.data,
+        split=cfg.split,
+        fmt=cfg.fmt,
+        sentences=cfg.sentences,
+        refer_dataset=cfg.refer_dataset,
+        split_by=cfg.split_by,
+        images_dir=cfg.images_dir,
+    )
+    shard_samples = select_shard(ds.samples, cfg.shard)
+    out = Path(cfg.out)
+    header = build_header(cfg, ds, len(shard_samples))
+    done = prepare_out(out, header, overwrite=cfg.overwrite)
+    done_ids = {r["id"] for r in done}
+    todo = [s for s in shard_samples if s.id not in done_ids]
+    if cfg.max_samples is not None:
+        todo = todo[: max(0, cfg.max_samples)]
+    if todo and pipeline is None:
+        pipeline = build_pipeline(cfg)
+    running = IoUAccumulator.from_records(done)
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    bar = tqdm(
+        total=len(shard_samples),
+        initial=len(done),
+        disable=not cfg.progress,
+        desc=f"eval {cfg.shard}",
+        unit="sample",
+        dynamic_ncols=True,
+    )
+    t0 = time.perf_counter()
+    with RecordWriter(out / SAMPLES_FILE) as writer, bar:
+        for chunk in plan_chunks(todo, cfg.batch_size):
+            records = evaluate_chunk(pipeline, ds, chunk, cfg)
+            writer.write_many(records)
+            for rec in records:
+                running.add(rec["intersection"], rec["union"], failed=rec["failed"])
+            bar.update(len(records))
+            bar.set_postfix(gIoU=f"{100 * running.summary()['gIoU']:.1f}", failed=running.n_failed)
+    wall = time.perf_counter() - t0
+    records, _ = repair_records(out / SAMPLES_FILE)
+    summary = summarize(records, header, expected=len(shard_samples))
+    summary["last_invocation"] = {
+        "new_samples": len(todo),
+        "wall_seconds": round(wall, 3),
+        "samples_per_second": round(len(todo) / wall, 4) if wall > 0 and todo else None,
+    }
+    write_json(out / SUMMARY_FILE, summary)
+    if cfg.report:
+        from segzero.eval.report import write_report  # noqa: PLC0415
+
+        write_report(out, dataset=ds)
+    return summary

@@ -1,0 +1,222 @@
+"""Accounting tests of the eval runner: every sample counted, failures recorded per stage, protocols, resume.
+
+Random tiny VLMs rarely produce parseable answers, so the reasoning step here is a deterministic scripted
+reasoner (answers looked up by query; a query containing "boom" makes ``generate`` raise). The segmenter is
+the real tiny SAM2 and the pipeline the real ``SegZeroPipeline``. Run: ``pytest tests/test_eval_accounting.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from segzero.errors import UserError
+from segzero.eval.records import decode_mask
+from segzero.eval.runner import EvalConfig, run_eval
+
+ANSWER = '<think>it is the block</think><answer>{"bbox": [8, 8, 36, 28], "points_1": [14, 14], "points_2": [28, 20]}</answer>'
+NOTHING = "<think>there is none</think><answer>[]</answer>"
+
+
+@dataclass
+class ScriptedReasoner:
+    """Stands in for the VLM step only: deterministic completions by query; "boom" in a batch raises."""
+
+    answers: dict[str, str]
+    frame: int = 56
+
+    def generate(self, images, queries, **_):
+        if any("boom" in q for q in queries):
+            raise RuntimeError("scripted model failure")
+        return [self.answers.get(q, "no idea") for q in queries]
+
+
+def _png(rng, h, w) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def make_rows() -> list[dict]:
+    """Rows covering each outcome; the comment on each says which."""
+    rng = np.random.default_rng(1)
+    box = np.zeros((40, 48), np.uint8)
+    box[5:20, 6:30] = 1
+    ignore = box.copy()
+    ignore[25:35, 10:20] = 255
+    good = _png(rng, 40, 48)
+    return [
+        # parsed answer on a mask with an ignore region: counts checked against numpy
+        {"image": good, "text": "the block", "mask": ignore, "image_id": "a", "ann_id": "0"},
+        # same image, batch-mate of the failing query: must not be sunk by it
+        {"image": good, "text": "the block again", "mask": box, "image_id": "a", "ann_id": "1"},
+        # the model raises for this query: error at stage "model", union = gt area
+        {"image": good, "text": "boom", "mask": box, "image_id": "a", "ann_id": "2"},
+        # unparseable answer: parse_failed, intersection 0, union = gt area
+        {"image": good, "text": "gibberish please", "mask": box, "image_id": "a", "ann_id": "3"},
+        # empty target answered with an empty list: IoU 1 (LISA's convention)
+        {
+            "image": _png(rng, 32, 32),
+            "text": "nothing",
+            "mask": np.zeros((32, 32), np.uint8),
+            "image_id": "b",
+            "ann_id": "0",
+        },
+        # undecodable image bytes: error at stage "image"
+        {"image": b"not an image", "text": "the block", "mask": box, "image_id": "c", "ann_id": "0"},
+        # ragged gt mask rows: error at stage "gt" (intersection 0, union 1)
+        {"image": good, "text": "the block", "mask": [[0, 1], [1]], "image_id": "d", "ann_id": "0"},
+    ]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    import datasets
+
+    rows = make_rows()
+    feats = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "text": datasets.Value("string"),
+            "mask": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
+            "image_id": datasets.Value("string"),
+            "ann_id": datasets.Value("string"),
+            "img_height": datasets.Value("int32"),
+            "img_width": datasets.Value("int32"),
+        }
+    )
+    table = {
+        "image": [{"bytes": r["image"], "path": None} for r in rows],
+        "text": [r["text"] for r in rows],
+        "mask": [np.asarray(r["mask"]).tolist() if isinstance(r["mask"], np.ndarray) else r["mask"] for r in rows],
+        "image_id": [r["image_id"] for r in rows],
+        "ann_id": [r["ann_id"] for r in rows],
+        "img_height": [len(r["mask"]) for r in rows],
+        "img_width": [len(r["mask"][0]) for r in rows],
+    }
+    path = tmp_path_factory.mktemp("acct") / "ds"
+    datasets.Dataset.from_dict(table, features=feats).save_to_disk(str(path))
+    return path, rows
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_models):
+    from segzero.models.segmenter import Segmenter
+    from segzero.pipeline import SegZeroPipeline
+
+    reasoner = ScriptedReasoner({"the block": ANSWER, "the block again": ANSWER, "nothing": NOTHING})
+    return SegZeroPipeline(reasoner=reasoner, segmenter=Segmenter.from_pretrained(tiny_models["segmenter"]))
+
+
+def _run(dataset, pipeline, out, **kw):
+    cfg = EvalConfig(
+        data=str(dataset[0]),
+        out=str(out),
+        batch_size=8,
+        frame=56,
+        progress=False,
+        reasoner="scripted",
+        segmenter="tiny",
+        **kw,
+    )
+    summary = run_eval(cfg, pipeline=pipeline)
+    records = {r["id"]: r for r in map(json.loads, (out / "samples.jsonl").read_text().splitlines())}
+    return summary, records
+
+
+@pytest.mark.slow
+def test_every_outcome_is_counted(dataset, pipeline, tmp_path):
+    summary, rec = _run(dataset, pipeline, tmp_path / "run")
+    rows = dataset[1]
+    assert len(rec) == len(rows) == summary["n"]  # nothing skipped
+    expected = {  # id -> (status, stage)
+        "a:0": ("ok", None),
+        "a:1": ("ok", None),
+        "a:2": ("error", "model"),
+        "a:3": ("parse_failed", None),
+        "b:0": ("ok", None),
+        "c:0": ("error", "image"),
+        "d:0": ("error", "gt"),
+    }
+    assert {k: (r["status"], r["stage"]) for k, r in rec.items()} == expected
+    assert "scripted model failure" in rec["a:2"]["error"]
+    for k in ("a:2", "a:3", "c:0"):  # failure rule: empty prediction against the gt area
+        assert (rec[k]["intersection"], rec[k]["union"]) == (0, 24 * 15), k
+    assert (rec["d:0"]["intersection"], rec["d:0"]["union"], rec["d:0"]["iou"]) == (0, 1, 0.0)
+    assert rec["b:0"]["iou"] == 1.0 and rec["b:0"]["empty_target"] and rec["b:0"]["union"] == 0
+    for k in ("a:0", "a:1"):  # ok samples: counts equal numpy on the saved mask and the gt (255 excluded)
+        gt = np.asarray(rows[rec[k]["index"]]["mask"])
+        pred = decode_mask(rec[k]["pred_rle"])
+        valid, target = gt != 255, gt == 1
+        assert rec[k]["intersection"] == int((pred & target & valid).sum())
+        assert rec[k]["union"] == int(((pred | target) & valid).sum())
+        assert rec[k]["objects"] and rec[k]["reasoning"] == "it is the block"
+    assert summary["errors_by_stage"] == {"model": 1, "image": 1, "gt": 1}
+    assert summary["n_failed"] == 4 and summary["parse_failures"] == 1
+    ious = [r["iou"] for r in rec.values()]
+    assert summary["gIoU"] == pytest.approx(sum(ious) / len(ious), abs=1e-12)
+    assert summary["cIoU"] == pytest.approx(
+        sum(r["intersection"] for r in rec.values()) / sum(r["union"] for r in rec.values()), abs=1e-12
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("ignore_label", "ignored_in_union"),
+    [
+        ("exclude", False),  # LISA: the 255 region is outside both counts
+        ("target", True),  # hub copies: the 255 region is target, so it is in the union
+    ],
+)
+def test_ignore_label_protocols(dataset, pipeline, tmp_path, ignore_label, ignored_in_union):
+    summary, rec = _run(dataset, pipeline, tmp_path / ignore_label, ignore_label=ignore_label)
+    gt = np.asarray(dataset[1][0]["mask"])
+    pred = decode_mask(rec["a:0"]["pred_rle"])
+    target = (gt != 0) if ignored_in_union else (gt == 1)
+    valid = np.ones_like(target) if ignored_in_union else gt != 255
+    assert rec["a:0"]["union"] == int(((pred | target) & valid).sum())
+    assert rec["a:0"]["gt_area"] == int(target.sum())
+    assert summary["protocol"]["ignore_label"] == ignore_label
+
+
+@pytest.mark.slow
+def test_resume_after_partial_run_gives_same_records(dataset, pipeline, tmp_path):
+    once, rec_once = _run(dataset, pipeline, tmp_path / "once")
+    part, _ = _run(dataset, pipeline, tmp_path / "resumed", max_samples=3)
+    assert part["n"] == 3 and not part["complete"]
+    again, rec_again = _run(dataset, pipeline, tmp_path / "resumed")
+    drop = ("seconds", "error")  # timing, and error texts that embed object addresses
+    assert {k: {f: v for f, v in r.items() if f not in drop} for k, r in rec_again.items()} == {
+        k: {f: v for f, v in r.items() if f not in drop} for k, r in rec_once.items()
+    }
+    assert (again["gIoU"], again["cIoU"], again["n"]) == (once["gIoU"], once["cIoU"], once["n"])
+
+
+def test_vllm_backend_without_vllm_is_a_user_error(monkeypatch):
+    import segzero.eval.vllm_backend as vb
+
+    monkeypatch.setattr(vb, "vllm_available", lambda: False)  # this machine has no vllm either way
+    with pytest.raises(UserError, match="vllm"):
+        vb.VLLMReasoner.from_pretrained("Ricky06662/Seg-Zero-7B")
+
+
+@pytest.mark.slow
+def test_vllm_prompts_equal_hf_prompts(tiny_models):
+    """The vLLM request carries the same chat text and frame image the HF reasoner would feed its model."""
+    from PIL import Image
+
+    from segzero.eval.vllm_backend import VLLMReasoner
+    from segzero.models.reasoner import Reasoner
+
+    hf = Reasoner.from_pretrained(tiny_models["reasoner"], frame=56)
+    vl = VLLMReasoner(llm=None, processor=hf.processor, name="tiny", prompt=hf.prompt, frame=56)
+    image = Image.fromarray(np.zeros((30, 70, 3), np.uint8))
+    req = vl.request(image, "The Red Cup.")
+    assert req["multi_modal_data"]["image"].size == (56, 56)
+    assert req["prompt"] == hf.prompt_text(hf.to_frame(image), "The Red Cup.")
