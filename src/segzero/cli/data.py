@@ -1,0 +1,155 @@
+"""``segzero data``: build training data, export it for veRL, convert ReasonSeg for evaluation.
+
+Examples::
+
+    segzero data build --source refcocog --refer-dir data/refcocog --images coco/train2014 --out out/rcg840 \\
+        --limit 9000 --seed 0 --workers 2 [--layout multi] [--sam-filter facebook/sam2-hiera-large]
+    segzero data export --format verl --data out/rcg840 --out out/rcg840_verl.parquet
+    segzero data convert-reasonseg --lisa-dir ReasonSeg --split val --out out/reasonseg_val
+
+``build`` is resumable: rerun the same command after an interruption and finished shards are kept. It prints
+the stats (also written to OUT/stats.json). Heavy imports happen inside the run functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _frame(value: str) -> int | tuple[int, int]:
+    """``840`` or ``840x630`` (w x h)."""
+    try:
+        if "x" in value.lower():
+            w, h = value.lower().split("x")
+            frame = (int(w), int(h))
+            ok = min(frame) > 0
+        else:
+            frame = int(value)
+            ok = frame > 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise argparse.ArgumentTypeError(f"frame must be a positive side (840) or WxH (840x630), not {value!r}")
+    return frame
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="build training data, export it, convert ReasonSeg")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    b = sub.add_parser("build", help="build Seg-Zero training data from RefCOCO-family annotations")
+    b.add_argument("--source", required=True, choices=["refcoco", "refcoco+", "refcocog"], help="refer dataset")
+    b.add_argument("--refer-dir", required=True, help="folder with refs(<split_by>).p and instances.json")
+    b.add_argument("--images", required=True, help="COCO image folder (files by file_name)")
+    b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk opens it)")
+    b.add_argument("--split-by", default=None, help="refer split_by: unc, umd, google (default per source)")
+    b.add_argument("--split", default="train", help="refer split to build (train, val, test, testA, ...; all)")
+    b.add_argument("--frame", type=_frame, default=840, help="model frame: side or WxH (default 840)")
+    b.add_argument(
+        "--layout",
+        choices=["single", "multi"],
+        default="single",
+        help="single: one row per expression (Seg-Zero); multi: several objects per row (VisionReasoner)",
+    )
+    b.add_argument("--limit", type=int, default=None, help="sample at most this many rows (seeded)")
+    b.add_argument("--seed", type=int, default=0, help="seed of the --limit sample and multi grouping")
+    b.add_argument("--max-objects", type=int, default=3, help="multi layout: most objects per row")
+    b.add_argument("--min-objects", type=int, default=1, help="multi layout: fewest objects per row")
+    b.add_argument("--joiner", default=" and ", help="multi layout: text between joined expressions")
+    b.add_argument("--text", choices=["sent", "raw"], default="sent", help="refer's normalised or raw sentence")
+    b.add_argument("--image-format", choices=["JPEG", "PNG"], default="JPEG", help="stored frame image encoding")
+    b.add_argument(
+        "--sam-filter",
+        default=None,
+        metavar="SEGMENTER",
+        help="SAM2 name/path: drop objects whose gt box+point prompt gives IoU < --min-iou",
+    )
+    b.add_argument("--min-iou", type=float, default=0.6, help="SAM2 filter threshold (default 0.6)")
+    b.add_argument("--sam-device", default=None, help="torch device for the SAM2 filter")
+    b.add_argument("--workers", type=int, default=1, help="worker processes")
+    b.add_argument("--shard-size", type=int, default=64, help="images per resumable shard")
+    b.add_argument("--keep-work", action="store_true", help="keep OUT/_work (finished shards) after success")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing build in OUT")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar")
+    b.set_defaults(func=run_build)
+
+    e = sub.add_parser("export", help="export built data (veRL/EasyR1 parquet)")
+    e.add_argument("--format", choices=["verl"], default="verl", help="export format")
+    e.add_argument("--data", required=True, help="built data folder or parquet")
+    e.add_argument("--out", required=True, help="output file")
+    e.add_argument("--split", default="train", help="split to export")
+    e.add_argument(
+        "--kind",
+        choices=["segzero", "visionreasoner"],
+        default=None,
+        help="reward/prompt kind (default from the layout: single -> segzero, multi -> visionreasoner)",
+    )
+    e.set_defaults(func=run_export)
+
+    c = sub.add_parser("convert-reasonseg", help="LISA ReasonSeg release folder -> evaluation dataset folder")
+    c.add_argument("--lisa-dir", required=True, help="ReasonSeg folder (with train/val/test or one split)")
+    c.add_argument("--out", required=True, help="output folder")
+    c.add_argument("--split", default="val", help="split folder to convert (default val)")
+    c.add_argument("--sentences", choices=["first", "all"], default="first", help="rows per image")
+    c.add_argument(
+        "--ignore",
+        choices=["ignore", "target"],
+        default="ignore",
+        help="'ignore' polygons: keep 255 (LISA protocol) or make them target (hub copies)",
+    )
+    c.set_defaults(func=run_convert)
+
+
+def run_build(args) -> int:
+    from segzero.data.build import BuildConfig, build
+
+    cfg = BuildConfig(
+        source=args.source,
+        refer_dir=args.refer_dir,
+        images_dir=args.images,
+        out=args.out,
+        split_by=args.split_by,
+        split=args.split,
+        frame=args.frame,
+        layout=args.layout,
+        limit=args.limit,
+        seed=args.seed,
+        max_objects=args.max_objects,
+        min_objects=args.min_objects,
+        joiner=args.joiner,
+        text=args.text,
+        image_format=args.image_format,
+        sam_filter=args.sam_filter,
+        min_iou=args.min_iou,
+        sam_device=args.sam_device,
+        shard_size=args.shard_size,
+        workers=args.workers,
+        keep_work=args.keep_work,
+        progress=not args.no_progress,
+    )
+    stats = build(cfg, overwrite=args.overwrite)
+    keys = ("rows_planned", "rows_written", "dropped_rows", "dropped_objects", "warnings", "frame", "shards_resumed")
+    print(json.dumps({k: stats[k] for k in keys}))
+    print(f"wrote {stats['rows_written']} rows to {args.out} (stats: {args.out}/stats.json)")
+    return 0
+
+
+def run_export(args) -> int:
+    from segzero.data.export import export_verl_file
+
+    result = export_verl_file(args.data, args.out, kind=args.kind, split=args.split)
+    dropped = result.get("dropped", []) if isinstance(result, dict) else []
+    rows = result.get("rows") if isinstance(result, dict) else None
+    print(f"exported {args.data} -> {args.out}: {rows} rows, {len(dropped)} dropped")
+    for row_id, reason in dropped[:10]:
+        print(f"  dropped {row_id}: {reason}")
+    return 0
+
+
+def run_convert(args) -> int:
+    from segzero.data.reasonseg import convert_reasonseg
+
+    counts = convert_reasonseg(args.lisa_dir, args.out, split=args.split, sentences=args.sentences, ignore=args.ignore)
+    print(json.dumps(counts))
+    return 0

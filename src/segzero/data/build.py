@@ -1,0 +1,370 @@
+"""Build Seg-Zero / VisionReasoner training data from RefCOCO-family annotations (``segzero data build``).
+
+Usage::
+
+    segzero data build --source refcocog --refer-dir data/refcocog --images coco/train2014 --out out/refcocog_840
+    # or from Python
+    from segzero.data.build import BuildConfig, build
+    stats = build(BuildConfig(source="refcocog", refer_dir=..., images_dir=..., out=...))
+
+Output folder ``OUT``:
+- ``dataset_dict.json`` + ``<split>/``: a ``datasets.DatasetDict`` (``datasets.load_from_disk(OUT)``) with
+  columns ``id, problem, solution, image, img_height, img_width``; ``image`` is resized to the model frame,
+  ``solution`` is in the model frame, ``img_height``/``img_width`` are the original size.
+- ``parquet/<split>.parquet``: the same rows as one parquet file.
+- ``stats.json``: counts, drops by reason (rows and objects), examples, box/point histograms, the frame.
+- ``_work/``: the resumable state (plan fingerprint + one parquet/json pair per finished shard of images);
+  a killed build rerun with the same options skips finished shards. Removed after success unless
+  ``keep_work``.
+
+Rows: ``layout="single"`` gives one row per referring expression (gt box + two points of its object);
+``layout="multi"`` gives one row per image joining ``min_objects..max_objects`` distinct referred objects (a
+seeded random choice, one random expression each, joined with ``joiner``), gt a JSON list of
+``bbox_2d``/``point_2d`` (point 1). ``limit`` samples that many planned rows with ``seed``.
+
+Every planned row is either written or counted under one drop reason: ``rows_planned == rows_written +
+sum(dropped_rows.values())``. Drop reasons: ``missing_image``, ``unreadable_image``, ``image_size_mismatch``,
+``ann_id_not_found``, ``image_id_not_found``, ``ann_image_mismatch``, ``polygon_too_few_points``, ``empty_mask``,
+``rle_size_mismatch``, ``bad_segmentation``, ``sam_iou_below_threshold``; objects without sentences are counted
+as ``no_sentences`` objects.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import shutil
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from segzero.data.refer import Ref, load_refer
+from segzero.data.samples import (
+    HIST_BINS,
+    ImageTask,
+    ObjectTask,
+    RowTask,
+    SampleOptions,
+    TaskResult,
+    frame_size,
+    process_image,
+)
+from segzero.errors import UserError
+
+SOURCES = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}  # source -> default split_by
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Options of one build; every field changes the output and so the resume fingerprint (except workers)."""
+
+    source: str  # refcoco, refcoco+ or refcocog
+    refer_dir: str  # folder with refs(<split_by>).p and instances.json
+    images_dir: str  # COCO images, looked up by file_name
+    out: str  # output folder
+    split_by: str | None = None  # refer split_by (unc / umd / google); None: the source's default
+    split: str = "train"  # refer split to build (train, val, test, testA, ...; "all" for all)
+    frame: int | tuple[int, int] = 840  # model frame side or (w, h)
+    layout: str = "single"  # "single": one row per expression; "multi": several objects of an image per row
+    limit: int | None = None  # sample at most this many planned rows (seeded), None for all
+    seed: int = 0  # seed of the --limit sample and of multi-object grouping
+    max_objects: int = 3  # multi layout: most objects joined into one row
+    min_objects: int = 1  # multi layout: images with fewer valid objects give no row
+    joiner: str = " and "  # multi layout: text between the joined expressions
+    text: str = "sent"  # "sent" (refer's normalised text) or "raw" (annotators' text)
+    image_format: str = "JPEG"  # JPEG or PNG for the stored frame image
+    sam_filter: str | None = None  # Segmenter name/path for the SAM2 quality filter
+    min_iou: float = 0.6  # SAM2 filter threshold
+    sam_device: str | None = None  # device for the SAM2 filter (not part of the fingerprint)
+    shard_size: int = 64  # images per resumable shard
+    workers: int = 1  # worker processes (not part of the fingerprint)
+    keep_work: bool = False  # keep _work/ after success
+    progress: bool = True  # tqdm progress bar
+
+    def fingerprint(self) -> str:
+        """Hash of the options that decide the output rows."""
+        d = asdict(self)
+        for k in ("workers", "keep_work", "progress", "sam_device", "out"):
+            d.pop(k)
+        d["frame"] = list(frame_size(self.frame))
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _texts(ref: Ref, text: str) -> list[tuple[int, str]]:
+    """``(sent_id, text)`` pairs of a ref, lower-case text stripped of a trailing '.' as the prompts expect."""
+    src = ref.raw if text == "raw" else ref.sentences
+    return [(sid, s.strip().rstrip(".").strip()) for sid, s in zip(ref.sent_ids, src, strict=True)]
+
+
+def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
+    """Read the annotations and decide every output row; returns (tasks by image, plan-time drops, info)."""
+    ds = load_refer(cfg.refer_dir, cfg.source, cfg.split_by or SOURCES[cfg.source])
+    refs = ds.refs_for_split(cfg.split)
+    if not refs:
+        raise UserError(f"no refs in split {cfg.split!r}; the annotations have {ds.splits}")
+    pre = TaskResult()
+    prefix = f"{ds.dataset}-{ds.split_by}"
+    rng = random.Random(cfg.seed)
+    # candidates: (image-level key, row spec) before sampling
+    by_image: dict[int, list[Ref]] = defaultdict(list)
+    rows: list[tuple[Ref | None, tuple[Ref, ...], str, str]] = []  # (image ref, refs, row id, text)
+    for ref in refs:
+        if not ref.sentences:
+            pre.dropped_objects["no_sentences"] += 1
+            pre.note("no_sentences", f"ref {ref.ref_id}")
+            continue
+        by_image[ref.image_id].append(ref)
+    if cfg.layout == "single":
+        for ref in (r for group in by_image.values() for r in group):
+            for sid, text in _texts(ref, cfg.text):
+                rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
+    elif cfg.layout == "multi":
+        for image_id in sorted(by_image):
+            distinct: dict[int, Ref] = {}
+            for ref in by_image[image_id]:
+                if ref.problem:  # unmatched ids: counted, kept out of the joined rows
+                    pre.dropped_objects[ref.problem] += 1
+                    pre.note(ref.problem, f"ref {ref.ref_id}")
+                    continue
+                distinct.setdefault(ref.ann_id, ref)
+            group = list(distinct.values())
+            if len(group) < cfg.min_objects:  # no row is planned for this image; counted apart
+                pre.warnings["image_too_few_objects"] += 1
+                pre.note("image_too_few_objects", f"image {image_id}: {len(group)} object(s)")
+                continue
+            k = rng.randint(cfg.min_objects, min(cfg.max_objects, len(group)))
+            chosen = sorted(rng.sample(group, k), key=lambda r: r.ref_id)
+            parts = [rng.choice(_texts(r, cfg.text)) for r in chosen]
+            row_id = f"{prefix}-img{image_id}-" + "+".join(
+                f"{r.ref_id}.{sid}" for r, (sid, _) in zip(chosen, parts, strict=True)
+            )
+            rows.append((chosen[0], tuple(chosen), row_id, cfg.joiner.join(t for _, t in parts)))
+    else:
+        raise UserError(f"unknown layout {cfg.layout!r}; use single or multi")
+    rows_total = len(rows)
+    if cfg.limit is not None and cfg.limit < len(rows):
+        rows = rng.sample(rows, cfg.limit)
+    tasks_rows: dict[int, list] = defaultdict(list)
+    bad_refs: dict[int, str] = {}
+    for row in rows:
+        bad = next((r.problem for r in row[1] if r.problem), "")
+        if bad:  # ann/image ids that do not match: counted, never silently skipped
+            pre.dropped_rows[bad] += 1
+            pre.note(bad, f"row {row[2]}")
+            bad_refs.update({r.ref_id: r.problem for r in row[1] if r.problem})
+            continue
+        tasks_rows[row[0].image_id].append(row)
+    pre.dropped_objects.update(bad_refs.values())
+    tasks = []
+    for image_id in sorted(tasks_rows):
+        objects: dict[int, int] = {}
+        obj_tasks: list[ObjectTask] = []
+        row_tasks = []
+        for _, row_refs, row_id, text in sorted(tasks_rows[image_id], key=lambda r: r[2]):
+            for r in row_refs:
+                if r.ann_id not in objects:
+                    objects[r.ann_id] = len(obj_tasks)
+                    obj_tasks.append(ObjectTask(r.ref_id, r.ann_id, r.segmentation))
+            row_tasks.append(RowTask(row_id, text, tuple(objects[r.ann_id] for r in row_refs)))
+        first = row_refs[0]
+        tasks.append(
+            ImageTask(image_id, first.file_name, first.width, first.height, tuple(obj_tasks), tuple(row_tasks))
+        )
+    info = {
+        "dataset": ds.dataset,
+        "split_by": ds.split_by,
+        "refs_in_split": len(refs),
+        "rows_candidates": rows_total,
+        "rows_planned": len(rows),
+        "annotation_problems": dict(ds.problems),
+    }
+    return tasks, pre, info
+
+
+def _shards(tasks: list[ImageTask], size: int) -> list[list[ImageTask]]:
+    return [tasks[i : i + size] for i in range(0, len(tasks), max(1, size))]
+
+
+def _run_shard(args: tuple[int, list[ImageTask], SampleOptions]) -> tuple[int, int, TaskResult]:
+    """Worker: process a shard's images; returns (shard index, number of images, merged result with rows)."""
+    index, shard, opts = args
+    total = TaskResult()
+    for task in shard:
+        res = process_image(task, opts)
+        total.merge(res)
+        total.rows.extend(res.rows)
+    return index, len(shard), total
+
+
+def _result_to_json(res: TaskResult) -> dict:
+    return {
+        "rows_written": len(res.rows),
+        "dropped_rows": dict(res.dropped_rows),
+        "dropped_objects": dict(res.dropped_objects),
+        "warnings": dict(res.warnings),
+        "examples": res.examples,
+        "hist": res.hist,
+        "objects_ok": res.objects_ok,
+    }
+
+
+def _result_from_json(d: dict) -> TaskResult:
+    res = TaskResult()
+    res.dropped_rows.update(d["dropped_rows"])
+    res.dropped_objects.update(d["dropped_objects"])
+    res.warnings.update(d["warnings"])
+    res.examples = d["examples"]
+    res.hist = d["hist"]
+    res.objects_ok = d["objects_ok"]
+    return res
+
+
+def _write_shard(work: Path, index: int, res: TaskResult) -> None:
+    """Write a finished shard atomically: rows parquet first, then the json marker that makes it 'done'."""
+    import pyarrow.parquet as pq
+
+    from segzero.data.export import rows_to_table
+
+    table = rows_to_table(res.rows)
+    tmp = work / f"shard-{index:05d}.parquet.tmp"
+    pq.write_table(table, tmp)
+    tmp.replace(work / f"shard-{index:05d}.parquet")
+    tmp = work / f"shard-{index:05d}.json.tmp"
+    tmp.write_text(json.dumps(_result_to_json(res)))
+    tmp.replace(work / f"shard-{index:05d}.json")
+
+
+def _check(cfg: BuildConfig) -> None:
+    """UserError for options out of range."""
+    fw, fh = frame_size(cfg.frame)
+    problems = [
+        (cfg.source not in SOURCES, f"--source must be one of {', '.join(SOURCES)}"),
+        (min(fw, fh) < 1, "--frame must be positive"),
+        (cfg.limit is not None and cfg.limit < 1, "--limit must be at least 1"),
+        (not 1 <= cfg.min_objects <= cfg.max_objects, "need 1 <= --min-objects <= --max-objects"),
+        (cfg.workers < 1 or cfg.shard_size < 1, "--workers and --shard-size must be at least 1"),
+        (not 0.0 <= cfg.min_iou <= 1.0 and cfg.sam_filter is not None, "--min-iou must be in [0, 1]"),
+        (cfg.text not in ("sent", "raw"), "--text must be sent or raw"),
+        (cfg.image_format.upper() not in ("JPEG", "PNG"), "--image-format must be JPEG or PNG"),
+    ]
+    for bad, message in problems:
+        if bad:
+            raise UserError(message)
+    if not Path(cfg.images_dir).is_dir():
+        raise UserError(f"images folder not found: {cfg.images_dir}")
+
+
+def _plan_digest(cfg: BuildConfig, tasks: list[ImageTask]) -> str:
+    """Options fingerprint + a hash of the planned row ids, so changed annotations never resume old shards."""
+    digest = hashlib.sha256(cfg.fingerprint().encode())
+    for task in tasks:
+        digest.update(f"{task.image_id}:{','.join(r.row_id for r in task.rows)};".encode())
+    return digest.hexdigest()[:16]
+
+
+def _prepare_out(cfg: BuildConfig, fingerprint: str, overwrite: bool) -> Path:
+    out = Path(cfg.out)
+    work = out / "_work"
+    marker = work / "plan.json"
+    if overwrite and out.exists():
+        for name in ("_work", "parquet", "dataset_dict.json", "stats.json", cfg.split):
+            p = out / name
+            if p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+    if marker.exists():
+        if json.loads(marker.read_text())["fingerprint"] != fingerprint:
+            raise UserError(
+                f"{out} holds an unfinished build with other options or annotations; pass --overwrite or another --out"
+            )
+    elif out.exists() and any(out.iterdir()):
+        raise UserError(f"output folder {out} is not empty; pass --overwrite or another --out")
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"fingerprint": fingerprint, "config": asdict(cfg)}, default=str))
+    return work
+
+
+def build(cfg: BuildConfig, *, overwrite: bool = False) -> dict:
+    """Run a build (resuming finished shards of an interrupted one); returns the stats written to stats.json."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm import tqdm
+
+    from segzero.data.export import FEATURES, save_dataset
+
+    _check(cfg)
+    tasks, pre, info = plan(cfg)
+    fingerprint = _plan_digest(cfg, tasks)
+    work = _prepare_out(cfg, fingerprint, overwrite)
+    opts = SampleOptions(
+        images_dir=cfg.images_dir,
+        frame=cfg.frame,
+        layout=cfg.layout,
+        image_format=cfg.image_format,
+        sam_filter=cfg.sam_filter,
+        min_iou=cfg.min_iou,
+        sam_device=cfg.sam_device,
+    )
+    shards = _shards(tasks, cfg.shard_size)
+    done = {i for i in range(len(shards)) if (work / f"shard-{i:05d}.json").exists()}
+    todo = [(i, s, opts) for i, s in enumerate(shards) if i not in done]
+    bar = tqdm(total=len(tasks), unit="img", desc="segzero data build", disable=not cfg.progress)
+    bar.update(sum(len(shards[i]) for i in done))
+    if cfg.workers > 1 and len(todo) > 1:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn" if cfg.sam_filter else None)
+        with ctx.Pool(min(cfg.workers, len(todo))) as pool:
+            for index, n, res in pool.imap_unordered(_run_shard, todo):
+                _write_shard(work, index, res)
+                bar.update(n)
+    else:
+        for item in todo:
+            index, n, res = _run_shard(item)
+            _write_shard(work, index, res)
+            bar.update(n)
+    bar.close()
+
+    total = pre
+    tables = []
+    for i in range(len(shards)):
+        total.merge(_result_from_json(json.loads((work / f"shard-{i:05d}.json").read_text())))
+        tables.append(pq.read_table(work / f"shard-{i:05d}.parquet"))
+    table = pa.concat_tables(tables) if tables else FEATURES.arrow_schema.empty_table()
+    fw, fh = frame_size(cfg.frame)
+    description = (
+        f"segzero data build: {info['dataset']} ({info['split_by']}) split {cfg.split}, layout {cfg.layout}; "
+        f"solution coordinates in the {fw}x{fh} model frame, image resized to it, img_width/img_height original"
+    )
+    written = save_dataset(table, Path(cfg.out), split=cfg.split, description=description, progress=cfg.progress)
+    stats = {
+        "source": cfg.source,
+        **info,
+        "split": cfg.split,
+        "layout": cfg.layout,
+        "frame": list(frame_size(cfg.frame)),
+        "coordinates": "model frame (frame = [w, h]); img_width/img_height are the original size",
+        "limit": cfg.limit,
+        "seed": cfg.seed,
+        "sam_filter": cfg.sam_filter,
+        "min_iou": cfg.min_iou if cfg.sam_filter else None,
+        "images_planned": len(tasks),
+        "rows_written": written,
+        "objects_ok": total.objects_ok,
+        "dropped_rows": dict(sorted(total.dropped_rows.items())),
+        "dropped_objects": dict(sorted(total.dropped_objects.items())),
+        "warnings": dict(sorted(total.warnings.items())),
+        "examples": total.examples,
+        "shards": len(shards),
+        "shards_resumed": len(done),
+        "histograms": {"bins": HIST_BINS, "range": [0.0, 1.0], **total.hist},
+        "fingerprint": fingerprint,
+    }
+    if not cfg.sam_filter:
+        stats["histograms"].pop("sam_iou")
+    (Path(cfg.out) / "stats.json").write_text(json.dumps(stats, indent=2))
+    if not cfg.keep_work:
+        shutil.rmtree(work)
+    return stats

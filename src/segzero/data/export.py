@@ -1,0 +1,121 @@
+"""Saving, loading and exporting built training data (the released Seg-Zero / VisionReasoner layouts).
+
+Usage::
+
+    from segzero.data.export import load_built, detect_layout, export_verl_file
+    ds = load_built("out/refcocog_840")               # datasets.Dataset of split "train"
+    detect_layout(ds)                                  # "single" or "multi"
+    export_verl_file("out/refcocog_840", "out/train.parquet")   # calls segzero.train.verl.export_verl
+
+Columns (``FEATURES``): ``id`` str, ``problem`` str (the query), ``solution`` str (gt in the model frame:
+``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a JSON list of ``bbox_2d``/``point_2d``),
+``image`` (the image resized to the model frame), ``img_height`` / ``img_width`` (original size, pixels).
+``load_built`` also opens the hub copies' layout (a saved Dataset, a DatasetDict folder, or parquet files).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+
+from segzero.errors import UserError
+
+FEATURES = datasets.Features(
+    {
+        "id": datasets.Value("string"),
+        "problem": datasets.Value("string"),
+        "solution": datasets.Value("string"),
+        "image": datasets.Image(),
+        "img_height": datasets.Value("int32"),
+        "img_width": datasets.Value("int32"),
+    }
+)
+
+
+def rows_to_table(rows: list[dict]):
+    """A pyarrow table with ``FEATURES`` (schema metadata included) from row dicts (``image`` as
+    ``{"bytes": ..., "path": None}``); built directly with pyarrow, which is faster than ``Dataset.from_list``."""
+    import pyarrow as pa
+
+    schema = FEATURES.arrow_schema
+    return pa.Table.from_pydict({name: [r[name] for r in rows] for name in schema.names}, schema=schema)
+
+
+def save_dataset(
+    table, out: Path, *, split: str = "train", parquet: bool = True, description: str = "", progress: bool = True
+) -> int:
+    """Save a pyarrow table of ``FEATURES`` rows as ``OUT/dataset_dict.json + OUT/<split>/`` and
+    ``OUT/parquet/<split>.parquet``; ``description`` goes into the dataset info. Returns the number of rows."""
+    info = datasets.DatasetInfo(description=description, features=FEATURES)
+    ds = datasets.Dataset(table.cast(FEATURES.arrow_schema), info=info)
+    was_enabled = datasets.is_progress_bar_enabled()
+    if not progress:
+        datasets.disable_progress_bars()
+    try:
+        datasets.DatasetDict({split: ds}).save_to_disk(str(out))
+        if parquet:
+            (out / "parquet").mkdir(parents=True, exist_ok=True)
+            ds.to_parquet(str(out / "parquet" / f"{split}.parquet"))
+    finally:
+        if was_enabled:
+            datasets.enable_progress_bars()
+    return len(ds)
+
+
+def load_built(path: str | Path, split: str = "train") -> datasets.Dataset:
+    """Open built data: a ``save_to_disk`` folder (Dataset or DatasetDict, ``split`` picked), a parquet file,
+    or a folder of parquet files. Raises ``UserError`` when nothing loadable is there."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"data not found: {path}")
+    if path.is_file() and path.suffix == ".parquet":
+        return datasets.Dataset.from_parquet(str(path))
+    if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
+        loaded = datasets.load_from_disk(str(path))
+        if isinstance(loaded, datasets.DatasetDict):
+            if split not in loaded:
+                raise UserError(f"{path} has splits {list(loaded)}, not {split!r}")
+            return loaded[split]
+        return loaded
+    files = sorted(path.glob(f"**/{split}*.parquet")) or sorted(path.glob("**/*.parquet"))
+    if files:
+        return datasets.Dataset.from_parquet([str(f) for f in files])
+    raise UserError(f"{path} holds no saved dataset (dataset_dict.json / state.json) and no parquet files")
+
+
+def detect_layout(ds: datasets.Dataset) -> str:
+    """``"multi"`` when the first solution is a JSON list (VisionReasoner), else ``"single"`` (Seg-Zero)."""
+    if len(ds) == 0:
+        return "single"
+    solution = ds[0]["solution"]
+    return "multi" if not isinstance(solution, str) or solution.lstrip().startswith("[") else "single"
+
+
+def export_verl_file(data: str | Path, out: str | Path, *, kind: str | None = None, split: str = "train"):
+    """Export built data for veRL/EasyR1 with ``segzero.train.verl.export_verl``.
+
+    ``kind`` defaults from the layout: ``"segzero"`` for single-object rows, ``"visionreasoner"`` for multi.
+    The frame is the one recorded in the build's ``stats.json`` (840 when absent). Returns what ``export_verl``
+    returns (``{"path", "rows", "dropped"}``).
+    """
+    from segzero.train.verl import export_verl
+
+    ds = load_built(data, split=split)
+    if kind is None:
+        kind = "visionreasoner" if detect_layout(ds) == "multi" else "segzero"
+    frame = built_frame(data) or (840, 840)
+    if frame[0] != frame[1]:
+        raise UserError(f"{data} was built for a {frame[0]}x{frame[1]} frame; the veRL export needs a square one")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return export_verl(ds, out, kind=kind, frame=frame[0], split=split)
+
+
+def built_frame(data: str | Path) -> tuple[int, int] | None:
+    """The ``(w, h)`` model frame recorded in a build's ``stats.json``; None when there is none."""
+    stats = Path(data) / "stats.json"
+    if not stats.is_file():
+        return None
+    frame = json.loads(stats.read_text()).get("frame")
+    return (int(frame[0]), int(frame[1])) if frame else None

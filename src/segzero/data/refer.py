@@ -1,0 +1,252 @@
+"""Reader for the ``refer`` toolkit's RefCOCO / RefCOCO+ / RefCOCOg annotations.
+
+Layout (as released with https://github.com/lichengunc/refer): a folder holding ``refs(<split_by>).p`` (a
+pickle, list of dicts ``ref_id, ann_id, image_id, split, sentences [{sent, raw, tokens, sent_id}],
+category_id``) and ``instances.json`` (COCO style: ``images``, ``annotations``, ``categories``; segmentations
+are polygon lists or RLE, compressed or not). The folder may also be the toolkit's ``data/`` root holding
+``<dataset>/refs(...).p``.
+
+Usage::
+
+    from segzero.data.refer import load_refer
+    ds = load_refer("data/refcocog", dataset="refcocog", split_by="umd")
+    for ref in ds.refs_for_split("val"):
+        mask = ds.mask(ref)            # (H, W) bool, original pixels; raises BadAnnotation
+        print(ref.sentences[0], ref.file_name, ref.width, ref.height, mask.sum())
+
+Masks are decoded with pycocotools: several polygons of one annotation are OR-ed; a polygon with fewer than
+3 points is skipped (and reported); an annotation whose mask decodes empty raises ``BadAnnotation``. The
+module imports only stdlib, numpy and pycocotools.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from segzero.errors import UserError
+
+# Splits the refer toolkit ships per dataset (RefCOCO also has "google"; RefCOCO+ only "unc").
+SPLITS_BY: dict[str, tuple[str, ...]] = {
+    "refcoco": ("unc", "google"),
+    "refcoco+": ("unc",),
+    "refcocog": ("umd", "google"),
+}
+DEFAULT_SPLIT_BY: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+
+
+class BadAnnotation(ValueError):
+    """An annotation that cannot give a usable mask; ``reason`` is a short stable code for stats."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+@dataclass(frozen=True)
+class Ref:
+    """One referred object with its expressions.
+
+    ``sentences`` are the toolkit's normalised lower-case ``sent`` strings, ``raw`` the annotators' text,
+    ``sent_ids`` their ids (same order). ``width``/``height`` are the COCO image size in pixels (0 when the
+    image id is unknown or instances.json omits it; ``RefDataset.mask`` then needs ``size``). ``segmentation`` is the annotation's raw COCO segmentation (None when the
+    annotation id is unknown; ``problem`` then names the reason).
+    """
+
+    ref_id: int
+    ann_id: int
+    image_id: int
+    split: str
+    category_id: int
+    sentences: tuple[str, ...]
+    raw: tuple[str, ...]
+    sent_ids: tuple[int, ...]
+    file_name: str
+    width: int
+    height: int
+    segmentation: object = field(default=None, repr=False)
+    problem: str = ""
+
+
+def _to_str(obj):
+    """Python-2 pickles load with ``encoding='bytes'``: turn bytes keys/values back into str, recursively."""
+    if isinstance(obj, bytes):
+        return obj.decode("utf-8", errors="replace")
+    if isinstance(obj, dict):
+        return {_to_str(k): _to_str(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_to_str(v) for v in obj)
+    return obj
+
+
+def decode_segmentation(segmentation, height: int, width: int) -> tuple[np.ndarray, int]:
+    """Decode one COCO segmentation into a (height, width) bool mask in original pixels.
+
+    Accepts a list of polygons ``[[x0, y0, x1, y1, ...], ...]`` (OR-ed), an uncompressed RLE
+    ``{"size": [h, w], "counts": [int, ...]}`` or a compressed one (``counts`` str/bytes), or a list of RLEs.
+    Returns ``(mask, skipped_polygons)``: the number of polygons skipped for having fewer than 3 points.
+    Raises ``BadAnnotation`` with reason ``polygon_too_few_points`` (no usable polygon), ``rle_size_mismatch``,
+    ``bad_segmentation`` (unreadable structure) or ``empty_mask``.
+    """
+    if height <= 0 or width <= 0:
+        raise BadAnnotation("bad_image_size", f"{width}x{height}")
+    skipped = 0
+    try:
+        if isinstance(segmentation, dict) or (
+            isinstance(segmentation, list) and segmentation and isinstance(segmentation[0], dict)
+        ):
+            rles = [segmentation] if isinstance(segmentation, dict) else list(segmentation)
+            encoded = []
+            for rle in rles:
+                size = [int(v) for v in rle["size"]]
+                if size != [height, width]:
+                    raise BadAnnotation("rle_size_mismatch", f"RLE size {size}, image {[height, width]}")
+                counts = rle["counts"]
+                if isinstance(counts, list):
+                    encoded.append(mask_utils.frPyObjects({"size": size, "counts": counts}, height, width))
+                else:
+                    counts = counts.encode("ascii") if isinstance(counts, str) else bytes(counts)
+                    encoded.append({"size": size, "counts": counts})
+        elif isinstance(segmentation, list):
+            polygons = []
+            for poly in segmentation:
+                coords = [float(v) for v in poly]
+                if len(coords) < 6 or len(coords) % 2:
+                    skipped += 1
+                    continue
+                polygons.append(coords)
+            if not polygons:
+                raise BadAnnotation("polygon_too_few_points", f"{len(segmentation)} polygon(s), none with >= 3 points")
+            encoded = mask_utils.frPyObjects(polygons, height, width)
+        else:
+            raise BadAnnotation("bad_segmentation", f"unexpected type {type(segmentation).__name__}")
+        rle = mask_utils.merge(encoded) if len(encoded) > 1 else encoded[0]
+        mask = mask_utils.decode(rle).astype(bool)
+    except (KeyError, TypeError, ValueError) as err:
+        if isinstance(err, BadAnnotation):
+            raise
+        raise BadAnnotation("bad_segmentation", str(err)) from err
+    if mask.ndim == 3:
+        mask = mask.any(axis=2)
+    if not mask.any():
+        raise BadAnnotation("empty_mask", "the segmentation decodes to no pixel")
+    return mask, skipped
+
+
+class RefDataset:
+    """Referring expressions joined to their COCO images and annotations.
+
+    ``refs`` lists every ref of the pickle (in file order), including those whose annotation or image id did
+    not match (``ref.problem`` says which: ``ann_id_not_found``, ``image_id_not_found``,
+    ``ann_image_mismatch``); ``problems`` counts them.
+    """
+
+    def __init__(self, refs: list[Ref], *, dataset: str, split_by: str, refs_path: Path, instances_path: Path):
+        self.refs = refs
+        self.dataset = dataset
+        self.split_by = split_by
+        self.refs_path = refs_path
+        self.instances_path = instances_path
+        self.problems = Counter(r.problem for r in refs if r.problem)
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def __iter__(self) -> Iterator[Ref]:
+        return iter(self.refs)
+
+    @property
+    def splits(self) -> dict[str, int]:
+        """Number of refs per split name."""
+        return dict(Counter(r.split for r in self.refs))
+
+    def refs_for_split(self, split: str | None) -> list[Ref]:
+        """Refs of one split (``train``, ``val``, ``test``, ``testA``, ...); None or ``all`` gives all."""
+        if split in (None, "all"):
+            return list(self.refs)
+        return [r for r in self.refs if r.split == split]
+
+    def mask(self, ref: Ref, *, size: tuple[int, int] | None = None) -> np.ndarray:
+        """The gt mask of ``ref``, (height, width) bool in original pixels. Raises ``BadAnnotation``.
+
+        ``size`` = (W, H) overrides the annotated image size (needed when instances.json has none)."""
+        if ref.problem:
+            raise BadAnnotation(ref.problem, f"ref {ref.ref_id}")
+        width, height = size or (ref.width, ref.height)
+        return decode_segmentation(ref.segmentation, height, width)[0]
+
+
+def _find_files(refer_dir: Path, dataset: str, split_by: str) -> tuple[Path, Path]:
+    name = f"refs({split_by}).p"
+    for base in (refer_dir, refer_dir / dataset):
+        if (base / name).is_file() and (base / "instances.json").is_file():
+            return base / name, base / "instances.json"
+    missing = [str(refer_dir / n) for n in (name, "instances.json") if not (refer_dir / n).is_file()]
+    raise UserError(f"refer annotations not found: missing {', '.join(missing)}")
+
+
+def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str | None = "umd") -> RefDataset:
+    """Read ``refs(<split_by>).p`` and ``instances.json`` from ``refer_dir`` (or ``refer_dir/<dataset>``).
+
+    ``dataset`` is ``refcoco``, ``refcoco+`` or ``refcocog``; ``split_by`` defaults per dataset when None
+    (``unc``, ``unc``, ``umd``). Raises ``UserError`` naming missing files or an unknown dataset/split.
+    """
+    dataset = dataset.lower()
+    if dataset not in SPLITS_BY:
+        raise UserError(f"unknown refer dataset {dataset!r}; choose one of {', '.join(SPLITS_BY)}")
+    split_by = split_by or DEFAULT_SPLIT_BY[dataset]
+    if split_by not in SPLITS_BY[dataset]:
+        raise UserError(f"{dataset} has no split_by {split_by!r}; choose one of {', '.join(SPLITS_BY[dataset])}")
+    refer_dir = Path(refer_dir)
+    if not refer_dir.is_dir():
+        raise UserError(f"refer directory not found: {refer_dir}")
+    refs_path, instances_path = _find_files(refer_dir, dataset, split_by)
+    try:
+        with open(refs_path, "rb") as f:
+            raw_refs = _to_str(pickle.load(f, encoding="bytes"))
+        with open(instances_path, encoding="utf-8") as f:
+            instances = json.load(f)
+    except (OSError, pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read refer annotations in {refer_dir}: {err}") from err
+    if not isinstance(raw_refs, list) or not isinstance(instances, dict):
+        raise UserError(f"{refs_path} must hold a list and {instances_path} a COCO dict")
+    images = {int(im["id"]): im for im in instances.get("images", [])}
+    anns = {int(a["id"]): a for a in instances.get("annotations", [])}
+    refs = []
+    for r in raw_refs:
+        sents = r.get("sentences", [])
+        ann = anns.get(int(r["ann_id"]))
+        image = images.get(int(r["image_id"]))
+        problem = ""
+        if ann is None:
+            problem = "ann_id_not_found"
+        elif image is None:
+            problem = "image_id_not_found"
+        elif int(ann["image_id"]) != int(r["image_id"]):
+            problem = "ann_image_mismatch"
+        refs.append(
+            Ref(
+                ref_id=int(r["ref_id"]),
+                ann_id=int(r["ann_id"]),
+                image_id=int(r["image_id"]),
+                split=str(r.get("split", "")),
+                category_id=int(r.get("category_id", -1)),
+                sentences=tuple(str(s.get("sent", s.get("raw", ""))).strip() for s in sents),
+                raw=tuple(str(s.get("raw", s.get("sent", ""))) for s in sents),
+                sent_ids=tuple(int(s.get("sent_id", i)) for i, s in enumerate(sents)),
+                file_name=str(image["file_name"]) if image else "",
+                width=int(image.get("width") or 0) if image else 0,
+                height=int(image.get("height") or 0) if image else 0,
+                segmentation=None if ann is None else ann.get("segmentation"),
+                problem=problem,
+            )
+        )
+    return RefDataset(refs, dataset=dataset, split_by=split_by, refs_path=refs_path, instances_path=instances_path)

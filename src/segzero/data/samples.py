@@ -1,0 +1,267 @@
+"""Per-image work of the training-data builder: masks -> box + two points -> rows in the model frame.
+
+Runs inside the builder's worker processes (``segzero.data.build``), one ``ImageTask`` at a time, and is
+import-light (numpy, PIL, cv2, pycocotools; torch only when the SAM2 filter is on). Coordinates: masks, boxes
+and points are first computed in original-image pixels (inclusive boxes, points ``(x, y)``), then scaled
+into the model frame (``frame``: int side or ``(w, h)``, 840 by default) with ``segzero.geometry.to_frame``;
+the image is resized to the frame with ``cv2.INTER_AREA``.
+
+Row formats (the released layouts):
+- single object: ``solution = "<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``
+- multi object: ``solution = '[{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}, ...]'`` (point 1 only)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from segzero.answer import SegObject
+from segzero.data.refer import BadAnnotation, decode_segmentation
+
+HIST_BINS = 10  # equal bins over [0, 1] of the frame-normalised quantities below
+HIST_KEYS = ("box_width", "box_height", "box_area", "point_x", "point_y", "sam_iou")
+
+
+@dataclass(frozen=True)
+class ObjectTask:
+    """One referred annotation: ``segmentation`` is its raw COCO segmentation (original pixels)."""
+
+    ref_id: int
+    ann_id: int
+    segmentation: object = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RowTask:
+    """One output row: ``problem`` text and the indices of its objects in ``ImageTask.objects``."""
+
+    row_id: str
+    problem: str
+    objects: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ImageTask:
+    """All rows of one image. ``width``/``height`` are the annotated image size in pixels."""
+
+    image_id: int
+    file_name: str
+    width: int
+    height: int
+    objects: tuple[ObjectTask, ...]
+    rows: tuple[RowTask, ...]
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """Options of the per-image step (shared by all workers)."""
+
+    images_dir: str
+    frame: int | tuple[int, int] = 840  # model frame: square side or (w, h)
+    layout: str = "single"  # "single" (box + two points) or "multi" (JSON list of bbox_2d/point_2d)
+    image_format: str = "JPEG"  # encoding of the resized image stored in the dataset (JPEG or PNG)
+    jpeg_quality: int = 95  # JPEG quality when image_format is JPEG
+    sam_filter: str | None = None  # Segmenter name/path: drop objects SAM2 cannot reproduce
+    min_iou: float = 0.6  # SAM2 filter: keep an object when IoU(SAM2 mask, gt mask) >= min_iou
+    sam_device: str | None = None  # torch device of the SAM2 filter (None: the Segmenter's default)
+
+
+@dataclass
+class TaskResult:
+    """Rows written and what was dropped, by reason, for rows and for objects."""
+
+    rows: list[dict] = field(default_factory=list)
+    dropped_rows: Counter = field(default_factory=Counter)
+    dropped_objects: Counter = field(default_factory=Counter)
+    warnings: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    hist: dict[str, list[int]] = field(default_factory=lambda: {k: [0] * HIST_BINS for k in HIST_KEYS})
+    objects_ok: int = 0
+
+    def note(self, reason: str, text: str, *, limit: int = 5) -> None:
+        """Keep up to ``limit`` example messages per reason, for stats.json."""
+        bucket = self.examples.setdefault(reason, [])
+        if len(bucket) < limit:
+            bucket.append(text)
+
+    def add_hist(self, key: str, value: float) -> None:
+        """Count ``value`` (clipped to [0, 1]) in histogram ``key``."""
+        idx = min(HIST_BINS - 1, max(0, int(float(value) * HIST_BINS)))
+        self.hist[key][idx] += 1
+
+    def merge(self, other: TaskResult) -> None:
+        """Add ``other``'s counts into this one (rows are not merged)."""
+        self.dropped_rows.update(other.dropped_rows)
+        self.dropped_objects.update(other.dropped_objects)
+        self.warnings.update(other.warnings)
+        for reason, texts in other.examples.items():
+            for text in texts:
+                self.note(reason, text)
+        for key, counts in other.hist.items():
+            self.hist[key] = [a + b for a, b in zip(self.hist.get(key, [0] * HIST_BINS), counts, strict=True)]
+        self.objects_ok += other.objects_ok
+
+
+def frame_size(frame: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """``(w, h)`` of a frame given as a side or a pair."""
+    if isinstance(frame, int):
+        return frame, frame
+    return int(frame[0]), int(frame[1])
+
+
+def format_single(obj: SegObject) -> str:
+    """``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` with integer coordinates."""
+    x1, y1, x2, y2 = (round(v) for v in obj.box)
+    (px1, py1), (px2, py2) = ((round(x), round(y)) for x, y in obj.points[:2])
+    return f"<box>({x1},{y1}),({x2},{y2})</box><points>({px1},{py1}),({px2},{py2})</points>"
+
+
+def format_multi(objs: list[SegObject]) -> str:
+    """JSON list of ``{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}`` (point 1 of each object)."""
+    items = [{"bbox_2d": [round(v) for v in o.box], "point_2d": [round(v) for v in o.points[0]]} for o in objs]
+    return json.dumps(items)
+
+
+_SEGMENTERS: dict[tuple[str, str | None], object] = {}
+
+
+def _segmenter(name: str, device: str | None):
+    """One SAM2 ``Segmenter`` per worker process (loaded on first use)."""
+    key = (name, device)
+    if key not in _SEGMENTERS:
+        from segzero.models.segmenter import Segmenter
+
+        _SEGMENTERS[key] = Segmenter.from_pretrained(name, device=device)
+    return _SEGMENTERS[key]
+
+
+def _sam_iou(segmenter, obj: SegObject, gt: np.ndarray) -> float:
+    """IoU of SAM2's mask, prompted with the gt box and point 1 (original pixels), against ``gt``."""
+    from segzero.metrics import intersection_union, sample_iou
+
+    pred = segmenter.predict(
+        boxes=np.asarray([obj.box], dtype=np.float32),
+        points=np.asarray([[obj.points[0]]], dtype=np.float32),
+        labels=np.ones((1, 1), dtype=np.int64),
+    )
+    return sample_iou(*intersection_union(np.asarray(pred.mask, dtype=bool), gt))
+
+
+def _find_image(images_dir: str, file_name: str) -> Path:
+    """``images_dir/file_name``, else ``images_dir/<COCO split folder>/file_name`` (train2014/val2014/...)."""
+    path = Path(images_dir) / file_name
+    if not path.is_file() and file_name.startswith("COCO_"):
+        alt = Path(images_dir) / file_name.split("_")[1] / file_name
+        if alt.is_file():
+            return alt
+    return path
+
+
+def _load_image(path: Path, width: int, height: int) -> Image.Image:
+    """The image as stored (no EXIF rotation: COCO annotations index the stored pixels), in RGB.
+
+    ``width``/``height`` 0 (not in instances.json) accept the file's size."""
+    with Image.open(path) as im:
+        image = im.convert("RGB")
+    if (width or height) and image.size != (width, height):
+        raise BadAnnotation("image_size_mismatch", f"{path.name} is {image.size}, annotated {(width, height)}")
+    return image
+
+
+def _encode(image: Image.Image, opts: SampleOptions) -> bytes:
+    buf = io.BytesIO()
+    kwargs = {"quality": opts.jpeg_quality} if opts.image_format.upper() == "JPEG" else {}
+    image.save(buf, format=opts.image_format.upper(), **kwargs)
+    return buf.getvalue()
+
+
+def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
+    """Decode masks, compute box + points, scale them to the frame, and build the rows of ``task``.
+
+    Never raises on bad input: an unreadable/missing image drops all rows of the image, a bad annotation
+    drops its object and every row that refers to it; each drop is counted by reason.
+    """
+    from segzero.geometry import to_frame
+    from segzero.points import mask_to_object
+
+    result = TaskResult()
+    fw, fh = frame_size(opts.frame)
+    path = _find_image(opts.images_dir, task.file_name)
+    try:
+        if not path.is_file():
+            raise BadAnnotation("missing_image", str(path))
+        image = _load_image(path, task.width, task.height)
+        width, height = image.size
+    except (BadAnnotation, OSError) as err:
+        reason = err.reason if isinstance(err, BadAnnotation) else "unreadable_image"
+        result.dropped_rows[reason] += len(task.rows)
+        result.dropped_objects[reason] += len(task.objects)
+        result.note(reason, f"image {task.image_id} ({task.file_name}): {err}")
+        return result
+
+    segmenter = None
+    if opts.sam_filter:
+        segmenter = _segmenter(opts.sam_filter, opts.sam_device)
+        segmenter.set_image(image)
+    framed: dict[int, SegObject] = {}
+    failed: dict[int, str] = {}
+    for idx, ot in enumerate(task.objects):
+        try:
+            mask, skipped = decode_segmentation(ot.segmentation, height, width)
+            if skipped:
+                result.warnings["polygon_skipped_too_few_points"] += skipped
+                result.note("polygon_skipped_too_few_points", f"ann {ot.ann_id}: {skipped} polygon(s) skipped")
+            obj = mask_to_object(mask)
+            if obj is None:
+                raise BadAnnotation("empty_mask", "no point found")
+            if segmenter is not None:
+                iou = _sam_iou(segmenter, obj, mask)
+                result.add_hist("sam_iou", iou)
+                if iou < opts.min_iou:
+                    raise BadAnnotation("sam_iou_below_threshold", f"IoU {iou:.3f} < {opts.min_iou}")
+        except BadAnnotation as err:
+            failed[idx] = err.reason
+            result.dropped_objects[err.reason] += 1
+            result.note(err.reason, f"ref {ot.ref_id} ann {ot.ann_id}: {err}")
+            continue
+        framed[idx] = to_frame(obj, size=(width, height), frame=opts.frame)
+        result.objects_ok += 1
+
+    image_bytes = None
+    for row in task.rows:
+        bad = [failed[i] for i in row.objects if i in failed]
+        if bad:
+            result.dropped_rows[bad[0]] += 1
+            continue
+        objs = [framed[i] for i in row.objects]
+        if image_bytes is None:
+            resized = cv2.resize(np.asarray(image), (fw, fh), interpolation=cv2.INTER_AREA)
+            image_bytes = _encode(Image.fromarray(resized), opts)
+        solution = format_single(objs[0]) if opts.layout == "single" else format_multi(objs)
+        for o in objs:
+            x1, y1, x2, y2 = o.box
+            result.add_hist("box_width", (x2 - x1 + 1) / fw)
+            result.add_hist("box_height", (y2 - y1 + 1) / fh)
+            result.add_hist("box_area", (x2 - x1 + 1) * (y2 - y1 + 1) / (fw * fh))
+            for px, py in o.points:
+                result.add_hist("point_x", px / fw)
+                result.add_hist("point_y", py / fh)
+        result.rows.append(
+            {
+                "id": row.row_id,
+                "problem": row.problem,
+                "solution": solution,
+                "image": {"bytes": image_bytes, "path": None},
+                "img_height": height,
+                "img_width": width,
+            }
+        )
+    return result
