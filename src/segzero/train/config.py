@@ -1,0 +1,245 @@
+"""``TrainConfig``: every knob of ``segzero train``, loadable from YAML with ``--set key=value`` overrides.
+
+A recipe (``recipes/*.yaml``) is a flat mapping of ``TrainConfig`` fields; unknown keys are an error (a typo
+must not silently fall back to a default). ``grpo_args`` passes any further ``trl.GRPOConfig`` argument
+through unchanged. Usage::
+
+    from segzero.train.config import TrainConfig
+    cfg = TrainConfig.from_yaml("recipes/segzero_7b.yaml", overrides=["learning_rate=2e-6", "lora=true"])
+    print(cfg.describe())            # every field with its value and help
+
+Batch arithmetic (SPEC §5: 16 prompts x 8 generations per step): TRL counts completions, not prompts.
+``prompts_per_step * num_generations`` completions are generated per optimizer step; each process handles
+``per_device_batch_size`` completions per forward/backward, and ``gradient_accumulation_steps`` is derived
+so that ``per_device_batch_size * world_size * gradient_accumulation_steps == prompts_per_step * num_generations``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from segzero.errors import UserError
+
+
+def _f(default, help: str, **kw):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+@dataclass
+class TrainConfig:
+    """Configuration of one GRPO run (model, data, rewards, GRPO, scale, checkpoints, logging)."""
+
+    # Model
+    model: str = _f(
+        "Qwen/Qwen2.5-VL-7B-Instruct",
+        "Policy model: hub id or local folder. 'tiny' builds the random tiny models into OUTPUT_DIR/tiny_models "
+        "(segzero.testing.build_tiny_models) and trains that reasoner (CPU smoke runs).",
+    )
+    dtype: str = _f("bfloat16", "Weights dtype when loading: bfloat16, float16, float32 or auto.")
+    attn_implementation: str | None = _f(None, "Attention kernel (e.g. flash_attention_2, sdpa); None = default.")
+    frame: int = _f(840, "Model frame side in pixels: images are resized to frame x frame, gt scaled into it.")
+
+    # Data
+    dataset: str = _f(
+        "Ricky06662/refCOCOg_9k_840",
+        "Training set: a hub id, a local folder (save_to_disk) or .parquet file/folder, or 'synthetic' for the "
+        "built-in shapes world (segzero.worlds.shapes).",
+    )
+    dataset_split: str = _f("train", "Split to read from a hub id or DatasetDict folder.")
+    max_samples: int | None = _f(None, "Use only the first N rows (after dropping bad rows); None = all.")
+    synthetic_samples: int = _f(64, "Rows generated when dataset == 'synthetic'.")
+    synthetic_seed: int = _f(0, "Seed of the synthetic world (rows depend only on seed and index).")
+    out_of_frame_tolerance: float = _f(
+        1.0, "Bad-row rule: gt coordinates may exceed the image by at most this many pixels."
+    )
+    num_proc: int | None = _f(None, "Worker processes for dataset preprocessing (datasets.map num_proc).")
+
+    # Rewards and prompt
+    reward_kind: str = _f(
+        "segzero", "Reward set: 'segzero' (single object, 5 terms) or 'visionreasoner' (multi object, 4 terms)."
+    )
+    prompt: str | None = _f(None, "Prompt template kind (segzero / visionreasoner); None = same as reward_kind.")
+    reward_weights: dict[str, float] = _f({}, "Weight per reward term name (missing terms weigh 1.0).")
+
+    # GRPO (SPEC §5)
+    num_generations: int = _f(8, "Completions sampled per prompt (the GRPO group size).")
+    prompts_per_step: int = _f(16, "Prompts per optimizer step (rollout batch); completions = this x num_generations.")
+    per_device_batch_size: int = _f(8, "Completions per process per forward/backward (micro-batch).")
+    temperature: float = _f(1.0, "Sampling temperature of the rollouts.")
+    top_p: float = _f(1.0, "Nucleus sampling of the rollouts.")
+    max_completion_length: int = _f(1536, "Maximum generated tokens per completion.")
+    learning_rate: float = _f(1e-6, "AdamW learning rate.")
+    weight_decay: float = _f(1e-2, "AdamW weight decay.")
+    lr_scheduler_type: str = _f("constant", "transformers scheduler name (constant, cosine, linear, ...).")
+    warmup_steps: int = _f(0, "Linear warm-up steps.")
+    beta: float = _f(5e-3, "KL coefficient to the reference model (k3 low-variance estimator); 0 drops the ref model.")
+    max_grad_norm: float = _f(1.0, "Gradient clipping norm.")
+    loss_type: str = _f("grpo", "TRL loss normalisation: grpo, dr_grpo, dapo, bnpo, ...")
+    num_train_epochs: float = _f(1.0, "Epochs over the training set (ignored when max_steps > 0).")
+    max_steps: int = _f(-1, "Optimizer steps; -1 = derived from num_train_epochs.")
+    bf16: bool = _f(True, "bf16 mixed precision.")
+    gradient_checkpointing: bool = _f(True, "Recompute activations in backward to save memory.")
+    seed: int = _f(42, "Seed of model init, data shuffling and sampling (same seed -> same data order).")
+    use_cpu: bool = _f(False, "Train on CPU even when a GPU is present.")
+
+    # Scale: vLLM rollouts
+    use_vllm: bool = _f(False, "Generate rollouts with vLLM instead of transformers generate().")
+    vllm_mode: str = _f("colocate", "'colocate' (vLLM in the training processes) or 'server' (trl vllm-serve).")
+    vllm_server_base_url: str | None = _f(None, "Server mode: URL of `trl vllm-serve` (e.g. http://node0:8000).")
+    vllm_gpu_memory_utilization: float = _f(0.3, "Colocate mode: GPU memory fraction vLLM may take.")
+    vllm_tensor_parallel_size: int = _f(1, "Colocate mode: tensor-parallel size of the vLLM engine.")
+
+    # Scale: LoRA / QLoRA
+    lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights; no reference model copy needed.")
+    lora_r: int = _f(64, "LoRA rank.")
+    lora_alpha: int = _f(128, "LoRA alpha.")
+    lora_dropout: float = _f(0.05, "LoRA dropout.")
+    lora_target_modules: str | list[str] = _f(
+        r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)",
+        "Modules that get adapters (peft semantics: a list of name suffixes, or one regex matched against full "
+        "module names). Default: every linear layer of the language model, none in the vision tower.",
+    )
+    load_in_4bit: bool = _f(False, "QLoRA: load the base model in 4-bit NF4 (needs bitsandbytes and a GPU).")
+    merge_lora: bool = _f(True, "Merge LoRA adapters into the weights of OUTPUT_DIR/final (else save the adapter).")
+
+    # Checkpoints and logging
+    save_steps: int = _f(100, "Save a checkpoint (model + optimizer + scheduler + RNG) every N steps.")
+    save_total_limit: int | None = _f(3, "Keep at most this many checkpoints (oldest removed).")
+    logging_steps: int = _f(1, "Log metrics every N steps.")
+    report_to: list[str] = _f(["tensorboard"], "Trackers: tensorboard, wandb, none.")
+    run_name: str | None = _f(None, "Run name for the trackers.")
+    sample_every: int = _f(
+        10, "Write completions with their per-term rewards to samples.jsonl every N steps (0 = off)."
+    )
+    sample_count: int = _f(8, "Completions written per sampled step.")
+
+    # Pass-through
+    grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
+        """Build from a mapping; unknown keys raise ``UserError`` naming them and ``source``."""
+        unknown = sorted(set(data) - set(cls.field_names()))
+        if unknown:
+            raise UserError(f"{source}: unknown training config key(s) {unknown}; see `segzero train --list-fields`")
+        hints = typing.get_type_hints(cls)
+        data = dict(data)
+        for key, value in data.items():
+            # PyYAML reads "1e-6" (no dot) as a string: accept numeric strings for float fields.
+            if isinstance(value, str) and hints[key] in (float, float | None):
+                try:
+                    data[key] = float(value)
+                except ValueError as err:
+                    raise UserError(f"{source}: {key} must be a number, got {value!r}") from err
+        cfg = cls(**data)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_yaml(cls, path: str | Path | None = None, *, overrides: list[str] | None = None) -> TrainConfig:
+        """Read a YAML recipe (None = defaults) and apply ``key=value`` overrides (values parsed as YAML)."""
+        import yaml
+
+        data: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise UserError(f"training config not found: {path}")
+            try:
+                loaded = yaml.safe_load(path.read_text())
+            except yaml.YAMLError as err:
+                raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+            if loaded is not None and not isinstance(loaded, dict):
+                raise UserError(f"{path}: a training config must be a YAML mapping of field: value")
+            data = dict(loaded or {})
+        for key, value in parse_overrides(overrides or []).items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}  # dotted overrides update one entry of a dict field
+            else:
+                data[key] = value
+        return cls.from_dict(data, source=str(path) if path else "overrides")
+
+    def validate(self) -> None:
+        """Raise ``UserError`` for values that cannot work together."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, hint = getattr(self, f.name), hints[f.name]
+            base = {int: int, float: (int, float), bool: bool, str: str}.get(hint)
+            if base is not None and (not isinstance(value, base) or (hint is int and isinstance(value, bool))):
+                raise UserError(f"training config: {f.name} must be {hint.__name__}, got {value!r}")
+        if self.reward_kind not in ("segzero", "visionreasoner"):
+            raise UserError(f"reward_kind must be 'segzero' or 'visionreasoner', got {self.reward_kind!r}")
+        if self.prompt not in (None, "segzero", "visionreasoner"):
+            raise UserError(f"prompt must be 'segzero', 'visionreasoner' or null, got {self.prompt!r}")
+        if self.vllm_mode not in ("colocate", "server"):
+            raise UserError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
+        if self.num_generations < 2:
+            raise UserError("num_generations must be >= 2 (GRPO compares completions within a group)")
+        if self.frame < 28:
+            raise UserError(f"frame must be at least 28 pixels (one merged vision patch), got {self.frame}")
+        if self.load_in_4bit and not self.lora:
+            raise UserError("load_in_4bit (QLoRA) needs lora: true")
+        if self.sample_every < 0 or self.save_steps < 1 or self.logging_steps < 1:
+            raise UserError("sample_every must be >= 0, save_steps and logging_steps >= 1")
+
+    @property
+    def prompt_kind(self) -> str:
+        return self.prompt or self.reward_kind
+
+    def gradient_accumulation_steps(self, world_size: int = 1) -> int:
+        """Accumulation steps so that one optimizer step sees ``prompts_per_step * num_generations`` completions."""
+        total = self.prompts_per_step * self.num_generations
+        per_pass = self.per_device_batch_size * world_size
+        if total % per_pass:
+            raise UserError(
+                f"prompts_per_step * num_generations = {total} completions per step is not divisible by "
+                f"per_device_batch_size * world_size = {per_pass}"
+            )
+        return total // per_pass
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        """One line per field: ``name = value  # help``."""
+        return "\n".join(
+            f"{f.name} = {getattr(self, f.name)!r}  # {f.metadata.get('help', '')}" for f in dataclasses.fields(self)
+        )
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["a=1", "b=[x, y]", "c=null"]`` -> ``{"a": 1, "b": ["x", "y"], "c": None}`` (values read as YAML).
+
+    Dotted keys set entries of dict fields: ``reward_weights.iou=2`` or ``grpo_args.top_k=50``.
+    """
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"override must look like key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as err:
+            raise UserError(f"override {item!r}: value is not valid YAML") from err
+        if "." in key:
+            head, sub = key.split(".", 1)
+            if not isinstance(out.setdefault(head, {}), dict):
+                raise UserError(f"override {item!r}: {head} was already set to a non-mapping value")
+            out[head][sub] = value
+        else:
+            out[key] = value
+    return out

@@ -1,0 +1,144 @@
+"""Reward wiring for GRPO: one TRL reward function per SPEC §4 term, weights, and the completions sample file.
+
+The terms come from ``segzero.rewards.REWARDS[kind]`` (term name -> function, SPEC order): each is a TRL reward function
+``f(completions, solution, **kwargs) -> list[float]`` named after its term. ``build_reward_functions`` wraps
+each one in a ``TermReward`` whose ``__name__`` is the term (TRL logs ``rewards/<term>/mean`` and ``/std``),
+returns them in the core's order with the weights list ``GRPOConfig.reward_weights`` expects, and feeds a
+``SampleWriter`` that appends, every N steps, completions with their per-term and weighted total rewards to a
+JSONL file (main process only)::
+
+    {"step": 10, "id": "...", "problem": "...", "solution": "...", "completion": "...",
+     "rewards": {"think_format": 1.0, ...}, "total": 3.0}
+
+``step`` is the number of optimizer steps completed before the batch was generated (0 = the first batch);
+``total`` is the weighted sum TRL turns into advantages.
+
+Usage::
+
+    from segzero.train.rewards import build_reward_functions, reward_term_names
+    funcs, weights = build_reward_functions("segzero", weights={"box_iou": 2.0})
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from segzero.errors import UserError
+
+KINDS = ("segzero", "visionreasoner")
+
+
+def core_terms(kind: str) -> list[tuple[str, Callable]]:
+    """``[(term name, TRL reward function), ...]`` of the core rewards for ``kind``, in SPEC order."""
+    from segzero import rewards
+
+    if kind not in KINDS:
+        raise UserError(f"reward kind must be one of {KINDS}, got {kind!r}")
+    return list(rewards.REWARDS[kind].items())
+
+
+def reward_term_names(kind: str) -> list[str]:
+    """The term names of ``kind`` (the suffixes of TRL's ``rewards/<term>/mean`` metrics)."""
+    return [name for name, _ in core_terms(kind)]
+
+
+def completion_text(completion: Any) -> str:
+    """Text of a TRL completion: a str, or a message list whose last message's content is the text."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion:
+        content = completion[-1].get("content", "")
+        if isinstance(content, list):
+            return "".join(p.get("text", "") or "" for p in content if isinstance(p, dict))
+        return str(content or "")
+    return ""
+
+
+class SampleWriter:
+    """Collects per-term rewards of one generation batch and writes ``count`` rows to a JSONL every ``every`` steps.
+
+    Every ``TermReward`` reports its values with ``record``; once all ``n_terms`` terms of a batch are in, the
+    rows are written (only on the main process, ``RANK`` 0) and the buffer is cleared.
+    """
+
+    def __init__(self, path: str | Path, *, every: int = 10, count: int = 8):
+        self.path = Path(path)
+        self.every = every
+        self.count = count
+        self.n_terms = 0
+        self.weights: dict[str, float] = {}
+        self._buffer: dict[str, list[float]] = {}
+        self._written_steps: set[int] = set()
+
+    def wants(self, step: int) -> bool:
+        return (
+            self.every > 0
+            and step % self.every == 0
+            and step not in self._written_steps
+            and int(os.environ.get("RANK", "0")) == 0
+        )
+
+    def record(self, term: str, values: list[float], completions: list, solution: list, kwargs: dict) -> None:
+        state = kwargs.get("trainer_state")
+        step = int(getattr(state, "global_step", 0) or 0)
+        if not self.wants(step):
+            return
+        self._buffer[term] = list(values)
+        if len(self._buffer) < self.n_terms:
+            return
+        ids, problems = kwargs.get("id") or [None] * len(values), kwargs.get("problem") or [None] * len(values)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as fh:
+            for i in range(min(self.count, len(completions))):
+                terms = {t: float(v[i]) for t, v in self._buffer.items()}
+                row = {
+                    "step": step,
+                    "id": ids[i],
+                    "problem": problems[i],
+                    "solution": solution[i],
+                    "completion": completion_text(completions[i]),
+                    "rewards": terms,
+                    "total": sum(self.weights.get(t, 1.0) * v for t, v in terms.items()),
+                }
+                fh.write(json.dumps(row) + "\n")
+        self._buffer.clear()
+        self._written_steps.add(step)
+
+
+class TermReward:
+    """One reward term as a TRL reward function; ``__name__`` is the term name (TRL's metric name)."""
+
+    def __init__(self, name: str, func: Callable, writer: SampleWriter | None = None):
+        self.__name__ = name
+        self.func = func
+        self.writer = writer
+
+    def __call__(self, completions: list, solution: list, **kwargs) -> list[float]:
+        values = [float(v) for v in self.func(completions, solution, **kwargs)]
+        if self.writer is not None:
+            self.writer.record(self.__name__, values, completions, solution, kwargs)
+        return values
+
+
+def build_reward_functions(
+    kind: str, *, weights: dict[str, float] | None = None, writer: SampleWriter | None = None
+) -> tuple[list[TermReward], list[float]]:
+    """The reward functions of ``kind`` and their weights (``weights`` by term name; missing terms weigh 1.0).
+
+    Unknown names in ``weights`` raise ``UserError`` listing the valid terms.
+    """
+    weights = dict(weights or {})
+    terms = core_terms(kind)
+    names = [name for name, _ in terms]
+    unknown = sorted(set(weights) - set(names))
+    if unknown:
+        raise UserError(f"reward_weights: unknown term(s) {unknown} for {kind!r}; terms are {names}")
+    resolved = [float(weights.get(name, 1.0)) for name in names]
+    if writer is not None:
+        writer.n_terms = len(terms)
+        writer.weights = dict(zip(names, resolved, strict=True))
+    return [TermReward(name, f, writer) for name, f in terms], resolved

@@ -1,0 +1,251 @@
+"""Run GRPO with TRL's ``GRPOTrainer`` from a ``TrainConfig``: the engine behind ``segzero train``.
+
+What ``train(cfg, output_dir)`` does:
+
+1. model: ``cfg.model`` (hub id / folder), or ``"tiny"``: the random tiny models built into
+   ``OUTPUT_DIR/tiny_models`` by ``segzero.testing.build_tiny_models``;
+2. data: ``segzero.train.data.build_train_dataset`` (bad rows logged and written to ``bad_rows.jsonl``);
+3. rewards: one TRL reward function per SPEC §4 term (``segzero.train.rewards``), weighted by
+   ``cfg.reward_weights``; TRL logs each as ``rewards/<term>/mean``; ``samples.jsonl`` gets completions with
+   their per-term rewards every ``cfg.sample_every`` steps;
+4. ``trl.GRPOConfig`` from the config (``grpo_config``), LoRA / QLoRA through peft when ``cfg.lora``;
+5. ``trainer.train(resume_from_checkpoint=...)``: checkpoints ``OUTPUT_DIR/checkpoint-N`` every
+   ``save_steps`` with optimizer, scheduler, RNG and trainer state; ``resume=True`` continues from the last
+   one (same seed, so the same data order: the Trainer skips the batches already seen);
+6. final model in Hugging Face format at ``OUTPUT_DIR/final`` with the processor files (LoRA merged into the
+   weights when ``cfg.merge_lora``, else the adapter is saved), loadable by ``Reasoner.from_pretrained``, plus
+   ``segzero_train.json`` (model frame, prompt kind, reward kind, base model: pass the same ``--frame`` to
+   ``segzero segment`` / ``segzero eval``).
+
+TensorBoard event files go to ``OUTPUT_DIR/runs/`` (transformers' default); ``config.yaml`` records the
+resolved config. Usage::
+
+    from segzero.train.config import TrainConfig
+    from segzero.train.trainer import train
+    result = train(TrainConfig.from_yaml("recipes/tiny_cpu.yaml"), "runs/tiny")   # {"final": Path, ...}
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from segzero.errors import UserError
+from segzero.train.config import TrainConfig
+
+logger = logging.getLogger("segzero.train")
+
+
+def world_size() -> int:
+    """Number of training processes (``WORLD_SIZE`` set by accelerate / torchrun; 1 otherwise)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
+    """The policy's path or hub id; ``"tiny"`` builds the tiny models (on the main process) and returns the reasoner."""
+    if cfg.model != "tiny":
+        return cfg.model
+    tiny_dir = output_dir / "tiny_models"
+    reasoner = tiny_dir / "reasoner"
+    if not (reasoner / "config.json").exists():
+        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+            from segzero.testing import build_tiny_models
+
+            build_tiny_models(tiny_dir, seed=cfg.seed)
+        if world_size() > 1:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+    return str(reasoner)
+
+
+def grpo_config(cfg: TrainConfig, output_dir: Path, *, reward_weights: list[float]) -> Any:
+    """The ``trl.GRPOConfig`` of a run (``cfg.grpo_args`` applied last, so it can set any TRL argument)."""
+    from trl import GRPOConfig
+
+    model_init_kwargs: dict[str, Any] = {"dtype": cfg.dtype}
+    if cfg.attn_implementation:
+        model_init_kwargs["attn_implementation"] = cfg.attn_implementation
+    report_to = [r for r in cfg.report_to if r != "none"]
+    kwargs: dict[str, Any] = dict(
+        output_dir=str(output_dir),
+        model_init_kwargs=model_init_kwargs,
+        remove_unused_columns=False,
+        num_generations=cfg.num_generations,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps(world_size()),
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        learning_rate=cfg.learning_rate,
+        weight_decay=cfg.weight_decay,
+        lr_scheduler_type=cfg.lr_scheduler_type,
+        warmup_steps=cfg.warmup_steps,
+        beta=cfg.beta,
+        max_grad_norm=cfg.max_grad_norm,
+        loss_type=cfg.loss_type,
+        num_train_epochs=cfg.num_train_epochs,
+        max_steps=cfg.max_steps,
+        bf16=cfg.bf16,
+        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient_checkpointing
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        use_cpu=cfg.use_cpu,
+        use_vllm=cfg.use_vllm,
+        vllm_mode=cfg.vllm_mode,
+        vllm_server_base_url=cfg.vllm_server_base_url,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+        reward_weights=reward_weights,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=False,
+        logging_steps=cfg.logging_steps,
+        report_to=report_to or "none",
+        run_name=cfg.run_name,
+        log_completions=False,
+        shuffle_dataset=True,
+    )
+    kwargs.update(cfg.grpo_args)
+    try:
+        return GRPOConfig(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise UserError(f"invalid GRPO settings: {err}") from err
+
+
+def peft_and_quantization(cfg: TrainConfig):
+    """``(peft LoraConfig | None, BitsAndBytesConfig | None)`` for ``cfg.lora`` / ``cfg.load_in_4bit``."""
+    if not cfg.lora:
+        return None, None
+    try:
+        from peft import LoraConfig
+    except ImportError as err:
+        raise UserError("lora: true needs peft: pip install 'segzero[lora]'") from err
+    peft_config = LoraConfig(
+        r=cfg.lora_r,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=cfg.lora_target_modules
+        if isinstance(cfg.lora_target_modules, str)
+        else list(cfg.lora_target_modules),
+        task_type="CAUSAL_LM",
+    )
+    quant = None
+    if cfg.load_in_4bit:
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise UserError("load_in_4bit (QLoRA) needs bitsandbytes: pip install bitsandbytes")
+        import torch
+        from transformers import BitsAndBytesConfig
+
+        quant = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_compute_dtype=torch.bfloat16 if cfg.bf16 else torch.float32,
+        )
+    return peft_config, quant
+
+
+def last_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``checkpoint-N`` folder in ``output_dir`` (None when there is none)."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return None
+    found = get_last_checkpoint(str(output_dir))
+    return Path(found) if found else None
+
+
+def save_final(trainer, cfg: TrainConfig, model_path: str, final_dir: Path) -> Path:
+    """Save the trained policy and its processor in Hugging Face format at ``final_dir``.
+
+    Full fine-tuning: ``trainer.save_model`` (gathers ZeRO-3 / FSDP shards). LoRA: the adapter is saved to
+    ``final_dir/adapter``; with ``cfg.merge_lora`` the main process reloads the base model, merges the adapter
+    into its weights and saves the merged model in ``final_dir`` (the adapter folder is kept next to it).
+    """
+    if not cfg.lora:
+        trainer.save_model(str(final_dir))
+        return final_dir
+    adapter_dir = final_dir / "adapter"
+    trainer.save_model(str(adapter_dir))
+    if cfg.merge_lora and trainer.accelerator.is_main_process:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForImageTextToText
+
+        dtype = torch.float32 if cfg.dtype == "float32" else getattr(torch, cfg.dtype, torch.bfloat16)
+        base = AutoModelForImageTextToText.from_pretrained(model_path, dtype=dtype)
+        merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+        merged.save_pretrained(str(final_dir))
+        trainer.processing_class.save_pretrained(str(final_dir))
+    trainer.accelerator.wait_for_everyone()
+    return final_dir
+
+
+def build_trainer(cfg: TrainConfig, output_dir: str | Path):
+    """The configured ``GRPOTrainer`` (not yet trained) and the model path it starts from."""
+    from trl import GRPOTrainer
+
+    from segzero.train.data import build_train_dataset
+    from segzero.train.processing import load_training_processor
+    from segzero.train.rewards import SampleWriter, build_reward_functions
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
+        raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
+    model_path = resolve_model(cfg, output_dir)
+    dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
+    writer = None
+    if cfg.sample_every > 0:
+        writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
+    funcs, weights = build_reward_functions(cfg.reward_kind, weights=cfg.reward_weights, writer=writer)
+    args = grpo_config(cfg, output_dir, reward_weights=weights)
+    peft_config, quant = peft_and_quantization(cfg)
+    try:
+        processor = load_training_processor(model_path)
+        trainer = GRPOTrainer(
+            model=model_path,
+            reward_funcs=funcs,
+            args=args,
+            train_dataset=dataset,
+            processing_class=processor,
+            peft_config=peft_config,
+            quantization_config=quant,
+        )
+    except OSError as err:  # hub unreachable, folder without weights or tokenizer
+        raise UserError(f"cannot load the policy model {model_path!r}: {str(err).splitlines()[0]}") from err
+    return trainer, model_path
+
+
+def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train, save ``OUTPUT_DIR/final``; returns ``{"final", "global_step", "resumed_from", "log_history"}``."""
+    import yaml
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) == 0:
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    resume_from = last_checkpoint(output_dir) if resume else None
+    if resume and resume_from is None:
+        raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")
+    trainer, model_path = build_trainer(cfg, output_dir)
+    if resume_from is not None:
+        logger.info("resuming from %s", resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    final = save_final(trainer, cfg, model_path, output_dir / "final")
+    if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
+        info = {"frame": cfg.frame, "prompt": cfg.prompt_kind, "reward_kind": cfg.reward_kind, "base_model": cfg.model}
+        (final / "segzero_train.json").write_text(json.dumps(info, indent=2) + "\n")
+    return {
+        "final": final,
+        "global_step": trainer.state.global_step,
+        "resumed_from": resume_from,
+        "log_history": trainer.state.log_history,
+    }
