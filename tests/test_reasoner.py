@@ -13,7 +13,13 @@ from PIL import Image
 
 from segzero.errors import UserError
 from segzero.models.processor import ImageOnlyProcessor, QwenImagePreprocessor, smart_resize
-from segzero.models.reasoner import Reasoner, default_prompt_kind
+from segzero.models.reasoner import (
+    Reasoner,
+    default_prompt_kind,
+    read_model_info,
+    resolve_prompt_and_frame,
+    write_model_info,
+)
 
 FRAME = 56  # tiny model frame for tests: 56 x 56 -> 4 x 4 patches -> 4 image tokens
 
@@ -126,6 +132,27 @@ def test_image_only_processor_matches_stock_processor(tiny_models):
 )
 def test_default_prompt_kind(name, kind):
     assert default_prompt_kind(name) == kind
+
+
+@pytest.mark.parametrize(
+    "info, prompt, frame, expected",
+    [
+        ({}, None, None, ("segzero", 840)),  # nothing recorded: the paper's frame and the id's preset
+        ({"frame": 112, "prompt": "visionreasoner"}, None, None, ("visionreasoner", 112)),  # segzero.json wins
+        ({"frame": 112}, None, 56, ("segzero", 56)),  # an explicit frame beats the recorded one
+        ({"frame": [112, 84]}, "segzero", None, ("segzero", (112, 84))),  # (w, h) frames survive the JSON round trip
+    ],
+)
+def test_prompt_and_frame_come_from_segzero_json(tmp_path, info, prompt, frame, expected):
+    if info:
+        write_model_info(tmp_path, **info)
+    assert resolve_prompt_and_frame(tmp_path, prompt=prompt, frame=frame) == expected
+
+
+def test_tiny_reasoner_records_its_frame(tiny_models):
+    # segzero tiny-models writes segzero.json, so `segzero segment` needs no --frame for the tiny reasoner
+    reasoner_ = Reasoner.from_pretrained(tiny_models["reasoner"], max_new_tokens=2)
+    assert reasoner_.frame == read_model_info(tiny_models["reasoner"])["frame"] == 56
 
 
 @pytest.fixture(scope="module")

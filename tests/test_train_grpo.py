@@ -170,13 +170,15 @@ def test_cli_tiny_cpu_recipe_then_segment(tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--config", str(ROOT / "recipes" / "tiny_cpu.yaml"), "--output-dir", str(out)]) == 0
     assert (out / "final" / "config.json").exists() and (out / "final" / "tokenizer.json").exists()
-    assert json.loads((out / "final" / "segzero_train.json").read_text())["frame"] == 112
+    assert json.loads((out / "final" / "segzero.json").read_text())["frame"] == 112
     assert list((out / "runs").rglob("events.out.tfevents.*"))  # TensorBoard by default
     image = tmp_path / "shapes.png"
     make_sample(0, config=ShapesConfig(size=200))["image"].save(image)
     argv = ["segment", "--image", str(image), "--query", "the red circle", "--reasoner", str(out / "final")]
-    argv += ["--segmenter", str(out / "tiny_models" / "segmenter"), "--frame", "112", "--max-new-tokens", "8"]
+    # no --frame: the frame the model was trained at comes from final/segzero.json
+    argv += ["--segmenter", str(out / "tiny_models" / "segmenter"), "--max-new-tokens", "8"]
     assert main([*argv, "--out", str(tmp_path / "seg")]) == 0
+    assert json.loads((tmp_path / "seg" / "result.json").read_text())["answer"]["frame"] == [112, 112]
 
 
 def test_multi_object_reward_set_runs_and_logs_its_terms(warm_reasoner, tmp_path):

@@ -32,7 +32,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reasoner", default="Ricky06662/Seg-Zero-7B", help="reasoning VLM id or folder")
     p.add_argument("--segmenter", default="facebook/sam2-hiera-large", help="SAM2 id or folder")
     p.add_argument("--prompt", default=None, choices=["segzero", "visionreasoner"], help="default: from the id")
-    p.add_argument("--frame", type=int, default=840, help="side of the square frame the VLM sees (default 840)")
+    p.add_argument(
+        "--frame",
+        type=int,
+        default=None,
+        help="side of the square frame the VLM sees (default: the folder's segzero.json, else 840)",
+    )
     p.add_argument("--batch-size", type=int, default=8, help="queries per reasoning batch (default 8)")
     p.add_argument("--max-new-tokens", type=int, default=1024, help="generation length limit (default 1024)")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="generation backend (default hf)")

@@ -18,6 +18,12 @@ from segzero.errors import UserError
 
 # Subcommand modules, in the order ``--help`` lists them.
 SUBCOMMANDS: list[str] = [
+    "segment",
+    "tiny_models",
+    "data",
+    "eval",
+    "train",
+    "serve",
 ]
 
 

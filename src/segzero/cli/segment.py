@@ -37,7 +37,12 @@ def add_parser(subparsers) -> None:
         default=None,
         help="prompt kind (default: from the reasoner id; VisionReasoner ids -> visionreasoner)",
     )
-    p.add_argument("--frame", type=int, default=840, help="model frame side in pixels (default: %(default)s)")
+    p.add_argument(
+        "--frame",
+        type=int,
+        default=None,
+        help="model frame side in pixels (default: the folder's segzero.json, else 840)",
+    )
     p.add_argument("--max-new-tokens", type=int, default=1024, help="generation limit (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
 
     image = load_image(args.image)  # fail fast on a bad image, before loading any model
     normalize_query(args.query)  # UserError on an empty query
-    if args.frame <= 0:
+    if args.frame is not None and args.frame <= 0:
         raise UserError(f"--frame must be positive, got {args.frame}")
     if args.max_new_tokens <= 0:
         raise UserError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")

@@ -58,8 +58,13 @@ class EvalConfig:
     fmt: str = field(default="auto", metadata={"help": "auto, hub, disk, parquet, lisa or refer"})
     reasoner: str = field(default="Ricky06662/Seg-Zero-7B", metadata={"help": "reasoning VLM id or folder"})
     segmenter: str = field(default=DEFAULT_SEGMENTER, metadata={"help": "SAM2 id or folder"})
-    prompt: str | None = field(default=None, metadata={"help": "segzero / visionreasoner; None = from the id"})
-    frame: int = field(default=840, metadata={"help": "side of the square frame the VLM sees"})
+    prompt: str | None = field(
+        default=None, metadata={"help": "segzero / visionreasoner; None = the folder's segzero.json, else from the id"}
+    )
+    frame: int | None = field(
+        default=None,
+        metadata={"help": "side of the square frame the VLM sees; None = the folder's segzero.json, else 840"},
+    )
     batch_size: int = field(default=8, metadata={"help": "queries per reasoning batch"})
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit"})
     backend: str = field(default="hf", metadata={"help": "hf (transformers generate) or vllm"})
@@ -136,7 +141,9 @@ def model_revision(name_or_path: str) -> str | None:
 
 def build_header(cfg: EvalConfig, ds: EvalDataset, shard_size: int) -> dict:
     """The run's identity and provenance (``run.json``)."""
-    from segzero.models.reasoner import default_prompt_kind  # noqa: PLC0415 (light: no torch at import)
+    from segzero.models.reasoner import resolve_prompt_and_frame  # noqa: PLC0415 (light: no torch at import)
+
+    prompt, frame = resolve_prompt_and_frame(cfg.reasoner, prompt=cfg.prompt, frame=cfg.frame)
 
     return {
         "dataset_fingerprint": ds.fingerprint,
@@ -144,8 +151,8 @@ def build_header(cfg: EvalConfig, ds: EvalDataset, shard_size: int) -> dict:
         "ignore_label": cfg.ignore_label,
         "reasoner": cfg.reasoner,
         "segmenter": cfg.segmenter,
-        "prompt": cfg.prompt or default_prompt_kind(cfg.reasoner),
-        "frame": cfg.frame,
+        "prompt": prompt,
+        "frame": frame,
         "backend": cfg.backend,
         "shard": cfg.shard,
         "shard_size": shard_size,

@@ -48,7 +48,7 @@ class VLLMReasoner:
         name_or_path: str,
         *,
         prompt: str | None = None,
-        frame: int | tuple[int, int] = 840,
+        frame: int | tuple[int, int] | None = None,
         max_new_tokens: int = 1024,
         temperature: float = 0.0,
         dtype: str | None = None,
@@ -63,9 +63,10 @@ class VLLMReasoner:
         from vllm import LLM  # noqa: PLC0415
 
         from segzero.models.processor import load_processor  # noqa: PLC0415
-        from segzero.models.reasoner import default_prompt_kind, resolve_model_source  # noqa: PLC0415
+        from segzero.models.reasoner import resolve_model_source, resolve_prompt_and_frame  # noqa: PLC0415
 
         source = resolve_model_source(name_or_path, what="reasoner")
+        prompt, frame = resolve_prompt_and_frame(source, prompt=prompt, frame=frame)
         llm = LLM(
             model=source,
             dtype=dtype or "bfloat16",
@@ -79,7 +80,7 @@ class VLLMReasoner:
             llm=llm,
             processor=load_processor(source),
             name=source,
-            prompt=prompt or default_prompt_kind(source),
+            prompt=prompt,
             frame=frame,
             max_new_tokens=max_new_tokens,
             temperature=temperature,

@@ -19,6 +19,7 @@ of ``segzero.models.processor`` (the stock Qwen-VL one needs torchvision for its
 from __future__ import annotations
 
 import importlib.util
+import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,51 @@ PROMPT_PRESETS: dict[str, str] = {
     "ricky06662/seg-zero-3b": "segzero",
     "ricky06662/visionreasoner-7b": "visionreasoner",
 }
+
+
+# A reasoner folder may carry this file: how the weights expect to be driven ({"frame": int, "prompt": kind, ...}).
+# Written by ``segzero tiny-models`` and ``segzero train``; released hub checkpoints do not have it (840, preset).
+MODEL_INFO_FILE = "segzero.json"
+
+
+def read_model_info(name_or_path: str | Path) -> dict:
+    """The ``segzero.json`` of a local reasoner folder (``{}`` for hub ids and folders without one)."""
+    path = Path(str(name_or_path)).expanduser() / MODEL_INFO_FILE
+    if not path.is_file():
+        return {}
+    try:
+        info = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"unreadable {path}: {err}") from None
+    if not isinstance(info, dict):
+        raise UserError(f"{path} must hold a JSON object, got {type(info).__name__}")
+    return info
+
+
+def write_model_info(folder: str | Path, **info) -> Path:
+    """Write ``segzero.json`` into a saved reasoner folder (``frame``, ``prompt`` and any provenance fields)."""
+    path = Path(folder) / MODEL_INFO_FILE
+    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def resolve_prompt_and_frame(
+    name_or_path: str | Path, *, prompt: str | None = None, frame: int | tuple[int, int] | None = None
+) -> tuple[str, int | tuple[int, int]]:
+    """The prompt kind and model frame to drive a reasoner with.
+
+    An explicit argument wins; then the folder's ``segzero.json``; then the id's preset
+    (``default_prompt_kind``) and the paper's 840 frame.
+    """
+    info = read_model_info(name_or_path)
+    kind = prompt or info.get("prompt") or default_prompt_kind(str(name_or_path))
+    if kind not in ("segzero", "visionreasoner"):
+        raise UserError(f"unknown prompt kind {kind!r}; use 'segzero' or 'visionreasoner'")
+    if frame is None:
+        frame = info.get("frame", 840)
+    if isinstance(frame, list):
+        frame = tuple(frame)
+    return kind, frame
 
 
 def default_prompt_kind(name_or_path: str) -> str:
@@ -191,7 +237,7 @@ class Reasoner:
         name_or_path: str | Path = DEFAULT_REASONER,
         *,
         prompt: str | None = None,
-        frame: int | tuple[int, int] = 840,
+        frame: int | tuple[int, int] | None = None,
         device: str | None = None,
         dtype: Any = None,
         max_new_tokens: int = 1024,
@@ -204,7 +250,8 @@ class Reasoner:
     ) -> Reasoner:
         """Load a VLM from a hub id or a local folder.
 
-        ``prompt`` defaults from the id (``default_prompt_kind``). ``processor``: "auto" (stock when torchvision
+        ``prompt`` and ``frame`` default from the folder's ``segzero.json`` when it has one, else from the id
+        (``default_prompt_kind``) and 840. ``processor``: "auto" (stock when torchvision
         is installed), "image-only" or "stock". Raises ``UserError`` (one line) for a missing folder or a hub id
         that cannot be loaded.
         """
@@ -213,9 +260,7 @@ class Reasoner:
         from segzero.models.processor import load_processor
 
         source = resolve_model_source(name_or_path, what="reasoner")
-        kind = prompt or default_prompt_kind(source)
-        if kind not in ("segzero", "visionreasoner"):
-            raise UserError(f"unknown prompt kind {kind!r}; use 'segzero' or 'visionreasoner'")
+        kind, frame = resolve_prompt_and_frame(source, prompt=prompt, frame=frame)
         dev = pick_device(device)
         torch_dtype = pick_dtype(dev, dtype)
         try:

@@ -124,18 +124,21 @@ def build_tiny_reasoner(
     vision_hidden_size: int = 32,
     vision_depth: int = 2,
     answer: str | None = None,
+    frame: int = 56,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
     ``vocab_size`` is the BPE vocabulary size (special tokens included); ``hidden_size``/``num_layers`` size
     the text decoder; ``vision_hidden_size``/``vision_depth`` the vision tower (patch 14, merge 2, as in
     Qwen2.5-VL). The same ``seed`` gives the same weights. ``answer``: if given, ``teach_answer`` makes the
-    model write it (then ``<|im_end|>``) for any input at small frames. Returns ``path``.
+    model write it (then ``<|im_end|>``) for any input at small frames. ``frame`` is recorded in the folder's
+    ``segzero.json`` (the frame ``Reasoner.from_pretrained`` uses by default). Returns ``path``.
     """
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
 
     from segzero.models.processor import write_image_processor_config
+    from segzero.models.reasoner import write_model_info
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
@@ -205,6 +208,7 @@ def build_tiny_reasoner(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # also writes the chat template (chat_template.jinja)
     write_image_processor_config(path)
+    write_model_info(path, frame=frame, prompt="segzero", note="tiny random-weight test model (segzero.testing)")
     if answer is not None:
         teach_answer(path, answer, seed=seed)
     return path

@@ -14,8 +14,8 @@ What ``train(cfg, output_dir)`` does:
    one (same seed, so the same data order: the Trainer skips the batches already seen);
 6. final model in Hugging Face format at ``OUTPUT_DIR/final`` with the processor files (LoRA merged into the
    weights when ``cfg.merge_lora``, else the adapter is saved), loadable by ``Reasoner.from_pretrained``, plus
-   ``segzero_train.json`` (model frame, prompt kind, reward kind, base model: pass the same ``--frame`` to
-   ``segzero segment`` / ``segzero eval``).
+   ``segzero.json`` (model frame, prompt kind, reward kind, base model), which ``Reasoner.from_pretrained``
+   reads, so ``segzero segment`` / ``segzero eval`` drive the model at the frame it was trained on.
 
 TensorBoard event files go to ``OUTPUT_DIR/runs/`` (transformers' default); ``config.yaml`` records the
 resolved config. Usage::
@@ -28,13 +28,13 @@ resolved config. Usage::
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.models.reasoner import write_model_info
 from segzero.train.config import TrainConfig
 
 logger = logging.getLogger("segzero.train")
@@ -241,8 +241,9 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = save_final(trainer, cfg, model_path, output_dir / "final")
     if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
-        info = {"frame": cfg.frame, "prompt": cfg.prompt_kind, "reward_kind": cfg.reward_kind, "base_model": cfg.model}
-        (final / "segzero_train.json").write_text(json.dumps(info, indent=2) + "\n")
+        write_model_info(
+            final, frame=cfg.frame, prompt=cfg.prompt_kind, reward_kind=cfg.reward_kind, base_model=cfg.model
+        )
     return {
         "final": final,
         "global_step": trainer.state.global_step,
