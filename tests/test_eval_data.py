@@ -61,7 +61,10 @@ def test_lisa_missing_json_names_the_file(tmp_path):
 def test_refer_one_sample_per_expression(tmp_path):
     root = tmp_path / "refcocog"
     (root / "images").mkdir(parents=True)
-    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(root / "images" / "COCO_1.jpg")
+    # the image carries an EXIF "rotate 90" tag: COCO masks index the stored pixels, so it must not be rotated
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(np.zeros((20, 30, 3), np.uint8)).save(root / "images" / "COCO_1.jpg", exif=exif.tobytes())
     refs = [
         {
             "ref_id": 7,

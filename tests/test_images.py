@@ -115,6 +115,10 @@ def test_exif_rotated_jpeg(tmp_path):
     # the same through a PIL image opened by the caller (not yet transposed): also upright, input untouched
     opened = Image.open(path)
     assert load_image(opened).size == (20, 40) and opened.size == (40, 20)
+    # exif=False keeps the stored pixels (COCO masks index them), and loading that result again does not rotate it
+    stored = load_image(path, exif=False)
+    assert stored.size == (40, 20) and px(stored, 5, 10)[0] > 200
+    assert load_image(stored).size == (40, 20)
 
 
 @pytest.mark.parametrize(

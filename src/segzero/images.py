@@ -65,22 +65,32 @@ def load_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     background: tuple[int, int, int] | None = _WHITE,
+    exif: bool = True,
 ) -> Image.Image:
     """Load ``src`` (str/Path file name, bytes, binary file object, PIL image, numpy array) as 8-bit RGB.
+
+    ``exif``: apply the EXIF orientation (what a viewer shows). ``False`` keeps the stored pixel order, for
+    annotations that index stored pixels (COCO / RefCOCO masks), and returns an image without metadata so that
+    a later ``load_image`` of it does not rotate it either.
 
     ``max_pixels``: refuse images with more pixels than this (``None``: only PIL's own bomb limit applies).
     ``background``: RGB colour transparent pixels are composited over; ``None`` drops alpha instead.
     The input is never modified. Raises ``UserError`` (one line) for anything unreadable; see the module doc.
     """
+    image = _load(src, max_pixels=max_pixels, background=background, exif=exif)
+    return image if exif else Image.fromarray(np.asarray(image))  # fresh image: no EXIF tag to rotate it later
+
+
+def _load(src, *, max_pixels: int | None, background, exif: bool) -> Image.Image:
     if isinstance(src, Image.Image):
         _check_size(src.size, max_pixels, "image")
-        return _to_rgb(_transposed(src, "image"), background)
+        return _to_rgb(_transposed(src, "image") if exif else src, background)
     if isinstance(src, np.ndarray):
         return _from_array(src, max_pixels=max_pixels, background=background)
     if isinstance(src, bytes | bytearray | memoryview):
         if len(src) == 0:
             raise UserError("empty image data (0 bytes)")
-        return _open_and_decode(io.BytesIO(bytes(src)), "image bytes", max_pixels, background)
+        return _open_and_decode(io.BytesIO(bytes(src)), "image bytes", max_pixels, background, exif)
     if isinstance(src, str | os.PathLike):
         path = Path(src)
         if isinstance(src, str) and src.startswith(("http://", "https://")):
@@ -91,9 +101,9 @@ def load_image(
             raise UserError(f"expected an image file, got a directory: {path}")
         if path.stat().st_size == 0:
             raise UserError(f"image file is empty (0 bytes): {path}")
-        return _open_and_decode(path, str(path), max_pixels, background)
+        return _open_and_decode(path, str(path), max_pixels, background, exif)
     if hasattr(src, "read"):
-        return _open_and_decode(src, "image stream", max_pixels, background)
+        return _open_and_decode(src, "image stream", max_pixels, background, exif)
     raise UserError(f"cannot load an image from a {type(src).__name__}; pass a path, bytes, PIL image or array")
 
 
@@ -130,7 +140,7 @@ def _check_size(size: tuple[int, int], max_pixels: int | None, what: str) -> Non
         raise UserError(f"{what} is too large: {w} x {h} = {w * h} pixels exceeds max_pixels={max_pixels}")
 
 
-def _open_and_decode(fp, what: str, max_pixels: int | None, background) -> Image.Image:
+def _open_and_decode(fp, what: str, max_pixels: int | None, background, exif: bool = True) -> Image.Image:
     """Open a file name or binary stream, check its size from the header, decode, orient, convert."""
     try:
         with warnings.catch_warnings():
@@ -139,7 +149,7 @@ def _open_and_decode(fp, what: str, max_pixels: int | None, background) -> Image
             with Image.open(fp) as im:
                 _check_size(im.size, max_pixels, what)
                 im.load()
-                oriented = ImageOps.exif_transpose(im)
+                oriented = ImageOps.exif_transpose(im) if exif else im.copy()
     except Image.DecompressionBombError as e:
         raise UserError(f"{what} is too large to decode safely: {e}") from e
     except UnidentifiedImageError as e:

@@ -210,7 +210,8 @@ class ReferEvalDataset(EvalDataset):
     def image(self, info: SampleInfo):
         from segzero.images import load_image  # noqa: PLC0415
 
-        return load_image(self.images_dir / info.image_key)
+        # COCO masks index the stored pixels: no EXIF rotation (a few COCO images carry an orientation tag)
+        return load_image(self.images_dir / info.image_key, exif=False)
 
     def mask(self, info: SampleInfo) -> np.ndarray:
         return self.refer.mask(self._refs[int(info.ann_id)]).astype(np.uint8)
