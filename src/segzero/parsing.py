@@ -72,6 +72,11 @@ def completion_text(completion: Any) -> tuple[str | None, str]:
     return None, "message without text content"
 
 
+def text_of(completion: Any) -> str:
+    """The text of a completion as ``completion_text`` reads it; ``""`` when it has none."""
+    return completion_text(completion)[0] or ""
+
+
 def think_format_ok(text: str) -> bool:
     """``re.fullmatch(r"<think>.*?</think>\\s*<answer>.*?</answer>", text, re.DOTALL)``, in linear time.
 

@@ -35,7 +35,7 @@ from scipy.optimize import linear_sum_assignment
 
 from segzero import geometry as geo
 from segzero.answer import SegObject
-from segzero.parsing import answer_block, completion_text, number_list, parse_solution, think_format_ok
+from segzero.parsing import answer_block, number_list, parse_solution, text_of, think_format_ok
 
 IOU_THRESHOLD = 0.5  # pair counts 1 when IoU is strictly greater
 L1_THRESHOLD = 10.0  # pair counts 1 when mean box L1 (px) is strictly smaller
@@ -44,12 +44,6 @@ MAX_OBJECTS = 120  # the reference truncates predictions and gt to this many obj
 REPEAT_LIMIT = 2  # non_repeat drops to 0 at this many repeated sentences
 EMPTY_LIST_SCORE = 2.0  # answer_format of a well-formed empty list
 EMPTY_SCORE = 3.0  # accuracy when both prediction and gt are empty
-
-
-def text_of(completion: Any) -> str:
-    """Completion text ('' when the completion has none)."""
-    text, _ = completion_text(completion)
-    return text or ""
 
 
 @lru_cache(maxsize=8192)

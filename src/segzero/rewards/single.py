@@ -27,24 +27,18 @@ from typing import Any
 from segzero import geometry as geo
 from segzero.answer import SegObject
 from segzero.parsing import (
-    completion_text,
     first_flat_object,
     is_number,
     number_list,
     parse_answer,
     parse_solution,
+    text_of,
     think_format_ok,
 )
 
 IOU_THRESHOLD = 0.5  # box_iou: IoU must be strictly greater
 L1_THRESHOLD = 10.0  # box_l1: mean absolute coordinate difference (px) must be strictly smaller
 POINT_DISTANCE_THRESHOLD = 100.0  # points: mean matched point distance (px) must be strictly smaller
-
-
-def text_of(completion: Any) -> str:
-    """Completion text ('' when the completion has none)."""
-    text, _ = completion_text(completion)
-    return text or ""
 
 
 @lru_cache(maxsize=8192)

@@ -25,9 +25,9 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from segzero.errors import UserError
+from segzero.parsing import text_of
 
 KINDS = ("segzero", "visionreasoner")
 
@@ -44,18 +44,6 @@ def core_terms(kind: str) -> list[tuple[str, Callable]]:
 def reward_term_names(kind: str) -> list[str]:
     """The term names of ``kind`` (the suffixes of TRL's ``rewards/<term>/mean`` metrics)."""
     return [name for name, _ in core_terms(kind)]
-
-
-def completion_text(completion: Any) -> str:
-    """Text of a TRL completion: a str, or a message list whose last message's content is the text."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, list) and completion:
-        content = completion[-1].get("content", "")
-        if isinstance(content, list):
-            return "".join(p.get("text", "") or "" for p in content if isinstance(p, dict))
-        return str(content or "")
-    return ""
 
 
 class SampleWriter:
@@ -100,7 +88,7 @@ class SampleWriter:
                     "id": ids[i],
                     "problem": problems[i],
                     "solution": solution[i],
-                    "completion": completion_text(completions[i]),
+                    "completion": text_of(completions[i]),
                     "rewards": terms,
                     "total": sum(self.weights.get(t, 1.0) * v for t, v in terms.items()),
                 }
