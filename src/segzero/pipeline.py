@@ -106,10 +106,15 @@ class SegZeroPipeline:
 
         ``reasoner_kwargs`` go to ``Reasoner.from_pretrained`` (``prompt``, ``frame``, ``max_new_tokens``,
         ``temperature``, ``top_p``, ...). ``dtype`` is the reasoner's; ``segmenter_dtype`` the segmenter's
-        (default: the adapter's own choice). Missing folders / unreachable ids raise ``UserError``.
+        (default: the adapter's own choice). ``segmenter="color"`` / ``"grabcut"`` selects a weight-free segmenter
+        (``segzero.models.weightfree``; shapes world). Missing folders / unreachable ids raise ``UserError``.
         """
         from segzero.models.reasoner import Reasoner, resolve_model_source
         from segzero.models.segmenter import Segmenter
+        from segzero.models.weightfree import is_weightfree, load_weightfree
+
+        if is_weightfree(segmenter):  # "color" / "grabcut": no checkpoint, checked before hub/folder resolution
+            segmenter = load_weightfree(segmenter)
 
         # check both sources before loading either, so a bad second id fails fast and before any progress output
         load_reasoner = isinstance(reasoner, str) or hasattr(reasoner, "__fspath__")

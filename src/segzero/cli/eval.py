@@ -30,7 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
     p.add_argument("--reasoner", default="Ricky06662/Seg-Zero-7B", help="reasoning VLM id or folder")
-    p.add_argument("--segmenter", default="facebook/sam2-hiera-large", help="SAM2 id or folder")
+    p.add_argument(
+        "--segmenter",
+        default="facebook/sam2-hiera-large",
+        help="SAM2 id or folder, or a weight-free segmenter: color | grabcut",
+    )
     p.add_argument("--prompt", default=None, choices=["segzero", "visionreasoner"], help="default: from the id")
     p.add_argument(
         "--frame",

@@ -30,7 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--query", required=True, help="what to segment, in free form")
     p.add_argument("--out", default="segzero_out", help="output folder (default: %(default)s)")
     p.add_argument("--reasoner", default=DEFAULT_REASONER, help="reasoning VLM: hub id or local folder")
-    p.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="SAM2: hub id or local folder")
+    p.add_argument(
+        "--segmenter",
+        default=DEFAULT_SEGMENTER,
+        help="SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world)",
+    )
     p.add_argument(
         "--prompt",
         choices=["segzero", "visionreasoner"],

@@ -1,0 +1,176 @@
+"""``segzero world``: build shapes-world datasets (offline, deterministic) in the layouts train and eval read.
+
+Examples::
+
+    segzero world build --out data/shapes_train --layout single --split train --n 2000 --size 112
+    segzero world build --out data/shapes_eval --layout eval --split val test --n 64 --size 112 --seed 0
+    segzero world build --out data/shapes_multi --layout multi --n train=2000,val=64,test=64 --texture 40
+    segzero world preview --out shapes.png --n 8 --split test --layout multi     # look at what was generated
+    segzero train ... (dataset: data/shapes_train)      segzero eval --data data/shapes_eval --split val ...
+
+The folder holds a ``DatasetDict`` (``save_to_disk``; one dataset per split) and ``world.json`` (how it was made,
+with the held-out test wordings). Heavy imports (``datasets``) happen inside the run function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _sizes(value: str) -> int | dict[str, int]:
+    """``64`` (every split) or ``train=2000,val=64``."""
+    try:
+        if "=" not in value:
+            n = int(value)
+            if n < 1:
+                raise ValueError
+            return n
+        out = {}
+        for part in value.split(","):
+            name, _, count = part.partition("=")
+            out[name.strip()] = int(count)
+        if any(v < 1 for v in out.values()):
+            raise ValueError
+        return out
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--n takes a positive count or split=count,...; got {value!r}") from None
+
+
+def _size(value: str) -> int | tuple[int, int]:
+    """``112`` or ``160x120`` (w x h)."""
+    try:
+        size = tuple(int(v) for v in value.lower().split("x")) if "x" in value.lower() else int(value)
+    except ValueError:
+        size = 0
+    if (isinstance(size, int) and size < 16) or (isinstance(size, tuple) and (len(size) != 2 or min(size) < 16)):
+        raise argparse.ArgumentTypeError(f"--size takes a side >= 16 (112) or WxH (160x120); got {value!r}")
+    return size
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("world", help="build shapes-world datasets (synthetic, offline)")
+    sub = parser.add_subparsers(dest="world_command", metavar="ACTION", required=True)
+    b = sub.add_parser("build", help="write a shapes-world DatasetDict (save_to_disk) in a train or eval layout")
+    b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk, segzero train/eval open it)")
+    b.add_argument(
+        "--layout",
+        choices=["single", "multi", "eval"],
+        default="single",
+        help="single: Seg-Zero training rows; multi: VisionReasoner rows (0..n answers); eval: ReasonSeg rows",
+    )
+    b.add_argument(
+        "--split",
+        nargs="+",
+        choices=["train", "val", "test"],
+        default=["train", "val", "test"],
+        help="splits to write (test uses only the held-out query wordings)",
+    )
+    b.add_argument(
+        "--n",
+        type=_sizes,
+        default=64,
+        help="rows per split: N, or split=N,... (which also picks the splits; default 64)",
+    )
+    b.add_argument("--size", type=_size, default=112, help="image side or WxH in pixels; gt is in this frame")
+    b.add_argument("--seed", type=int, default=0, help="world seed (same seed -> identical data)")
+    b.add_argument(
+        "--answers",
+        choices=["one", "none", "several", "any", "mix"],
+        default=None,
+        help="answers per query (default: one for single/eval, mix of none/one/several for multi)",
+    )
+    b.add_argument(
+        "--families",
+        nargs="+",
+        default=None,
+        help="query families: attribute superlative relation counting affordance (default all)",
+    )
+    b.add_argument("--min-shapes", type=int, default=None, help="fewest shapes per scene (default 3)")
+    b.add_argument("--max-shapes", type=int, default=None, help="most shapes per scene (default 5)")
+    b.add_argument("--kinds", nargs="+", default=None, help="shape kinds drawn (default: all six)")
+    b.add_argument("--colours", nargs="+", default=None, help="colour names drawn (default: all six)")
+    b.add_argument("--no-overlap", action="store_true", help="keep shapes apart (no occlusion)")
+    b.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the background")
+    b.add_argument("--texture", type=float, default=0.0, help="amplitude of a grey stripe texture on the background")
+    b.add_argument("--no-meta", action="store_true", help="omit the family/template/wording/n_answers columns")
+    b.set_defaults(func=run)
+
+    v = sub.add_parser("preview", help="write a PNG contact sheet of samples (answers tinted, queries below)")
+    v.add_argument("--out", required=True, help="PNG file to write")
+    v.add_argument("--n", type=int, default=8, help="samples shown (default 8)")
+    v.add_argument(
+        "--split", choices=["train", "val", "test"], default="train", help="split (test: held-out wordings)"
+    )
+    v.add_argument(
+        "--layout", choices=["single", "multi", "eval"], default="multi", help="which queries (default multi)"
+    )
+    v.add_argument("--size", type=_size, default=160, help="image side or WxH in pixels (default 160)")
+    v.add_argument("--seed", type=int, default=0, help="world seed")
+    v.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the background")
+    v.add_argument("--texture", type=float, default=0.0, help="amplitude of a grey stripe texture on the background")
+    v.set_defaults(func=run_preview)
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    from segzero.errors import UserError
+    from segzero.worlds.datasets import write_world
+    from segzero.worlds.queries import FAMILIES
+    from segzero.worlds.scene import ShapesConfig
+
+    families = tuple(args.families or FAMILIES)
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise UserError(f"unknown query families {unknown}; choose from {', '.join(FAMILIES)}")
+    if args.layout == "single" and args.answers not in (None, "one"):
+        raise UserError("--layout single needs exactly one answer per query (--answers one)")
+    n = args.n if isinstance(args.n, dict) else {s: args.n for s in args.split}
+    bad = [s for s in n if s not in ("train", "val", "test")]
+    if bad:
+        raise UserError(f"unknown split(s) in --n: {', '.join(bad)} (train, val, test)")
+    config = ShapesConfig(size=args.size, overlap=not args.no_overlap, noise=args.noise, texture=args.texture)
+    try:
+        if args.kinds:
+            config = replace(config, kinds=tuple(args.kinds))
+        if args.colours:
+            config = replace(config, colours=tuple(args.colours))
+    except ValueError as err:  # ShapesConfig names the unknown kinds/colours
+        raise UserError(str(err)) from None
+    if args.min_shapes is not None or args.max_shapes is not None:
+        lo = args.min_shapes if args.min_shapes is not None else config.min_shapes
+        hi = args.max_shapes if args.max_shapes is not None else max(lo, config.max_shapes)
+        if not 1 <= lo <= hi:
+            raise UserError(f"need 1 <= --min-shapes <= --max-shapes, got {lo}, {hi}")
+        config = replace(config, min_shapes=lo, max_shapes=hi)
+    info = write_world(
+        args.out,
+        args.layout,
+        n=n,
+        seed=args.seed,
+        config=config,
+        answers=args.answers,
+        families=families,
+        meta=not args.no_meta,
+    )
+    print(json.dumps({k: info[k] for k in ("layout", "seed", "splits", "answers")} | {"out": str(args.out)}))
+    return 0
+
+
+def run_preview(args) -> int:
+    from pathlib import Path
+
+    from segzero.errors import UserError
+    from segzero.worlds.preview import contact_sheet
+    from segzero.worlds.scene import ShapesConfig
+
+    if not 1 <= args.n <= 256:
+        raise UserError(f"--n must be between 1 and 256, got {args.n}")
+    config = ShapesConfig(size=args.size, noise=args.noise, texture=args.texture)
+    sheet = contact_sheet(n=args.n, seed=args.seed, split=args.split, layout=args.layout, config=config)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out)
+    print(f"wrote {out} ({args.n} samples, {args.split}, {args.layout})")
+    return 0
