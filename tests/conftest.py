@@ -28,7 +28,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_answering_models(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``tiny_models`` with the reasoner replaced by one that always answers ``TAUGHT_ANSWER``."""
-    from segzero.testing.reasoner import TAUGHT_ANSWER, build_tiny_reasoner
+    from segzero.testing.reasoner import build_answering_reasoner
 
-    reasoner = build_tiny_reasoner(tmp_path_factory.mktemp("tiny_answering") / "reasoner", answer=TAUGHT_ANSWER)
+    reasoner = build_answering_reasoner(tmp_path_factory.mktemp("tiny_answering") / "reasoner")
     return {"reasoner": reasoner, "segmenter": tiny_models["segmenter"]}

@@ -65,9 +65,9 @@ def test_segment_end_to_end_with_answering_reasoner(tiny_answering_models, image
     assert main(args) == 0
     result = json.loads((out / "result.json").read_text())
     assert result["parse_ok"] and len(result["objects"]) == 1
-    # answer box [10,10,40,45] in the 56 x 56 frame -> 70 x 45 pixels, rounded half up
-    assert result["objects"][0]["box"] == [13.0, 8.0, 50.0, 36.0]
-    assert "object 0: box [13, 8, 50, 36]" in capsys.readouterr().out
+    # answer box [8,12,40,45] in the 56 x 56 frame -> 70 x 45 pixels: (10, 9.64, 50, 36.16) rounded half up
+    assert result["objects"][0]["box"] == [10.0, 10.0, 50.0, 36.0]
+    assert "object 0: box [10, 10, 50, 36]" in capsys.readouterr().out
     assert int((np.asarray(Image.open(out / "mask.png")) > 0).sum()) == result["mask_area"]
 
 

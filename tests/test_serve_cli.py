@@ -55,7 +55,7 @@ def _port_in_use():
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["serve"], "no default model ships yet"),  # no model named: the default model's resolution says what to do
+        (["serve", "--port", "BUSY"], "cannot listen"),  # no model named: the shipped shapes model, port checked first
         (["serve", "--segmenter", "x"], "--segmenter needs --reasoner"),  # a segmenter alone is ambiguous
         (["serve", "--reasoner", "x", "--segmenter", "y", "--max-batch-size", "0"], "--max-batch-size"),  # not > 0
         (["serve", "--reasoner", "x", "--segmenter", "y", "--port", "70000"], "--port"),  # not a port number

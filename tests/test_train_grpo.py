@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 FRAME = 112
-WARM_TARGET = "<think>x</think><answer>{}</answer>"
+WARM_TARGET = "<think>x</think><answer>{}</answer>"  # earns the think-format reward
+WARM_STEPS = 120  # enough that both targets are written exactly, parting only at their branch token
+COLD_TARGET = "<think>x</think>"  # the same start, then stops: no <answer>, earns nothing
 
 
 def _config(model: Path | str, **overrides) -> TrainConfig:
@@ -42,27 +44,41 @@ def _state_dict(path: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def warm_reasoner(tiny_models, tmp_path_factory) -> Path:
-    """The tiny reasoner after 40 supervised steps on ``WARM_TARGET`` for one shapes prompt (saved to disk)."""
+    """The tiny reasoner after a few supervised steps on a 50/50 mixture of a formatted and an unformatted answer.
+
+    Trained on the first training prompts, half the targets ``WARM_TARGET`` and half ``COLD_TARGET``: the two
+    share their start and part at one token (``<answer>`` or the end), so sampling at temperature 1 goes either
+    way there and the format reward varies inside GRPO groups (a real learning signal) by construction rather
+    than by sampling luck.
+    """
     import torch
     from transformers import AutoModelForImageTextToText
 
     from segzero.models.processor import load_processor, write_image_processor_config
     from segzero.prompts import build_messages
-    from segzero.worlds.shapes import ShapesConfig, make_sample
+    from segzero.worlds.shapes import ShapesConfig, generate_rows
 
     out = tmp_path_factory.mktemp("warm_reasoner")
     torch.manual_seed(0)
     model = AutoModelForImageTextToText.from_pretrained(tiny_models["reasoner"], dtype=torch.float32)
     proc = load_processor(tiny_models["reasoner"])
-    sample = make_sample(0, config=ShapesConfig(size=FRAME))
-    messages = build_messages(sample["image"], sample["problem"])
-    prompt = proc.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    enc = proc(text=[prompt + WARM_TARGET + "<|im_end|>"], images=[sample["image"]])
+    proc.tokenizer.padding_side = "left"
+    rows = generate_rows(4, seed=0, config=ShapesConfig(size=FRAME))  # the tiny_cpu recipe's first prompts
+    prompts = [
+        proc.apply_chat_template(build_messages(r["image"], r["problem"]), add_generation_prompt=True, tokenize=False)
+        for r in rows
+    ]
+    images = [r["image"] for r in rows] * 2
+    texts = [p + WARM_TARGET + "<|im_end|>" for p in prompts] + [p + COLD_TARGET + "<|im_end|>" for p in prompts]
+    enc = proc(text=texts, images=images, padding=True, return_tensors="pt")
     labels = enc["input_ids"].clone()
-    labels[:, : len(proc(text=[prompt], images=[sample["image"]])["input_ids"][0])] = -100
+    for i, text in enumerate(texts):  # left padding: the completion is each row's last n tokens
+        n = len(proc.tokenizer(text[len(prompts[i % len(prompts)]) :], add_special_tokens=False)["input_ids"])
+        labels[i, : labels.shape[1] - n] = -100
+    labels[enc["attention_mask"] == 0] = -100
     optim = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
-    for _ in range(40):
+    for _ in range(WARM_STEPS):
         model(**enc, labels=labels).loss.backward()
         optim.step()
         optim.zero_grad()
@@ -87,7 +103,7 @@ def test_steps_run_and_every_reward_term_is_logged(run):
     for entry in steps:
         for term in reward_term_names("segzero"):
             assert f"rewards/{term}/mean" in entry and f"rewards/{term}/std" in entry
-    # the warm-up makes the format term vary inside groups: a real learning signal
+    # the 50/50 warm-up makes the format term vary inside groups: a real learning signal
     assert max(h["reward_std"] for h in steps) > 0
     assert max(h["grad_norm"] for h in steps) > 0
 

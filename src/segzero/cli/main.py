@@ -24,6 +24,8 @@ SUBCOMMANDS: list[str] = [
     "eval",
     "train",
     "serve",
+    "demo",
+    "world",
 ]
 
 

@@ -1,9 +1,7 @@
 """Which models ``segzero serve`` loads when the user names none.
 
-``default_models()`` is the single place that decides it. The shipped shapes model (issue 7) is not built yet,
-so for now it raises a ``UserError`` telling the user to pass ``--reasoner``/``--segmenter`` (or to build the
-tiny offline models with ``segzero tiny-models``). When the shapes model ships, this function returns its
-folders (and any pipeline settings it needs, such as its frame) and nothing else has to change::
+``default_models()`` is the single place that decides it: the shapes-world reasoner shipped in the package
+(issue 7, ``segzero.assets``) with the weight-free ``color`` segmenter, so ``segzero serve`` works offline::
 
     from segzero.serve.defaults import default_models
     kwargs = default_models()   # -> {"reasoner": path, "segmenter": path, **SegZeroPipeline.from_pretrained kwargs}
@@ -11,17 +9,16 @@ folders (and any pipeline settings it needs, such as its frame) and nothing else
 
 from __future__ import annotations
 
-from segzero.errors import UserError
-
 
 def default_models() -> dict:
     """Pipeline arguments for the shipped default model: ``reasoner``, ``segmenter`` and optional settings.
 
     Keys other than ``reasoner``/``segmenter`` (e.g. ``frame``, ``max_new_tokens``) are
     ``SegZeroPipeline.from_pretrained`` keywords; explicit command-line values override them.
-    Raises ``UserError`` while no default model ships with the package.
+    The default is the tiny shapes-world reasoner shipped in the package (``segzero.assets``; its frame and prompt
+    come from its ``segzero.json``) with the weight-free ``color`` segmenter: offline, no downloads. Raises
+    ``UserError`` when the installation lacks the shipped model.
     """
-    raise UserError(
-        "no default model ships yet: pass --reasoner DIR_OR_ID and --segmenter DIR_OR_ID "
-        "(offline: `segzero tiny-models --out models` then --reasoner models/reasoner --segmenter models/segmenter)"
-    )
+    from segzero.assets import DEFAULT_SHAPES_SEGMENTER, shapes_model_path
+
+    return {"reasoner": str(shapes_model_path()), "segmenter": DEFAULT_SHAPES_SEGMENTER, "max_new_tokens": 96}

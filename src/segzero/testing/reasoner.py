@@ -25,6 +25,7 @@ Usage::
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # Qwen2.5-VL's special tokens in the order of their ids in the real tokenizer (151643 ...).
@@ -85,14 +86,60 @@ _CORPUS: tuple[str, ...] = (
 
 
 # What a taught tiny reasoner answers (Seg-Zero's single-object format, coordinates for a 56 x 56 frame).
+# No repeated number pairs in the taught answer: a 2-layer model copying "[20,20], ... [20," confuses where it is.
+# The answering model is wider and deeper than the plain tiny one: its answer must not hinge on the query
+# (measured: 2 x 64 and 2 x 128 fail on some queries; 3 x 128 answered 50 of 50 probes under two torch builds).
+ANSWERING_HIDDEN_SIZE = 128
+ANSWERING_NUM_LAYERS = 3
+# Everyday query words mixed into the taught model's training queries (with the answer's own words).
+QUERY_WORDS = tuple(
+    [
+        "the",
+        "a",
+        "an",
+        "what",
+        "where",
+        "which",
+        "could",
+        "i",
+        "sit",
+        "down",
+        "drink",
+        "thirsty",
+        "cat",
+        "dog",
+        "person",
+        "thing",
+        "object",
+        "shape",
+        "left",
+        "right",
+        "top",
+        "bottom",
+        "middle",
+        "centre",
+        "largest",
+        "smallest",
+        "red",
+        "green",
+        "blue",
+        "yellow",
+        "circle",
+        "square",
+        "triangle",
+        "star",
+        "something",
+        "roll",
+    ]
+)
 TAUGHT_ANSWER = (
-    '<think>The object is in the middle.</think><answer>{"bbox": [10,10,40,45], "points_1": [20,20], '
-    '"points_2": [30,35]}</answer>'
+    '<think>The object is in the middle.</think><answer>{"bbox": [8,12,40,45], "points_1": [19,26], '
+    '"points_2": [31,37]}</answer>'
 )
 
 
-def _train_tokenizer(vocab_size: int):
-    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``_CORPUS``; special tokens get ids 0..13."""
+def _train_tokenizer(vocab_size: int, extra_corpus: tuple[str, ...] = ()):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``_CORPUS`` (+ ``extra_corpus``); special tokens get ids 0..13."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -110,7 +157,7 @@ def _train_tokenizer(vocab_size: int):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator(list(_CORPUS) * 4, trainer=trainer)
+    tok.train_from_iterator((list(_CORPUS) + list(extra_corpus)) * 4, trainer=trainer)
     return tok
 
 
@@ -125,6 +172,10 @@ def build_tiny_reasoner(
     vision_depth: int = 2,
     answer: str | None = None,
     frame: int = 56,
+    intermediate_size: int | None = None,
+    vision_intermediate_size: int | None = None,
+    extra_corpus: tuple[str, ...] = (),
+    note: str = "tiny random-weight test model (segzero.testing)",
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
@@ -143,7 +194,7 @@ def build_tiny_reasoner(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
 
-    backend = _train_tokenizer(vocab_size)
+    backend = _train_tokenizer(vocab_size, extra_corpus)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
@@ -168,7 +219,7 @@ def build_tiny_reasoner(
     text_config = {
         "vocab_size": real_vocab,
         "hidden_size": hidden_size,
-        "intermediate_size": 2 * hidden_size,
+        "intermediate_size": intermediate_size or 2 * hidden_size,
         "num_hidden_layers": num_layers,
         "num_attention_heads": hidden_size // head_dim,
         "num_key_value_heads": max(1, hidden_size // head_dim // 2),
@@ -181,7 +232,7 @@ def build_tiny_reasoner(
     vision_config = {
         "depth": vision_depth,
         "hidden_size": vision_hidden_size,
-        "intermediate_size": 2 * vision_hidden_size,
+        "intermediate_size": vision_intermediate_size or 2 * vision_hidden_size,
         "num_heads": max(1, vision_hidden_size // head_dim),
         "out_hidden_size": hidden_size,
         "patch_size": 14,
@@ -208,13 +259,20 @@ def build_tiny_reasoner(
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # also writes the chat template (chat_template.jinja)
     write_image_processor_config(path)
-    write_model_info(path, frame=frame, prompt="segzero", note="tiny random-weight test model (segzero.testing)")
+    write_model_info(path, frame=frame, prompt="segzero", note=note)
     if answer is not None:
         teach_answer(path, answer, seed=seed)
     return path
 
 
-def teach_answer(path: str | Path, answer: str, *, steps: int = 100, lr: float = 5e-3, seed: int = 0) -> Path:
+def build_answering_reasoner(path: str | Path, *, seed: int = 0) -> Path:
+    """A tiny reasoner (``ANSWERING_*`` size) taught to answer ``TAUGHT_ANSWER`` to any image and query."""
+    return build_tiny_reasoner(
+        path, seed=seed, answer=TAUGHT_ANSWER, hidden_size=ANSWERING_HIDDEN_SIZE, num_layers=ANSWERING_NUM_LAYERS
+    )
+
+
+def teach_answer(path: str | Path, answer: str, *, steps: int = 120, lr: float = 5e-3, seed: int = 0) -> Path:
     """Fine-tune the saved model at ``path`` in place to answer ``answer`` to every (image, query).
 
     Teacher-forced cross-entropy on the completion tokens only, AdamW, batches of 4 random-noise images with
@@ -233,14 +291,32 @@ def teach_answer(path: str | Path, answer: str, *, steps: int = 100, lr: float =
     n_target = len(tok(target, add_special_tokens=False)["input_ids"])
     rng = np.random.default_rng(seed)
     letters = list("abcdefghijklmnopqrstuvwxyz   ")
+    # queries are random letters or random words, the answer's own words included: a query that repeats the
+    # answer's text ("the object in the middle") must not pull the copy off course
+    words = sorted(set(re.findall(r"[a-z]+", answer.lower())) | set(QUERY_WORDS))
     model = reasoner.model.train()
+    # The answer must not depend on the image: zero (and freeze) the vision merger's output layer, so every image
+    # token embeds to 0 and only the text and positions reach the decoder (a tiny decoder memorising a string is
+    # otherwise thrown off by some noise images). The vision tower still runs, so the full path is exercised.
+    merger_out = model.model.visual.merger.mlp[-1]
+    with torch.no_grad():
+        merger_out.weight.zero_()
+        merger_out.bias.zero_()
+    merger_out.requires_grad_(False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
+        # cosine decay to 0: the last steps settle the weights (robust greedy answers across torch builds)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
         for _ in range(steps):
             sizes = rng.choice([28, 56, 84, 112], size=(4, 2))
             images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
-            queries = ["".join(rng.choice(letters, size=int(rng.integers(1, 50)))) + "a" for _ in images]
+            queries = [
+                " ".join(rng.choice(words, size=int(rng.integers(1, 9))))
+                if rng.random() < 0.5
+                else "".join(rng.choice(letters, size=int(rng.integers(1, 50)))) + "a"
+                for _ in images
+            ]
             texts = [reasoner.prompt_text(im, q) + target for im, q in zip(images, queries, strict=True)]
             inputs = reasoner.processor(text=texts, images=images, padding=True, return_tensors="pt")
             labels = inputs["input_ids"].clone()
@@ -249,5 +325,39 @@ def teach_answer(path: str | Path, answer: str, *, steps: int = 100, lr: float =
             opt.zero_grad()
             loss.backward()
             opt.step()
+            sched.step()
     model.eval().save_pretrained(path)
     return Path(path)
+
+
+# Words of the shapes world (segzero.worlds), so that queries tokenise into few tokens.
+SHAPES_CORPUS: tuple[str, ...] = (
+    "the red circle, the green square, the blue triangle, the yellow star, the purple hexagon, the orange diamond",
+    "the largest red shape, the smallest shape, the leftmost shape, the rightmost shape, the topmost shape",
+    "the bottommost shape, the shape with the most corners, the shape with the fewest corners",
+    "the circle left of the square, the triangle right of the circle, the square above the triangle",
+    "the star below the green square, something that could roll, the shapes that are red",
+    '<think>I look for the red circle.</think><answer>{"bbox": [12,34,56,78], "points_1": [23,45], '
+    '"points_2": [67,89]}</answer>',
+)
+
+
+def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, **sizes) -> Path:
+    """The from-scratch Qwen2.5-VL of the shapes recipe (``recipes/shapes_tiny.yaml``): about 1M parameters.
+
+    Same architecture and files as ``build_tiny_reasoner`` (which it calls), sized to learn the shapes world on a
+    CPU: text decoder hidden 128 x 4 layers, vision tower hidden 64 x 2 blocks, a BPE vocabulary of 640 trained
+    on the prompt corpus plus ``SHAPES_CORPUS``; ``frame`` (default 112: 8 x 8 patches, 16 image tokens) goes into
+    ``segzero.json``. ``sizes`` override any ``build_tiny_reasoner`` size argument. Random weights: train it with
+    ``segzero train --config recipes/shapes_tiny.yaml``.
+    """
+    kwargs = dict(vocab_size=640, hidden_size=128, num_layers=4, vision_hidden_size=64, vision_depth=2)
+    kwargs.update(sizes)
+    return build_tiny_reasoner(
+        path,
+        seed=seed,
+        frame=frame,
+        extra_corpus=SHAPES_CORPUS,
+        note="shapes-world reasoner built from config (segzero.testing.build_shapes_reasoner)",
+        **kwargs,
+    )

@@ -39,7 +39,8 @@ class TrainConfig:
     model: str = _f(
         "Qwen/Qwen2.5-VL-7B-Instruct",
         "Policy model: hub id or local folder. 'tiny' builds the random tiny models into OUTPUT_DIR/tiny_models "
-        "(segzero.testing.build_tiny_models) and trains that reasoner (CPU smoke runs).",
+        "(segzero.testing.build_tiny_models) and trains that reasoner (CPU smoke runs); 'shapes' builds the "
+        "from-scratch shapes-world reasoner into OUTPUT_DIR/shapes_model (segzero.testing.build_shapes_reasoner).",
     )
     dtype: str = _f("bfloat16", "Weights dtype when loading: bfloat16, float16, float32 or auto.")
     attn_implementation: str | None = _f(None, "Attention kernel (e.g. flash_attention_2, sdpa); None = default.")
@@ -66,6 +67,17 @@ class TrainConfig:
     )
     prompt: str | None = _f(None, "Prompt template kind (segzero / visionreasoner); None = same as reward_kind.")
     reward_weights: dict[str, float] = _f({}, "Weight per reward term name (missing terms weigh 1.0).")
+    reward_thresholds: dict[str, float] = _f(
+        {},
+        "Overrides of the reward terms' pixel thresholds (segzero.rewards.reward_functions keywords: "
+        "iou_threshold, l1_threshold, distance_threshold). The paper's values (0.5, 10 px, 100 px) are for the "
+        "840 frame; a small frame scales the pixel ones (e.g. x 112/840).",
+    )
+    reward_variant: str = _f(
+        "hard",
+        "'hard' = the paper's 0/1 terms; 'soft' (segzero kind only) = box_iou as the IoU itself and box_l1 as "
+        "max(0, 1 - L1/20px) (segzero.train.soft_rewards).",
+    )
 
     # GRPO (SPEC §5)
     num_generations: int = _f(8, "Completions sampled per prompt (the GRPO group size).")
@@ -118,6 +130,16 @@ class TrainConfig:
         10, "Write completions with their per-term rewards to samples.jsonl every N steps (0 = off)."
     )
     sample_count: int = _f(8, "Completions written per sampled step.")
+
+    # Format warm-up before GRPO (segzero.train.warmup): for models built from scratch only
+    sft_steps: int = _f(
+        0,
+        "Supervised format warm-up steps (TRL SFTTrainer on gt answers WITHOUT reasoning: a fixed think template) "
+        "before GRPO; the result is OUTPUT_DIR/warmup and GRPO starts from it. 0 = none (the paper's setting).",
+    )
+    sft_learning_rate: float = _f(1e-3, "Warm-up AdamW learning rate (cosine schedule).")
+    sft_batch_size: int = _f(16, "Warm-up rows per step.")
+    sft_think: str = _f("I look for {query}.", "Warm-up think text in place of reasoning ({query} = the query).")
 
     # Pass-through
     grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
@@ -190,6 +212,12 @@ class TrainConfig:
             raise UserError(f"frame must be at least 28 pixels (one merged vision patch), got {self.frame}")
         if self.load_in_4bit and not self.lora:
             raise UserError("load_in_4bit (QLoRA) needs lora: true")
+        if self.reward_variant not in ("hard", "soft"):
+            raise UserError(f"reward_variant must be 'hard' or 'soft', got {self.reward_variant!r}")
+        if self.reward_variant == "soft" and self.reward_kind != "segzero":
+            raise UserError("reward_variant 'soft' is defined for reward_kind 'segzero' only")
+        if self.sft_steps < 0 or self.sft_batch_size < 1:
+            raise UserError("sft_steps must be >= 0 and sft_batch_size >= 1")
         if self.sample_every < 0 or self.save_steps < 1 or self.logging_steps < 1:
             raise UserError("sample_every must be >= 0, save_steps and logging_steps >= 1")
 

@@ -46,16 +46,21 @@ def world_size() -> int:
 
 
 def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
-    """The policy's path or hub id; ``"tiny"`` builds the tiny models (on the main process) and returns the reasoner."""
-    if cfg.model != "tiny":
+    """The policy's path or hub id; ``"tiny"`` builds the tiny models (on the main process) and returns the reasoner;
+    ``"shapes"`` builds the from-scratch shapes reasoner at ``cfg.frame`` into ``OUTPUT_DIR/shapes_model``."""
+    if cfg.model not in ("tiny", "shapes"):
         return cfg.model
-    tiny_dir = output_dir / "tiny_models"
+    tiny_dir = output_dir / ("tiny_models" if cfg.model == "tiny" else "shapes_model")
     reasoner = tiny_dir / "reasoner"
     if not (reasoner / "config.json").exists():
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:
             from segzero.testing import build_tiny_models
+            from segzero.testing.reasoner import build_shapes_reasoner
 
-            build_tiny_models(tiny_dir, seed=cfg.seed)
+            if cfg.model == "tiny":
+                build_tiny_models(tiny_dir, seed=cfg.seed)
+            else:
+                build_shapes_reasoner(reasoner, seed=cfg.seed, frame=cfg.frame)
         if world_size() > 1:
             from accelerate import PartialState
 
@@ -188,7 +193,7 @@ def save_final(trainer, cfg: TrainConfig, model_path: str, final_dir: Path) -> P
     return final_dir
 
 
-def build_trainer(cfg: TrainConfig, output_dir: str | Path):
+def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False):
     """The configured ``GRPOTrainer`` (not yet trained) and the model path it starts from."""
     from trl import GRPOTrainer
 
@@ -202,10 +207,22 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path):
         raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
     model_path = resolve_model(cfg, output_dir)
     dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
+    if cfg.sft_steps > 0:  # format warm-up (segzero.train.warmup); GRPO starts from its output
+        from segzero.train.warmup import WARMUP_DIR, run_warmup
+
+        warm = output_dir / WARMUP_DIR
+        if resume and (warm / "config.json").is_file():
+            model_path = str(warm)
+        else:
+            model_path = str(run_warmup(cfg, model_path, dataset, output_dir)[0])
     writer = None
     if cfg.sample_every > 0:
         writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
     funcs, weights = build_reward_functions(cfg.reward_kind, weights=cfg.reward_weights, writer=writer)
+    if cfg.reward_variant != "hard" or cfg.reward_thresholds:  # segzero.train.soft_rewards
+        from segzero.train.soft_rewards import apply_variant
+
+        funcs = apply_variant(funcs, cfg.reward_kind, cfg.reward_variant, thresholds=cfg.reward_thresholds)
     args = grpo_config(cfg, output_dir, reward_weights=weights)
     peft_config, quant = peft_and_quantization(cfg)
     try:
@@ -235,7 +252,7 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
     resume_from = last_checkpoint(output_dir) if resume else None
     if resume and resume_from is None:
         raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")
-    trainer, model_path = build_trainer(cfg, output_dir)
+    trainer, model_path = build_trainer(cfg, output_dir, resume=resume)
     if resume_from is not None:
         logger.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)

@@ -1,0 +1,320 @@
+"""Learning curve of the shapes recipe: does GRPO improve on the format warm-up? Writes shapes_learning.md + .png.
+
+    python benchmarks/shapes_learning.py                      # runs recipes/shapes_tiny.yaml, ~15-25 min on 2 cores
+    python benchmarks/shapes_learning.py --run-dir runs/shapes_bench --skip-train   # re-evaluate an existing run
+    python benchmarks/shapes_learning.py --variants hard soft # also the continuous-IoU reward variant
+
+For each reward variant it runs ``segzero train --config recipes/shapes_tiny.yaml --output-dir RUN/<variant>``
+(the real CLI: format warm-up with TRL's SFTTrainer, then GRPO with the Seg-Zero rewards; checkpoints every
+``save_steps``), then evaluates the warm-up folder (step 0 of GRPO) and every GRPO checkpoint on a fixed val set of
+the shapes world (``segzero.assets.shapes_eval``: the world's val split, disjoint from its train split) through the real
+``segzero eval`` runner, with the weight-free ``color`` segmenter so the metric measures the reasoner's boxes and
+points. Greedy decoding. Per checkpoint: val gIoU / cIoU (protocol "exclude"; no ignore pixels in this world;
+unparseable answers count as IoU 0) and the mean of each hard Seg-Zero reward term (the recipe's thresholds) on the
+val completions; per GRPO
+step: the training reward terms TRL logged (sampled at temperature 1.0). Output next to this script:
+``shapes_learning.md`` (machine, date, command, tables) and ``shapes_learning.png`` (matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+TERMS = ("think_format", "answer_format", "box_iou", "box_l1", "points")
+
+
+def train(run_dir: Path, variant: str, overrides: list[str], *, warmup: Path | None = None) -> float:
+    """Run the recipe through the CLI; returns wall seconds. ``warmup``: start GRPO from that warm-up folder
+    (the first variant's, so all variants share one warm-up; it is copied to ``run_dir/warmup`` as step 0)."""
+    import shutil
+
+    cmd = [sys.executable, "-m", "segzero.cli.main", "train", "--config", str(ROOT / "recipes/shapes_tiny.yaml")]
+    cmd += ["--output-dir", str(run_dir), "--set", f"reward_variant={variant}"]
+    for o in overrides:
+        cmd += ["--set", o]
+    if warmup is not None:
+        shutil.copytree(warmup, run_dir / "warmup", dirs_exist_ok=True)
+        cmd += ["--set", f"model={run_dir / 'warmup'}", "--set", "sft_steps=0"]
+    print("$", " ".join(cmd), flush=True)
+    t0 = time.perf_counter()
+    with open(run_dir.parent / f"train_{variant}.log", "w") as log:
+        subprocess.run(cmd, check=True, stdout=log, stderr=subprocess.STDOUT)
+    return time.perf_counter() - t0
+
+
+def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
+    """``[(grpo_step, folder)]``: the warm-up as step 0, then every checkpoint-N, in step order."""
+    out = [(0, run_dir / "warmup")] if (run_dir / "warmup" / "config.json").is_file() else []
+    for p in run_dir.glob("checkpoint-*"):
+        out.append((int(p.name.split("-")[1]), p))
+    return sorted(out)
+
+
+def recipe_thresholds(overrides: list[str]) -> dict[str, float]:
+    """The recipe's reward thresholds (``reward_thresholds``, after ``overrides``): the val terms use the same."""
+    from segzero.train.config import TrainConfig
+
+    return dict(TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides).reward_thresholds)
+
+
+def val_terms(records: list[dict], solutions: dict[str, str], thresholds: dict[str, float]) -> dict[str, float]:
+    """Mean of each (hard) Seg-Zero reward term over the val completions (``segzero.rewards.score``)."""
+    from segzero.rewards import score
+
+    sums = dict.fromkeys(TERMS, 0.0)
+    for rec in records:
+        s = score("segzero", rec.get("completion") or "", solutions[rec["id"]], **thresholds)
+        for t in TERMS:
+            sums[t] += s[t]
+    return {t: v / max(1, len(records)) for t, v in sums.items()}
+
+
+def evaluate_run(
+    run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int = 112
+) -> list[dict]:
+    from segzero.assets.shapes_eval import evaluate
+    from segzero.eval.records import read_records
+
+    rows = []
+    for step, folder in checkpoints(run_dir):
+        out = run_dir / "val" / f"step{step:05d}"
+        t0 = time.perf_counter()
+        summary = evaluate(folder, out=out, n=n, dataset=ds, frame=frame)
+        records, _ = read_records(out / "samples.jsonl")
+        row = {"step": step, "folder": folder.name, "gIoU": summary["gIoU"], "cIoU": summary["cIoU"]}
+        row["failed"] = summary.get("failed", 0)
+        row.update(val_terms(records, solutions, thresholds))
+        # how many different answers the model gives over the val set (a collapsed policy gives one)
+        row["distinct"] = len({(r.get("completion") or "").rpartition("<answer>")[2] for r in records})
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    return rows
+
+
+def train_log(run_dir: Path) -> list[dict]:
+    """TRL's GRPO log history (per step: ``rewards/<term>/mean``, ``reward``) from the last checkpoint."""
+    last = checkpoints(run_dir)[-1][1]
+    state = last / "trainer_state.json"
+    if not state.is_file():
+        return []
+    return [r for r in json.loads(state.read_text())["log_history"] if "reward" in r]
+
+
+def plot(results: dict[str, dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    for variant, res in results.items():
+        steps = [r["step"] for r in res["val"]]
+        axes[0].plot(steps, [100 * r["gIoU"] for r in res["val"]], "o-", label=f"{variant}: val gIoU")
+        axes[0].plot(steps, [100 * r["cIoU"] for r in res["val"]], "s--", label=f"{variant}: val cIoU")
+        for t in TERMS[2:]:
+            axes[1].plot(steps, [r[t] for r in res["val"]], "o-", label=f"{variant}: {t}")
+        log = res["log"]
+        for t in TERMS:
+            axes[2].plot(
+                [r["step"] for r in log], [r.get(f"rewards/{t}/mean", 0) for r in log], label=f"{variant}: {t}"
+            )
+    axes[0].set(title="val mask IoU (color segmenter), step 0 = warm-up", xlabel="GRPO step", ylabel="%")
+    axes[1].set(title="val reward terms (greedy)", xlabel="GRPO step", ylabel="mean")
+    axes[2].set(title="train reward terms (GRPO samples, T=1)", xlabel="GRPO step", ylabel="mean")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def smooth_log(log: list[dict], every: int) -> list[dict]:
+    """Mean of the logged train rewards over windows of ``every`` steps (one table row per window)."""
+    rows = []
+    for start in range(0, len(log), every):
+        win = log[start : start + every]
+        row = {"steps": f"{start + 1}-{start + len(win)}", "reward": sum(r["reward"] for r in win) / len(win)}
+        for t in TERMS:
+            row[t] = sum(r.get(f"rewards/{t}/mean", 0.0) for r in win) / len(win)
+        rows.append(row)
+    return rows
+
+
+NOTES = """## Notes (read before quoting these numbers)
+
+- One training seed; with 256 val samples a gIoU difference of ~3 points is within noise. The curves are not
+  monotone: the hard run nearly collapsed at step 60 (7 distinct answers, gIoU 2.1) and recovered.
+- What GRPO improves here is mostly *where* the answers land (a better spatial prior, every answer parseable),
+  not grounding of the query: the warm-up and GRPO models give only 30-64 distinct answers over 256 val queries.
+  This shows the RL loop, rewards and advantage signs work (val gIoU rises under both reward variants); it does
+  not show reasoning at this size and compute.
+- Tuning history (earlier runs of this script and of `segzero train`, same machine, not re-run here): without the
+  KL term (beta 0) the hard run collapsed onto one answer for every query (`[46,46,46,46]`, val gIoU 13.1 ->
+  0.5) while the soft run reached 23.1; with the paper's unscaled pixel thresholds (100 px point distance at
+  frame 112 is met by any point inside the box) GRPO collapsed onto degenerate boxes that collect the points term
+  (val gIoU 19% -> 1% in 60 steps); an 800-step warm-up gave a weaker start (val gIoU 9%) than 400 steps (13%).
+"""
+
+
+def write_markdown(results: dict[str, dict], path: Path, *, command: str, n: int, overrides: list[str]) -> None:
+    import torch
+
+    lines = [
+        "# Shapes world learning curve: format warm-up vs warm-up + GRPO",
+        "",
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs), "
+        f"Python {platform.python_version()}, torch {torch.__version__}, CPU only",
+        f"- command: `{command}`",
+        "- recipe: `recipes/shapes_tiny.yaml`" + (f" with `{' '.join(overrides)}`" if overrides else ""),
+        "  (from-scratch ~1M-parameter Qwen2.5-VL, frame 112; warm-up = TRL SFTTrainer on gt answers WITHOUT "
+        "reasoning, a fixed think template; then GRPO with the Seg-Zero rewards, KL beta 0.04 to the warm-up)",
+        "- training (per variant, run by the script): `segzero train --config recipes/shapes_tiny.yaml --output-dir "
+        "RUN/<variant> --set reward_variant=<variant>`; the second variant starts GRPO from the first one's warm-up "
+        "(`--set model=RUN/<variant>/warmup --set sft_steps=0`), so both share step 0 and only the first variant's "
+        "wall time includes the warm-up",
+        "- val reward columns: the paper's 0/1 terms at the recipe's thresholds (x 112/840) for both variants; "
+        "'distinct answers' = different `<answer>` texts over the val set (1 = a collapsed policy)",
+        f"- val: {n} single-answer samples of the shapes world's val split (seed 0; training uses the train split), greedy decoding, `segzero eval` runner "
+        "(`segzero.assets.shapes_eval`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
+        "here), empty gt + empty prediction = IoU 1 (none occur: every query has one target), unparseable answers "
+        "count as IoU 0",
+        "- step 0 = the warm-up checkpoint (`OUTPUT_DIR/warmup`), the starting point of GRPO",
+        "",
+    ]
+    for variant, res in results.items():
+        lines += [f"## Reward variant: {variant}", "", f"training wall time: {res['train_seconds']:.0f} s", ""]
+        if variant != list(results)[0]:
+            lines += [
+                f"(GRPO from the same warm-up checkpoint as `{list(results)[0]}`; step 0 is that checkpoint)",
+                "",
+            ]
+        head = "| GRPO step | checkpoint | val gIoU | val cIoU | " + " | ".join(f"val {t}" for t in TERMS)
+        lines += [head + " | distinct answers |", "|---:|---|---:|---:|" + "---:|" * (len(TERMS) + 1)]
+        for r in res["val"]:
+            terms = " | ".join(f"{r[t]:.3f}" for t in TERMS)
+            lines.append(
+                f"| {r['step']} | {r['folder']} | {100 * r['gIoU']:.1f} | {100 * r['cIoU']:.1f} | {terms} | "
+                f"{r.get('distinct', '')} |"
+            )
+        first, best_last = res["val"][0], res["val"][-1]
+        lines += [
+            "",
+            f"val gIoU: warm-up {100 * first['gIoU']:.1f} -> after GRPO {100 * best_last['gIoU']:.1f} "
+            f"({100 * (best_last['gIoU'] - first['gIoU']):+.1f} points); cIoU {100 * first['cIoU']:.1f} -> "
+            f"{100 * best_last['cIoU']:.1f}.",
+            "",
+            "Training rewards logged by TRL (GRPO samples at temperature 1.0), mean over windows of steps:",
+            "",
+            "| steps | total | " + " | ".join(TERMS) + " |",
+            "|---|---:|" + "---:|" * len(TERMS),
+        ]
+        for r in smooth_log(res["log"], max(1, len(res["log"]) // 10)):
+            lines.append(f"| {r['steps']} | {r['reward']:.3f} | " + " | ".join(f"{r[t]:.3f}" for t in TERMS) + " |")
+        lines.append("")
+    lines += ["![learning curve](shapes_learning.png)", "", NOTES]
+    path.write_text("\n".join(lines))
+
+
+SHIP_FILES = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "preprocessor_config.json",
+)
+
+
+def ship(folder: Path, dest: Path, *, info: dict) -> Path:
+    """Copy a trained checkpoint's inference files into the package (``src/segzero/assets/shapes_model``)."""
+    import shutil
+
+    from segzero.models.reasoner import write_model_info
+
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in SHIP_FILES:
+        if (folder / name).is_file():
+            shutil.copy2(folder / name, dest / name)
+    write_model_info(dest, frame=112, prompt="segzero", **info)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--run-dir", default="runs/shapes_bench", help="where the runs go (default: %(default)s)")
+    ap.add_argument("--variants", nargs="+", default=["hard"], choices=["hard", "soft"], help="reward variants")
+    ap.add_argument("--val-samples", type=int, default=128, help="val set size (default: %(default)s)")
+    ap.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override key=value")
+    ap.add_argument("--out", default=str(HERE / "shapes_learning.md"), help="markdown output")
+    ap.add_argument(
+        "--ship",
+        default=None,
+        metavar="VARIANT:STEP",
+        help="copy that checkpoint into src/segzero/assets/shapes_model (the model `segzero demo` uses)",
+    )
+    args = ap.parse_args(argv)
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+    from segzero.assets.shapes_eval import val_dataset, val_solutions
+
+    ds = val_dataset(args.val_samples)  # the world's val split, drawn at the model frame (112)
+    solutions = val_solutions(args.val_samples)  # Seg-Zero gt strings of the same samples, in the frame
+    thresholds = recipe_thresholds(args.overrides)
+    base = Path(args.run_dir)
+    previous = json.loads((base / "results.json").read_text()) if (base / "results.json").is_file() else {}
+    results = {}
+    for variant in args.variants:
+        run_dir = base / variant
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        shared = base / args.variants[0] / "warmup" if variant != args.variants[0] else None
+        if args.skip_train:  # keep the wall time measured when the run was trained
+            seconds = previous.get(variant, {}).get("train_seconds", float("nan"))
+        else:
+            seconds = train(run_dir, variant, args.overrides, warmup=shared)
+        results[variant] = {
+            "train_seconds": seconds,
+            "val": evaluate_run(run_dir, ds, solutions, n=args.val_samples, thresholds=thresholds),
+            "log": train_log(run_dir),
+        }
+    (base / "results.json").write_text(json.dumps(results, indent=1))
+    out = Path(args.out)
+    command = "python benchmarks/shapes_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    write_markdown(results, out, command=command.strip(), n=args.val_samples, overrides=args.overrides)
+    plot(results, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
+    if args.ship:
+        variant, step = args.ship.split(":")
+        row = next(r for r in results[variant]["val"] if r["step"] == int(step))
+        folder = dict((s, f) for s, f in checkpoints(base / variant))[int(step)]
+        info = {
+            "note": "shapes-world reasoner trained by recipes/shapes_tiny.yaml (format warm-up + GRPO)",
+            "recipe": "recipes/shapes_tiny.yaml",
+            "reward_variant": variant,
+            "grpo_step": int(step),
+            "val_gIoU": round(row["gIoU"], 4),
+            "val_cIoU": round(row["cIoU"], 4),
+            "val_samples": args.val_samples,
+        }
+        dest = ship(folder, ROOT / "src/segzero/assets/shapes_model", info=info)
+        print(f"shipped {folder} -> {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""Files shipped inside the package: the trained shapes-world reasoner (``shapes_model/``) and helpers to use it.
+
+``shapes_model_path()`` is the folder of the tiny Qwen2.5-VL trained by ``recipes/shapes_tiny.yaml`` (format
+warm-up + GRPO, see ``benchmarks/shapes_learning.md``); it loads with ``Reasoner.from_pretrained`` like any
+checkpoint (frame and prompt come from its ``segzero.json``). ``segzero demo`` and ``segzero serve`` (with no
+model arguments) use it with the weight-free ``color`` segmenter, so both work offline on a fresh install::
+
+    from segzero.assets import shapes_model_path
+    from segzero.pipeline import SegZeroPipeline
+    pipe = SegZeroPipeline.from_pretrained(reasoner=shapes_model_path(), segmenter="color")
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SHAPES_MODEL_DIR = Path(__file__).resolve().parent / "shapes_model"
+DEFAULT_SHAPES_SEGMENTER = "color"
+
+
+def shapes_model_path() -> Path:
+    """The shipped shapes reasoner folder; ``UserError`` when the installation lacks it (a broken install)."""
+    from segzero.errors import UserError
+
+    if not (SHAPES_MODEL_DIR / "config.json").is_file():
+        raise UserError(f"the shipped shapes model is missing from this installation ({SHAPES_MODEL_DIR})")
+    return SHAPES_MODEL_DIR
+
+
+__all__ = ["DEFAULT_SHAPES_SEGMENTER", "SHAPES_MODEL_DIR", "shapes_model_path"]

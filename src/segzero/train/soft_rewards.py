@@ -1,0 +1,87 @@
+"""An optional soft variant of the Seg-Zero accuracy rewards (``reward_variant: soft``); the paper's are "hard".
+
+The paper's ``box_iou`` and ``box_l1`` terms are 0/1 thresholds (IoU > 0.5, mean L1 < 10 px). With a small,
+weak policy most samples of a group fall on the same side of a threshold, the group's rewards are equal and GRPO
+gets no signal. The soft variant keeps the term names (so logs and tables line up) and replaces
+
+- ``box_iou`` by the IoU itself, in [0, 1] (inclusive pixel boxes, the reference's strict-overlap rule);
+- ``box_l1`` by ``max(0, 1 - L1 / l1_scale)`` (``l1_scale`` = 2 x the L1 threshold: 20 px by default);
+
+reading the prediction exactly as the hard terms do (the first flat ``{...}`` of the completion, strict JSON
+numbers; missing -> 0). ``think_format``, ``answer_format`` and ``points`` stay the paper's. Usage::
+
+    from segzero.train.soft_rewards import soft_box_iou
+    soft_box_iou(['<answer>{"bbox": [0,0,9,9], ...}</answer>'], ["<box>(0,0),(9,9)</box><points>...</points>"])  # [1.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from segzero import geometry as geo
+from segzero.parsing import first_flat_object, number_list, text_of
+from segzero.rewards.single import gt_object
+
+L1_SCALE = 20.0
+
+
+def _pred_box(completion: Any) -> list | None:
+    """The predicted bbox as the hard terms read it (first flat JSON object, 4 numbers), else None."""
+    span = first_flat_object(text_of(completion))
+    if span is None:
+        return None
+    try:
+        data = json.loads(span)
+    except (ValueError, RecursionError):
+        return None
+    return number_list(data.get("bbox"), 4) if isinstance(data, dict) else None
+
+
+def soft_iou(completion: Any, solution: Any) -> float:
+    """IoU of the predicted box with the gt box, in [0, 1] (0 when no box can be read)."""
+    box = _pred_box(completion)
+    return 0.0 if box is None else float(geo.box_iou(box, gt_object(solution).box, strict_overlap=True))
+
+
+def soft_l1(completion: Any, solution: Any, *, l1_scale: float = L1_SCALE) -> float:
+    """``max(0, 1 - mean |box - gt box| / l1_scale)`` (0 when no box can be read)."""
+    box = _pred_box(completion)
+    return 0.0 if box is None else max(0.0, 1.0 - geo.box_l1(box, gt_object(solution).box) / l1_scale)
+
+
+def soft_box_iou(completions: list, solution: list, **_unused) -> list[float]:
+    """TRL reward function: ``soft_iou`` per completion."""
+    return [soft_iou(c, s) for c, s in zip(completions, solution, strict=True)]
+
+
+def soft_box_l1(completions: list, solution: list, *, l1_scale: float = L1_SCALE, **_unused) -> list[float]:
+    """TRL reward function: ``soft_l1`` per completion."""
+    return [soft_l1(c, s, l1_scale=l1_scale) for c, s in zip(completions, solution, strict=True)]
+
+
+def apply_variant(reward_funcs: list, kind: str, variant: str, *, thresholds: dict | None = None) -> list:
+    """Configure ``segzero.train.rewards.TermReward`` objects in place: pixel ``thresholds`` bound to the paper's
+    terms (``segzero.rewards.reward_functions``), then, for ``variant == "soft"``, the soft terms swapped in (their
+    L1 scale is 2 x ``l1_threshold`` when one is given). ``UserError`` for an unknown variant or threshold."""
+    from segzero.errors import UserError
+    from segzero.rewards import reward_functions
+
+    if variant not in ("hard", "soft"):
+        raise UserError(f"unknown reward variant {variant!r}; use 'hard' or 'soft'")
+    thresholds = dict(thresholds or {})
+    try:
+        bound = reward_functions(kind, **thresholds)
+    except ValueError as err:
+        raise UserError(f"reward_thresholds: {err}") from err
+    for f, g in zip(reward_funcs, bound, strict=True):
+        f.func = g
+    if variant == "soft":
+        scale = 2.0 * float(thresholds.get("l1_threshold", L1_SCALE / 2))
+        for f in reward_funcs:
+            if f.__name__ == "box_iou":
+                f.func = soft_box_iou
+            elif f.__name__ == "box_l1":
+                f.func = functools.partial(soft_box_l1, l1_scale=scale)
+    return reward_funcs
