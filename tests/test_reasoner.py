@@ -17,6 +17,7 @@ from segzero.models.reasoner import (
     Reasoner,
     default_prompt_kind,
     read_model_info,
+    recorded_segmenter,
     resolve_prompt_and_frame,
     write_model_info,
 )
@@ -151,10 +152,28 @@ def test_prompt_and_frame_come_from_segzero_json(tmp_path, info, prompt, frame, 
     assert resolve_prompt_and_frame(tmp_path, prompt=prompt, frame=frame) == expected
 
 
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        (None, None),  # nothing recorded: the caller's default applies (SAM2-large)
+        ("color", "color"),  # a weight-free segmenter name is kept as written
+        ("facebook/sam2-hiera-tiny", "facebook/sam2-hiera-tiny"),  # hub ids are kept as written
+        ("../segmenter", "SIBLING"),  # "." paths are relative to the reasoner folder
+    ],
+)
+def test_recorded_segmenter(tmp_path, value, expected):
+    folder = tmp_path / "reasoner"
+    folder.mkdir()
+    write_model_info(folder, frame=56, **({"segmenter": value} if value else {}))
+    want = str((tmp_path / "segmenter").resolve()) if expected == "SIBLING" else expected
+    assert recorded_segmenter(folder) == want
+
+
 def test_tiny_reasoner_records_its_frame(tiny_models):
     # segzero tiny-models writes segzero.json, so `segzero segment` needs no --frame for the tiny reasoner
     reasoner_ = Reasoner.from_pretrained(tiny_models["reasoner"], max_new_tokens=2)
     assert reasoner_.frame == read_model_info(tiny_models["reasoner"])["frame"] == 56
+    assert recorded_segmenter(tiny_models["reasoner"]) == str(tiny_models["segmenter"].resolve())
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def warm_reasoner(tiny_models, tmp_path_factory) -> Path:
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from segzero.models.processor import load_processor, write_image_processor_config
+    from segzero.models.processor import load_processor
     from segzero.prompts import build_messages
     from segzero.worlds.shapes import ShapesConfig, generate_rows
 
@@ -84,7 +84,7 @@ def warm_reasoner(tiny_models, tmp_path_factory) -> Path:
         optim.zero_grad()
     model.save_pretrained(out)
     proc.tokenizer.save_pretrained(out)
-    write_image_processor_config(out, proc.image_processor)
+    shutil.copy2(Path(tiny_models["reasoner"]) / "preprocessor_config.json", out)  # the image settings are unchanged
     return out
 
 
@@ -191,10 +191,12 @@ def test_cli_tiny_cpu_recipe_then_segment(tmp_path):
     image = tmp_path / "shapes.png"
     make_sample(0, config=ShapesConfig(size=200))["image"].save(image)
     argv = ["segment", "--image", str(image), "--query", "the red circle", "--reasoner", str(out / "final")]
-    # no --frame: the frame the model was trained at comes from final/segzero.json
-    argv += ["--segmenter", str(out / "tiny_models" / "segmenter"), "--max-new-tokens", "8"]
+    # no --frame, no --segmenter (as the interface reads): final/segzero.json names both
+    argv += ["--max-new-tokens", "8"]
     assert main([*argv, "--out", str(tmp_path / "seg")]) == 0
-    assert json.loads((tmp_path / "seg" / "result.json").read_text())["answer"]["frame"] == [112, 112]
+    result = json.loads((tmp_path / "seg" / "result.json").read_text())
+    assert result["answer"]["frame"] == [112, 112]
+    assert Path(result["segmenter"]).resolve() == (out / "tiny_models" / "segmenter").resolve()
 
 
 def test_multi_object_reward_set_runs_and_logs_its_terms(warm_reasoner, tmp_path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,14 @@ class SegResult:
         }
 
 
+def default_segmenter_for(reasoner: Any) -> str:
+    """The segmenter to pair with ``reasoner`` when none is named: its folder's recorded one, else SAM2-large."""
+    from segzero.models.reasoner import recorded_segmenter
+
+    recorded = recorded_segmenter(reasoner) if isinstance(reasoner, str | Path) else None
+    return recorded or DEFAULT_SEGMENTER
+
+
 def image_key(image) -> str:
     """A content hash of a PIL image (mode, size and pixels): equal images share one SAM embedding."""
     h = hashlib.blake2b(digest_size=16)
@@ -94,7 +103,7 @@ class SegZeroPipeline:
     def from_pretrained(
         cls,
         reasoner: Any = "Ricky06662/Seg-Zero-7B",
-        segmenter: Any = DEFAULT_SEGMENTER,
+        segmenter: Any = None,
         *,
         device: str | None = None,
         dtype: Any = None,
@@ -106,13 +115,16 @@ class SegZeroPipeline:
 
         ``reasoner_kwargs`` go to ``Reasoner.from_pretrained`` (``prompt``, ``frame``, ``max_new_tokens``,
         ``temperature``, ``top_p``, ...). ``dtype`` is the reasoner's; ``segmenter_dtype`` the segmenter's
-        (default: the adapter's own choice). ``segmenter="color"`` / ``"grabcut"`` selects a weight-free segmenter
+        (default: the adapter's own choice). ``segmenter=None``: the one the reasoner folder's ``segzero.json`` names,
+        else ``facebook/sam2-hiera-large`` (``default_segmenter_for``). ``segmenter="color"`` / ``"grabcut"`` selects a weight-free segmenter
         (``segzero.models.weightfree``; shapes world). Missing folders / unreachable ids raise ``UserError``.
         """
         from segzero.models.reasoner import Reasoner, resolve_model_source
         from segzero.models.segmenter import Segmenter
         from segzero.models.weightfree import is_weightfree, load_weightfree
 
+        if segmenter is None:
+            segmenter = default_segmenter_for(reasoner)
         if is_weightfree(segmenter):  # "color" / "grabcut": no checkpoint, checked before hub/folder resolution
             segmenter = load_weightfree(segmenter)
 

@@ -32,8 +32,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reasoner", default="Ricky06662/Seg-Zero-7B", help="reasoning VLM id or folder")
     p.add_argument(
         "--segmenter",
-        default="facebook/sam2-hiera-large",
-        help="SAM2 id or folder, or a weight-free segmenter: color | grabcut",
+        default=None,
+        help="SAM2 id or folder, or a weight-free segmenter: color | grabcut (default: the one the reasoner "
+        "folder's segzero.json names, else facebook/sam2-hiera-large)",
     )
     p.add_argument("--prompt", default=None, choices=["segzero", "visionreasoner"], help="default: from the id")
     p.add_argument(

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
-DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
 
 
 def add_parser(subparsers) -> None:
@@ -32,8 +31,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--reasoner", default=DEFAULT_REASONER, help="reasoning VLM: hub id or local folder")
     p.add_argument(
         "--segmenter",
-        default=DEFAULT_SEGMENTER,
-        help="SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world)",
+        default=None,
+        help="SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world). Default: the one "
+        "the reasoner folder's segzero.json names, else facebook/sam2-hiera-large",
     )
     p.add_argument(
         "--prompt",
@@ -116,11 +116,12 @@ def run(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out exists and is not a folder: {out_dir}")
 
-    from segzero.pipeline import SegZeroPipeline
+    from segzero.pipeline import SegZeroPipeline, default_segmenter_for
 
+    segmenter = args.segmenter or default_segmenter_for(args.reasoner)
     pipe = SegZeroPipeline.from_pretrained(
         reasoner=args.reasoner,
-        segmenter=args.segmenter,
+        segmenter=segmenter,
         device=args.device,
         prompt=args.prompt,
         frame=args.frame,
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         temperature=args.temperature,
     )
     result = pipe(image, args.query)
-    extra = {"image": str(args.image), "query": args.query, "reasoner": args.reasoner, "segmenter": args.segmenter}
+    extra = {"image": str(args.image), "query": args.query, "reasoner": args.reasoner, "segmenter": segmenter}
     paths = save_outputs(result, image, out_dir, extra=extra)
     if args.json:
         print(json.dumps({**extra, **result.to_json()}, indent=2))

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--segmenter",
         default=None,
-        help="SAM2: hub id or local folder (default: facebook/sam2-hiera-large with --reasoner)",
+        help="SAM2: hub id or local folder, or color | grabcut (default with --reasoner: the one its segzero.json "
+        "names, else facebook/sam2-hiera-large)",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
@@ -63,7 +64,7 @@ def _check_port_free(host: str, port: int) -> None:
 def pipeline_kwargs(args: argparse.Namespace) -> dict:
     """``SegZeroPipeline.from_pretrained`` keywords from the arguments (default model when none is named)."""
     from segzero.errors import UserError
-    from segzero.pipeline import DEFAULT_SEGMENTER
+    from segzero.pipeline import default_segmenter_for
     from segzero.serve.defaults import default_models
 
     if args.reasoner is None and args.segmenter is None:
@@ -71,7 +72,7 @@ def pipeline_kwargs(args: argparse.Namespace) -> dict:
     elif args.reasoner is None:
         raise UserError("--segmenter needs --reasoner too")
     else:
-        kwargs = {"reasoner": args.reasoner, "segmenter": args.segmenter or DEFAULT_SEGMENTER}
+        kwargs = {"reasoner": args.reasoner, "segmenter": args.segmenter or default_segmenter_for(args.reasoner)}
     for name in ("prompt", "frame", "max_new_tokens", "device"):
         if getattr(args, name) is not None:
             kwargs[name] = getattr(args, name)

@@ -45,8 +45,6 @@ from segzero.eval.summary import (
 )
 from segzero.metrics import IoUAccumulator, intersection_union, sample_iou, target_area
 
-DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
-
 
 @dataclass
 class EvalConfig:
@@ -57,7 +55,10 @@ class EvalConfig:
     split: str | None = field(default=None, metadata={"help": "split (default: test; refer: val)"})
     fmt: str = field(default="auto", metadata={"help": "auto, hub, disk, parquet, lisa or refer"})
     reasoner: str = field(default="Ricky06662/Seg-Zero-7B", metadata={"help": "reasoning VLM id or folder"})
-    segmenter: str = field(default=DEFAULT_SEGMENTER, metadata={"help": "SAM2 id or folder"})
+    segmenter: str | None = field(
+        default=None,
+        metadata={"help": "SAM2 id or folder, color | grabcut; None = the reasoner folder's choice, else SAM2-large"},
+    )
     prompt: str | None = field(
         default=None, metadata={"help": "segzero / visionreasoner; None = the folder's segzero.json, else from the id"}
     )
@@ -82,6 +83,12 @@ class EvalConfig:
     save_masks: bool = field(default=True, metadata={"help": "store predicted masks (RLE) in the records"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
     gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm: fraction of GPU memory"})
+
+    def __post_init__(self) -> None:
+        if self.segmenter is None:  # resolved here so run.json records (and resume compares) the real segmenter
+            from segzero.pipeline import default_segmenter_for  # noqa: PLC0415 (light: no torch at import)
+
+            self.segmenter = default_segmenter_for(self.reasoner)
 
 
 def parse_shard(shard: str) -> tuple[int, int]:

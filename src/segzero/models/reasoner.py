@@ -56,11 +56,29 @@ def read_model_info(name_or_path: str | Path) -> dict:
     return info
 
 
-def write_model_info(folder: str | Path, **info) -> Path:
-    """Write ``segzero.json`` into a saved reasoner folder (``frame``, ``prompt`` and any provenance fields)."""
+def write_model_info(folder: str | Path, *, update: bool = False, **info) -> Path:
+    """Write ``segzero.json`` into a saved reasoner folder: ``frame``, ``prompt``, optionally ``segmenter`` (see
+    ``recorded_segmenter``) and any provenance fields. ``update=True`` keeps the fields already there."""
     path = Path(folder) / MODEL_INFO_FILE
+    if update:
+        info = {**read_model_info(folder), **info}
     path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def recorded_segmenter(name_or_path: str | Path) -> str | None:
+    """The segmenter a reasoner folder's ``segzero.json`` names, if any.
+
+    A value starting with ``.`` is a path relative to the reasoner folder (``"../segmenter"`` for the tiny models,
+    ``"../tiny_models/segmenter"`` for a ``tiny_cpu`` training run); anything else (``"color"``, a hub id, an
+    absolute path) is returned as written.
+    """
+    value = read_model_info(name_or_path).get("segmenter")
+    if not value:
+        return None
+    if str(value).startswith("."):
+        return str((Path(str(name_or_path)).expanduser() / value).resolve())
+    return str(value)
 
 
 def resolve_prompt_and_frame(

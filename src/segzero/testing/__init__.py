@@ -20,16 +20,18 @@ def build_tiny_models(out_dir: str | Path, *, seed: int = 0, answering: bool = F
     ``answering=True`` teaches the reasoner to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
     Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (a few seconds more).
     """
+    from segzero.models.reasoner import write_model_info
     from segzero.testing.reasoner import build_answering_reasoner, build_tiny_reasoner
     from segzero.testing.segmenter import build_tiny_segmenter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     build = build_answering_reasoner if answering else build_tiny_reasoner
-    return {
-        "reasoner": build(out_dir / "reasoner", seed=seed),
-        "segmenter": Path(build_tiny_segmenter(out_dir / "segmenter", seed=seed)),
-    }
+    reasoner = build(out_dir / "reasoner", seed=seed)
+    segmenter = Path(build_tiny_segmenter(out_dir / "segmenter", seed=seed))
+    # the pair belongs together: `segzero segment --reasoner DIR/reasoner` uses DIR/segmenter unless told otherwise
+    write_model_info(reasoner, update=True, segmenter="../segmenter")
+    return {"reasoner": reasoner, "segmenter": segmenter}
 
 
 __all__ = ["build_tiny_models"]

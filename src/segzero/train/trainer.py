@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
-from segzero.models.reasoner import write_model_info
+from segzero.models.reasoner import recorded_segmenter, write_model_info
 from segzero.train.config import TrainConfig
 
 logger = logging.getLogger("segzero.train")
@@ -258,9 +258,12 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = save_final(trainer, cfg, model_path, output_dir / "final")
     if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
-        write_model_info(
-            final, frame=cfg.frame, prompt=cfg.prompt_kind, reward_kind=cfg.reward_kind, base_model=cfg.model
+        info = {"frame": cfg.frame, "prompt": cfg.prompt_kind, "reward_kind": cfg.reward_kind, "base_model": cfg.model}
+        # the segmenter that goes with the policy, so `segzero segment --reasoner OUTPUT_DIR/final` needs no flag
+        segmenter = {"tiny": "../tiny_models/segmenter", "shapes": "color"}.get(cfg.model) or recorded_segmenter(
+            cfg.model
         )
+        write_model_info(final, **info, **({"segmenter": segmenter} if segmenter else {}))
     return {
         "final": final,
         "global_step": trainer.state.global_step,
