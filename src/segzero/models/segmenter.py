@@ -95,7 +95,33 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-class Segmenter:
+class ImageTarget:
+    """The current-image state shared by every segmenter: ``embed`` (defined by each) + these four members.
+
+    ``_embedding`` holds the current image's embedding (anything with ``original_size`` (H, W)), or None.
+    """
+
+    _embedding = None
+
+    def set_image(self, image: Image.Image | np.ndarray) -> None:
+        """Embed ``image`` (once) and make it the target of later ``predict`` calls."""
+        self._embedding = self.embed([image])[0]
+
+    def set_embedding(self, embedding) -> None:
+        """Make a precomputed embedding (from ``embed``) the target of later ``predict`` calls."""
+        self._embedding = embedding
+
+    def reset_image(self) -> None:
+        """Forget the current image."""
+        self._embedding = None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        """(H, W) of the current image, or None before ``set_image``."""
+        return None if self._embedding is None else self._embedding.original_size
+
+
+class Segmenter(ImageTarget):
     """A frozen SAM2 that embeds an image once and answers box/point prompts any number of times."""
 
     def __init__(
@@ -212,23 +238,6 @@ class Segmenter:
             self.num_embeddings += len(chunk)
         return out
 
-    def set_image(self, image: Image.Image | np.ndarray) -> None:
-        """Embed ``image`` (once) and make it the target of later ``predict`` calls."""
-        self._embedding = self.embed([image])[0]
-
-    def set_embedding(self, embedding: ImageEmbedding) -> None:
-        """Make a precomputed embedding (from ``embed``) the target of later ``predict`` calls."""
-        self._embedding = embedding
-
-    def reset_image(self) -> None:
-        """Forget the current image."""
-        self._embedding = None
-
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        """(H, W) of the current image, or None before ``set_image``."""
-        return None if self._embedding is None else self._embedding.original_size
-
     # ------------------------------------------------------------------ prompts
 
     @staticmethod
@@ -342,4 +351,4 @@ class Segmenter:
         )
 
 
-__all__ = ["DEFAULT_SEGMENTER", "SAM2_MODEL_TYPES", "ImageEmbedding", "Prediction", "Segmenter"]
+__all__ = ["DEFAULT_SEGMENTER", "SAM2_MODEL_TYPES", "ImageEmbedding", "ImageTarget", "Prediction", "Segmenter"]

@@ -30,7 +30,7 @@ from PIL import Image
 from scipy import ndimage
 
 from segzero.errors import UserError
-from segzero.models.segmenter import Prediction, Segmenter
+from segzero.models.segmenter import ImageTarget, Prediction, Segmenter
 
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -56,7 +56,7 @@ def _grown_box(box: np.ndarray, size: tuple[int, int], frac: float, px: int) -> 
     )
 
 
-class _WeightFree:
+class _WeightFree(ImageTarget):
     """Shared image handling and prompt loop; subclasses implement ``segment_one``."""
 
     name = "weightfree"
@@ -76,21 +76,6 @@ class _WeightFree:
             out.append(PixelEmbedding(arr, (int(arr.shape[0]), int(arr.shape[1]))))
             self.num_embeddings += 1
         return out
-
-    def set_image(self, image: Image.Image | np.ndarray) -> None:
-        """Make ``image`` the target of later ``predict`` calls."""
-        self._embedding = self.embed([image])[0]
-
-    def set_embedding(self, embedding: PixelEmbedding) -> None:
-        self._embedding = embedding
-
-    def reset_image(self) -> None:
-        self._embedding = None
-
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        """(H, W) of the current image, or None before ``set_image``."""
-        return None if self._embedding is None else self._embedding.original_size
 
     def predict(
         self,
