@@ -51,17 +51,9 @@ def make_reasonseg(path: Path, *, n_images: int = 3, seed: int = 0, as_dict: boo
                     "img_width": w,
                 }
             )
-    feats = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "text": datasets.Value("string"),
-            "mask": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
-            "image_id": datasets.Value("string"),
-            "ann_id": datasets.Value("string"),
-            "img_height": datasets.Value("int32"),
-            "img_width": datasets.Value("int32"),
-        }
-    )
+    from segzero.data.reasonseg import eval_features
+
+    feats = eval_features()
     table = {k: [r[k].tolist() if k == "mask" else r[k] for r in rows] for k in rows[0]}
     ds = datasets.Dataset.from_dict(table, features=feats)
     (datasets.DatasetDict({"test": ds}) if as_dict else ds).save_to_disk(str(path))

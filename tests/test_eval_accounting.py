@@ -80,17 +80,9 @@ def dataset(tmp_path_factory):
     import datasets
 
     rows = make_rows()
-    feats = datasets.Features(
-        {
-            "image": datasets.Image(),
-            "text": datasets.Value("string"),
-            "mask": datasets.Sequence(datasets.Sequence(datasets.Value("uint8"))),
-            "image_id": datasets.Value("string"),
-            "ann_id": datasets.Value("string"),
-            "img_height": datasets.Value("int32"),
-            "img_width": datasets.Value("int32"),
-        }
-    )
+    from segzero.data.reasonseg import eval_features
+
+    feats = eval_features()
     table = {
         "image": [{"bytes": r["image"], "path": None} for r in rows],
         "text": [r["text"] for r in rows],

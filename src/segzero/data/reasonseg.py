@@ -24,7 +24,8 @@ from segzero.data.lisa import IGNORE_VALUE, load_lisa_folder
 from segzero.errors import UserError
 
 
-def _features():
+def eval_features():
+    """The ReasonSeg evaluation layout's columns (``mask``: nested uint8, 1 target, 255 ignore, 0 background)."""
     import datasets
 
     return datasets.Features(
@@ -89,7 +90,7 @@ def convert_reasonseg(
 
     out = Path(out)
     with tempfile.TemporaryDirectory() as cache:  # a fresh cache: the generator always runs, counts stay right
-        ds = datasets.Dataset.from_generator(rows, features=_features(), cache_dir=cache)
+        ds = datasets.Dataset.from_generator(rows, features=eval_features(), cache_dir=cache)
         datasets.DatasetDict({split: ds}).save_to_disk(str(out))
         if parquet:
             (out / "parquet").mkdir(parents=True, exist_ok=True)
