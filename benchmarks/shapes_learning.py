@@ -60,6 +60,13 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
+def recipe_world(overrides: list[str]) -> dict:
+    """The recipe's shapes-world settings (``synthetic_world``, after ``overrides``): the val set uses the same."""
+    from segzero.train.config import TrainConfig
+
+    return dict(TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides).synthetic_world)
+
+
 def recipe_thresholds(overrides: list[str]) -> dict[str, float]:
     """The recipe's reward thresholds (``reward_thresholds``, after ``overrides``): the val terms use the same."""
     from segzero.train.config import TrainConfig
@@ -154,20 +161,38 @@ def smooth_log(log: list[dict], every: int) -> list[dict]:
 NOTES = """## Notes (read before quoting these numbers)
 
 - One training seed; with 256 val samples a gIoU difference of ~3 points is within noise. The curves are not
-  monotone: the hard run nearly collapsed at step 60 (7 distinct answers, gIoU 2.1) and recovered.
-- What GRPO improves here is mostly *where* the answers land (a better spatial prior, every answer parseable),
-  not grounding of the query: the warm-up and GRPO models give only 30-64 distinct answers over 256 val queries.
-  This shows the RL loop, rewards and advantage signs work (val gIoU rises under both reward variants); it does
-  not show reasoning at this size and compute.
-- Tuning history (earlier runs of this script and of `segzero train`, same machine, not re-run here): without the
-  KL term (beta 0) the hard run collapsed onto one answer for every query (`[46,46,46,46]`, val gIoU 13.1 ->
-  0.5) while the soft run reached 23.1; with the paper's unscaled pixel thresholds (100 px point distance at
-  frame 112 is met by any point inside the box) GRPO collapsed onto degenerate boxes that collect the points term
-  (val gIoU 19% -> 1% in 60 steps); an 800-step warm-up gave a weaker start (val gIoU 9%) than 400 steps (13%).
+  monotone (the hard run dips at step 20, peaks at 60-80 and falls back); the shipped model is the final
+  checkpoint, not the best one on this val set (picking the best here would overstate it).
+- The recipe's world is easy on purpose (2-3 non-overlapping, large circles/squares/triangles; attribute and
+  superlative queries only). What GRPO improves is mostly *where* the answers land (a better spatial prior, every
+  answer parseable), not grounding of the query: the GRPO checkpoints give only 9-17 distinct answers over 256
+  val queries (warm-up 24), and in `segzero demo` most answers are the same box. This shows the RL loop, rewards
+  and advantage signs work (val gIoU rises above the warm-up); it does not show reasoning at this size and compute.
+- The soft variant scores higher (final 35.8) with an even more degenerate policy: nearly the same large central
+  box for every query (3-15 distinct answers); in `segzero demo` (seeds 0-5) it was right on 1 scene of 6, the
+  hard model on 2. The shipped model stays the recipe's default, the paper's hard rewards (final checkpoint).
+- Tuning history (earlier runs of this script and of `segzero train`, same machine, not re-run here), on the
+  default world (3-5 shapes with overlap, all five query families): warm-up 13.1 -> GRPO 20.2 (hard) / 23.0
+  (soft); without the KL term (beta 0) the hard run collapsed onto one answer for every query (`[46,46,46,46]`,
+  val gIoU 13.1 -> 0.5); with the paper's unscaled pixel thresholds (100 px point distance at frame 112 is met by
+  any point inside the box) GRPO collapsed onto degenerate boxes that collect the points term (val gIoU 19% -> 1%
+  in 60 steps); an 800-step warm-up gave a weaker start (val gIoU 9%) than 400 steps (13%).
+- This run's training was started by hand with exactly the commands the script runs (the "training" line above,
+  output in RUN/hard and RUN/soft; hard at `OMP_NUM_THREADS=1`, soft at 2) and evaluated with `--skip-train`;
+  the wall times were measured then.
 """
 
 
-def write_markdown(results: dict[str, dict], path: Path, *, command: str, n: int, overrides: list[str]) -> None:
+def write_markdown(
+    results: dict[str, dict],
+    path: Path,
+    *,
+    command: str,
+    n: int,
+    overrides: list[str],
+    world: dict,
+    compare: dict | None = None,
+) -> None:
     import torch
 
     lines = [
@@ -190,9 +215,16 @@ def write_markdown(results: dict[str, dict], path: Path, *, command: str, n: int
         "(`segzero.assets.shapes_eval`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
         "here), empty gt + empty prediction = IoU 1 (none occur: every query has one target), unparseable answers "
         "count as IoU 0",
+        f"- world (recipe `synthetic_world`, training and val alike): `{json.dumps(world) if world else 'default'}`",
         "- step 0 = the warm-up checkpoint (`OUTPUT_DIR/warmup`), the starting point of GRPO",
         "",
     ]
+    if compare:
+        lines += [
+            f"For comparison, `{compare['model']}` on the same val set: gIoU {100 * compare['gIoU']:.1f}, "
+            f"cIoU {100 * compare['cIoU']:.1f}.",
+            "",
+        ]
     for variant, res in results.items():
         lines += [f"## Reward variant: {variant}", "", f"training wall time: {res['train_seconds']:.0f} s", ""]
         if variant != list(results)[0]:
@@ -250,7 +282,7 @@ def ship(folder: Path, dest: Path, *, info: dict) -> Path:
     for name in SHIP_FILES:
         if (folder / name).is_file():
             shutil.copy2(folder / name, dest / name)
-    write_model_info(dest, frame=112, prompt="segzero", **info)
+    write_model_info(dest, frame=112, prompt="segzero", segmenter="color", **info)  # demo/serve pair it with color
     return dest
 
 
@@ -262,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--out", default=str(HERE / "shapes_learning.md"), help="markdown output")
+    ap.add_argument("--compare", default=None, help="also evaluate this model folder on the val set (e.g. an old one)")
     ap.add_argument(
         "--ship",
         default=None,
@@ -273,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from segzero.assets.shapes_eval import val_dataset, val_solutions
 
-    ds = val_dataset(args.val_samples)  # the world's val split, drawn at the model frame (112)
-    solutions = val_solutions(args.val_samples)  # Seg-Zero gt strings of the same samples, in the frame
+    world = recipe_world(args.overrides)  # the recipe's world: val set drawn from the same settings as training
+    ds = val_dataset(args.val_samples, world=world)  # the world's val split, drawn at the model frame (112)
+    solutions = val_solutions(args.val_samples, world=world)  # Seg-Zero gt strings of the same samples, in the frame
     thresholds = recipe_thresholds(args.overrides)
     base = Path(args.run_dir)
     previous = json.loads((base / "results.json").read_text()) if (base / "results.json").is_file() else {}
@@ -292,10 +326,25 @@ def main(argv: list[str] | None = None) -> int:
             "val": evaluate_run(run_dir, ds, solutions, n=args.val_samples, thresholds=thresholds),
             "log": train_log(run_dir),
         }
+    compare = None
+    if args.compare:  # frame from the folder's segzero.json
+        from segzero.assets.shapes_eval import evaluate
+
+        summary = evaluate(args.compare, out=base / "val_compare", n=args.val_samples, dataset=ds)
+        compare = {"model": args.compare, "gIoU": summary["gIoU"], "cIoU": summary["cIoU"]}
+        print(f"compare {args.compare}: gIoU {summary['gIoU']:.4f} cIoU {summary['cIoU']:.4f}")
     (base / "results.json").write_text(json.dumps(results, indent=1))
     out = Path(args.out)
     command = "python benchmarks/shapes_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_markdown(results, out, command=command.strip(), n=args.val_samples, overrides=args.overrides)
+    write_markdown(
+        results,
+        out,
+        command=command.strip(),
+        n=args.val_samples,
+        overrides=args.overrides,
+        world=world,
+        compare=compare,
+    )
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
     if args.ship:
@@ -310,6 +359,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_gIoU": round(row["gIoU"], 4),
             "val_cIoU": round(row["cIoU"], 4),
             "val_samples": args.val_samples,
+            "world": world,  # segzero demo draws its default scene from this world (segzero.worlds.world_from_spec)
         }
         dest = ship(folder, ROOT / "src/segzero/assets/shapes_model", info=info)
         print(f"shipped {folder} -> {dest}")

@@ -49,6 +49,19 @@ def test_demo_is_deterministic_per_seed(tmp_path):
     assert ra["query"] == rb["query"] and ra["completion"] == rb["completion"]
 
 
+def test_demo_draws_from_the_models_training_world(tmp_path):
+    # the default scene comes from the world in the reasoner's segzero.json (the shipped model's training world)
+    from segzero.assets import shapes_model_path
+    from segzero.cli.demo import draw_scene, model_world
+
+    world = model_world(shapes_model_path())
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--seed", "4"]) == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["query"] == draw_scene(4, 336, world)["problem"]
+    assert model_world(tmp_path) is None  # no segzero.json: the default world
+
+
 def test_demo_own_image_and_query(tmp_path):
     from segzero.worlds import ShapesConfig, make_sample
 

@@ -19,25 +19,30 @@ from pathlib import Path
 VAL_SEED = 0  # world seed; the val split's samples are disjoint from the train split's (segzero.worlds.shapes)
 
 
-def val_dataset(n: int = 64, *, seed: int = VAL_SEED, size: int = 112, split: str = "val"):
+def val_dataset(n: int = 64, *, seed: int = VAL_SEED, size: int = 112, split: str = "val", world: dict | None = None):
     """``n`` single-answer samples of the world's ``split`` (images ``size`` px) as an ``HFEvalDataset``.
 
-    Rows come from ``segzero.worlds.datasets.build_dataset("eval", ...)`` (the ReasonSeg layout).
+    Rows come from ``segzero.worlds.datasets.build_dataset("eval", ...)`` (the ReasonSeg layout). ``world``: a
+    recipe's ``synthetic_world`` settings (``segzero.worlds.shapes.world_from_spec``); None = the default world.
     """
     from segzero.eval.datasets import HFEvalDataset
     from segzero.worlds.datasets import build_dataset
-    from segzero.worlds.scene import ShapesConfig
+    from segzero.worlds.shapes import world_from_spec
 
-    ds = build_dataset("eval", split=split, n=n, seed=seed, config=ShapesConfig(size=size), meta=False)
+    config, families = world_from_spec(world, size=size)
+    ds = build_dataset("eval", split=split, n=n, seed=seed, config=config, families=families, meta=False)
     return HFEvalDataset(ds, source=f"shapes-world {split} seed {seed} n {n} size {size}", split=split)
 
 
-def val_solutions(n: int = 64, *, seed: int = VAL_SEED, size: int = 112, split: str = "val") -> dict[str, str]:
+def val_solutions(
+    n: int = 64, *, seed: int = VAL_SEED, size: int = 112, split: str = "val", world: dict | None = None
+) -> dict[str, str]:
     """``{eval sample id: Seg-Zero gt string}`` for the same samples as ``val_dataset`` (gt in the ``size`` frame)."""
     from segzero.worlds.datasets import build_dataset
-    from segzero.worlds.scene import ShapesConfig
+    from segzero.worlds.shapes import world_from_spec
 
-    ds = build_dataset("single", split=split, n=n, seed=seed, config=ShapesConfig(size=size), meta=False)
+    config, families = world_from_spec(world, size=size)
+    ds = build_dataset("single", split=split, n=n, seed=seed, config=config, families=families, meta=False)
     return {f"{i}:0": s for i, s in zip(ds["id"], ds["solution"], strict=True)}
 
 

@@ -4,10 +4,11 @@
     segzero demo --seed 7 --out demo7/             # another scene
     segzero demo --image shapes.png --query "the largest red shape"   # your own image and query
 
-With no arguments it draws a scene of the shapes world (``segzero.worlds.shapes``), asks that scene's query
-(superlatives, relations, attributes), runs the shipped tiny reasoner (``segzero.assets.shapes_model_path``:
-a ~1M-parameter Qwen2.5-VL trained on this world by ``recipes/shapes_tiny.yaml``) and the weight-free
-``color`` segmenter, prints the reasoning and the answer, and writes ``OUT/overlay.png``, ``OUT/result.json``
+With no arguments it draws a scene of the shapes world (``segzero.worlds.shapes``) with the settings the
+reasoner was trained on (``world`` in its ``segzero.json``; the shipped model's: 2-3 non-overlapping shapes,
+attribute and superlative queries), asks that scene's query, runs the shipped tiny reasoner
+(``segzero.assets.shapes_model_path``: a ~1M-parameter Qwen2.5-VL trained on this world by
+``recipes/shapes_tiny.yaml``) and the weight-free ``color`` segmenter, prints the reasoning and the answer, and writes ``OUT/overlay.png``, ``OUT/result.json``
 and ``OUT/mask.png`` (``segzero.cli.segment.save_outputs``; ``OUT/image.png`` too for a drawn scene).
 ``result.json`` also holds the query, the scene's gt box and the mask IoU when the scene was drawn here.
 No network, no downloads. ``--reasoner``/``--segmenter`` swap in other models (a SAM2 id or folder works).
@@ -45,11 +46,28 @@ def add_parser(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def draw_scene(seed: int, size: int) -> dict:
-    """Sample ``seed`` of the shapes world's val split (one answer; ``segzero.worlds.make_sample``) at ``size`` px."""
-    from segzero.worlds import ShapesConfig, make_sample
+def model_world(reasoner: str | Path) -> dict | None:
+    """The shapes-world settings a model was trained on: ``world`` in its ``segzero.json`` (None when absent)."""
+    info = Path(reasoner) / "segzero.json"
+    if not info.is_file():
+        return None
+    try:
+        world = json.loads(info.read_text()).get("world")
+    except (OSError, ValueError, AttributeError):  # unreadable or not a JSON object: the default world
+        return None
+    return world if isinstance(world, dict) else None
 
-    return make_sample(seed, seed=0, config=ShapesConfig(size=size), split="val", layout="eval")
+
+def draw_scene(seed: int, size: int, world: dict | None = None) -> dict:
+    """Sample ``seed`` of the shapes world's val split (one answer; ``segzero.worlds.make_sample``) at ``size`` px.
+
+    ``world``: the world settings (``segzero.worlds.shapes.world_from_spec``; the shipped model's training world
+    by default in ``run``); None = the default world.
+    """
+    from segzero.worlds.shapes import make_sample, world_from_spec
+
+    config, families = world_from_spec(world, size=size)
+    return make_sample(seed, seed=0, config=config, split="val", layout="eval", families=families)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,20 +86,24 @@ def run(args: argparse.Namespace) -> int:
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out exists and is not a folder: {out_dir}")
+    from segzero.assets import shapes_model_path
+
+    reasoner = args.reasoner or str(shapes_model_path())
     scene = None
     if args.image is not None:
         image = load_image(args.image)  # fail fast on a bad image, before loading any model
     else:
-        scene = draw_scene(args.seed, args.size)
+        try:  # the world the model was trained on (its segzero.json), so the scene is one it knows
+            scene = draw_scene(args.seed, args.size, model_world(reasoner))
+        except ValueError as err:
+            raise UserError(f"bad shapes world in {reasoner}/segzero.json: {err}") from err
         image = scene["image"]
     query = args.query if args.query is not None else scene["problem"]
     normalize_query(query)  # UserError on an empty query
 
-    from segzero.assets import shapes_model_path
     from segzero.metrics import intersection_union, sample_iou
     from segzero.pipeline import SegZeroPipeline
 
-    reasoner = args.reasoner or str(shapes_model_path())
     pipe = SegZeroPipeline.from_pretrained(
         reasoner=reasoner, segmenter=args.segmenter, device="cpu", max_new_tokens=args.max_new_tokens
     )

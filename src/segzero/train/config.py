@@ -56,6 +56,12 @@ class TrainConfig:
     max_samples: int | None = _f(None, "Use only the first N rows (after dropping bad rows); None = all.")
     synthetic_samples: int = _f(64, "Rows generated when dataset == 'synthetic'.")
     synthetic_seed: int = _f(0, "Seed of the synthetic world (rows depend only on seed and index).")
+    synthetic_world: dict[str, Any] = _f(
+        {},
+        "Shapes-world settings when dataset == 'synthetic': ShapesConfig fields (max_shapes, kinds, overlap, ...; "
+        "the size is the frame) plus 'families' (query families); {} = the default world "
+        "(segzero.worlds.shapes.world_from_spec).",
+    )
     out_of_frame_tolerance: float = _f(
         1.0, "Bad-row rule: gt coordinates may exceed the image by at most this many pixels."
     )

@@ -41,11 +41,18 @@ RELEASED_SETS = {
 
 
 def load_raw_dataset(
-    source: str, *, split: str = "train", synthetic_samples: int = 64, seed: int = 0, frame: int = 840
+    source: str,
+    *,
+    split: str = "train",
+    synthetic_samples: int = 64,
+    seed: int = 0,
+    frame: int = 840,
+    synthetic_world: dict | None = None,
 ):
     """Rows in the released layout as a ``datasets.Dataset``.
 
-    ``source``: ``"synthetic"`` (the shapes world at ``frame`` pixels), a local folder or file that
+    ``source``: ``"synthetic"`` (the shapes world at ``frame`` pixels, settings ``synthetic_world``: see
+    ``segzero.worlds.shapes.world_from_spec``), a local folder or file that
     ``segzero.data.export.load_built`` opens (``save_to_disk`` Dataset / DatasetDict, then ``split``; a ``.parquet``
     file; a folder of parquet files, ``split*.parquet`` preferred; e.g. ``segzero data build`` output), or a hub
     dataset id. An unreachable hub id raises ``UserError`` naming it.
@@ -53,9 +60,13 @@ def load_raw_dataset(
     import datasets
 
     if source == "synthetic":
-        from segzero.worlds.shapes import ShapesConfig, generate_rows
+        from segzero.worlds.shapes import generate_rows, world_from_spec
 
-        rows = generate_rows(synthetic_samples, seed=seed, config=ShapesConfig(size=frame))
+        try:
+            config, families = world_from_spec(synthetic_world, size=frame)
+        except (ValueError, TypeError) as err:
+            raise UserError(f"bad synthetic_world: {err}") from err
+        rows = generate_rows(synthetic_samples, seed=seed, config=config, families=families)
         return datasets.Dataset.from_list(rows)
     path = Path(source).expanduser()
     if path.exists():  # save_to_disk folder, parquet file or folder of parquet files (H6's loader)
@@ -182,6 +193,7 @@ def build_train_dataset(cfg, *, output_dir: str | Path | None = None):
         synthetic_samples=cfg.synthetic_samples,
         seed=cfg.synthetic_seed,
         frame=cfg.frame,
+        synthetic_world=cfg.synthetic_world,
     )
     ds, bad = prepare_dataset(
         raw,

@@ -27,7 +27,7 @@ Imports only numpy, scipy and PIL (through ``segzero.points``).
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -138,15 +138,33 @@ def generate_rows(
     size: int | None = None,
     split: str = "train",
     layout: str = "single",
+    families: tuple[str, ...] = FAMILIES,
 ) -> list[dict]:
     """``n`` samples (see ``make_sample``) in the training layout (``TRAIN_COLUMNS``) of ``layout`` single/multi."""
     if size is not None:
         config = replace(config or ShapesConfig(), size=size)
     rows = []
     for i in range(n):
-        row = make_sample(i, seed=seed, config=config, split=split, layout=layout)
+        row = make_sample(i, seed=seed, config=config, split=split, layout=layout, families=families)
         rows.append({k: row[k] for k in TRAIN_COLUMNS})
     return rows
+
+
+def world_from_spec(spec: dict | None, *, size: int | tuple[int, int]) -> tuple[ShapesConfig, tuple[str, ...]]:
+    """``(ShapesConfig, families)`` of a recipe's ``synthetic_world`` mapping at image ``size`` px.
+
+    ``spec``: ``ShapesConfig`` field overrides (lists become tuples; ``size`` is not allowed: it is the model frame)
+    plus an optional ``families`` list (query families, default all). ``{}`` / None = the default world.
+    Raises ``ValueError`` naming unknown keys.
+    """
+    spec = dict(spec or {})
+    families = tuple(spec.pop("families", FAMILIES))
+    known = {f.name for f in fields(ShapesConfig)} - {"size"}
+    unknown = sorted(set(spec) - known)
+    if unknown:
+        raise ValueError(f"unknown shapes-world keys {unknown}; known: {sorted(known | {'families'})}")
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    return ShapesConfig(size=size, **spec), families
 
 
 __all__ = [
@@ -163,4 +181,5 @@ __all__ = [
     "render",
     "solution_list",
     "solution_string",
+    "world_from_spec",
 ]
