@@ -55,7 +55,7 @@ def add_parser(subparsers) -> None:
 
 
 def draw_overlay(image, mask, objects, *, color=(255, 40, 40), alpha: float = 0.45):
-    """The image (PIL RGB) with ``mask`` (H, W) bool tinted in ``color`` at ``alpha``, its outline, and each object's
+    """The image (PIL RGB) with ``mask`` (H, W) bool tinted in ``color`` at ``alpha``, its outline (white on black), and each object's
     box (rectangle) and points (ringed dots) drawn in original pixels; line widths scale with the image size."""
     import numpy as np
     from PIL import Image, ImageDraw, ImageFilter
@@ -65,11 +65,14 @@ def draw_overlay(image, mask, objects, *, color=(255, 40, 40), alpha: float = 0.
     tinted = base.copy()
     tinted[m] = (1 - alpha) * base[m] + alpha * np.asarray(color, dtype=np.float32)
     out = Image.fromarray(tinted.round().astype(np.uint8))
-    if m.any() and min(m.shape) >= 3:
+    if m.any() and min(m.shape) >= 3:  # outline: white on a dark halo, visible whatever the object's colour
         mask_im = Image.fromarray(m.astype(np.uint8) * 255)
-        edge = np.asarray(mask_im.filter(ImageFilter.FIND_EDGES)) > 0
+        edge = Image.fromarray(((np.asarray(mask_im.filter(ImageFilter.FIND_EDGES)) > 0) & m).astype(np.uint8) * 255)
+        halo = np.asarray(edge.filter(ImageFilter.MaxFilter(5))) > 0
+        line = np.asarray(edge.filter(ImageFilter.MaxFilter(3))) > 0
         arr = np.asarray(out).copy()
-        arr[edge & m] = color
+        arr[halo] = (0, 0, 0)
+        arr[line] = (255, 255, 255)
         out = Image.fromarray(arr)
     draw = ImageDraw.Draw(out)
     w, h = out.size
