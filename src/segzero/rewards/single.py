@@ -71,6 +71,12 @@ def _pred(text: str) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def pred_box(completion: Any) -> list | None:
+    """The predicted bbox as the reference reads it (``bbox`` of the first flat JSON object, 4 numbers), else None."""
+    data = _pred(text_of(completion))
+    return number_list(data.get("bbox"), 4) if data else None
+
+
 def _pred_point(v: Any) -> tuple[int, int] | None:
     """A predicted point truncated to ints, as the reference does (``int(p[0]), int(p[1])``; extra items ignored)."""
     if not isinstance(v, list) or len(v) < 2 or not (is_number(v[0]) and is_number(v[1])):
@@ -91,8 +97,7 @@ def answer_format(completion: Any, solution: Any = None) -> float:
 def box_iou(completion: Any, solution: Any, *, iou_threshold: float = IOU_THRESHOLD) -> float:
     """1.0 when IoU(pred bbox, gt box) > ``iou_threshold`` (inclusive pixels; Seg-Zero's strict-overlap rule)."""
     gt = gt_object(solution)
-    data = _pred(text_of(completion))
-    box = number_list(data.get("bbox"), 4) if data else None
+    box = pred_box(completion)
     if box is None:
         return 0.0
     return 1.0 if geo.box_iou(box, gt.box, strict_overlap=True) > iou_threshold else 0.0  # type: ignore[arg-type]
@@ -101,8 +106,7 @@ def box_iou(completion: Any, solution: Any, *, iou_threshold: float = IOU_THRESH
 def box_l1(completion: Any, solution: Any, *, l1_threshold: float = L1_THRESHOLD) -> float:
     """1.0 when the mean absolute difference of the 4 box coordinates is < ``l1_threshold`` px."""
     gt = gt_object(solution)
-    data = _pred(text_of(completion))
-    box = number_list(data.get("bbox"), 4) if data else None
+    box = pred_box(completion)
     if box is None:
         return 0.0
     return 1.0 if geo.box_l1(box, gt.box) < l1_threshold else 0.0  # type: ignore[arg-type]

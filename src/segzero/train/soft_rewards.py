@@ -17,37 +17,23 @@ numbers; missing -> 0). ``think_format``, ``answer_format`` and ``points`` stay 
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any
 
 from segzero import geometry as geo
-from segzero.parsing import first_flat_object, number_list, text_of
-from segzero.rewards.single import gt_object
+from segzero.rewards.single import gt_object, pred_box
 
 L1_SCALE = 20.0
 
 
-def _pred_box(completion: Any) -> list | None:
-    """The predicted bbox as the hard terms read it (first flat JSON object, 4 numbers), else None."""
-    span = first_flat_object(text_of(completion))
-    if span is None:
-        return None
-    try:
-        data = json.loads(span)
-    except (ValueError, RecursionError):
-        return None
-    return number_list(data.get("bbox"), 4) if isinstance(data, dict) else None
-
-
 def soft_iou(completion: Any, solution: Any) -> float:
     """IoU of the predicted box with the gt box, in [0, 1] (0 when no box can be read)."""
-    box = _pred_box(completion)
+    box = pred_box(completion)
     return 0.0 if box is None else float(geo.box_iou(box, gt_object(solution).box, strict_overlap=True))
 
 
 def soft_l1(completion: Any, solution: Any, *, l1_scale: float = L1_SCALE) -> float:
     """``max(0, 1 - mean |box - gt box| / l1_scale)`` (0 when no box can be read)."""
-    box = _pred_box(completion)
+    box = pred_box(completion)
     return 0.0 if box is None else max(0.0, 1.0 - geo.box_l1(box, gt_object(solution).box) / l1_scale)
 
 
