@@ -177,6 +177,8 @@ NOTES = """## Notes (read before quoting these numbers)
   val gIoU 13.1 -> 0.5); with the paper's unscaled pixel thresholds (100 px point distance at frame 112 is met by
   any point inside the box) GRPO collapsed onto degenerate boxes that collect the points term (val gIoU 19% -> 1%
   in 60 steps); an 800-step warm-up gave a weaker start (val gIoU 9%) than 400 steps (13%).
+- Why the model does not ground the query, measured separately: `benchmarks/shapes_warmup_probe.md` (even a
+  long naming-only warm-up answers from the query, not the image).
 - This run's training was started by hand with exactly the commands the script runs (the "training" line above,
   output in RUN/hard and RUN/soft; hard at `OMP_NUM_THREADS=1`, soft at 2) and evaluated with `--skip-train`;
   the wall times were measured then.

@@ -182,6 +182,8 @@ def test_shapes_recipe_parses():
         (["reward_variant=fuzzy"], "reward_variant"),  # only hard / soft exist
         (["reward_variant=soft", "reward_kind=visionreasoner"], "segzero"),  # soft terms are single-object
         (["sft_steps=-1"], "sft_steps"),  # negative warm-up
+        (["sft_samples=0"], "sft_samples"),  # an empty warm-up set
+        (["dataset=some/hub_set", "sft_world={families: [attribute]}"], "synthetic"),  # world settings need the world
     ],
 )
 def test_bad_warmup_and_variant_settings(overrides, message):
@@ -190,6 +192,43 @@ def test_bad_warmup_and_variant_settings(overrides, message):
 
     with pytest.raises(UserError, match=message):
         TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "families"),
+    [
+        ([], {"attribute", "superlative"}),  # no sft_world: the warm-up uses the GRPO rows themselves
+        (["sft_world={families: [attribute]}", "sft_samples=12"], {"attribute"}),  # naming queries only
+    ],
+)
+def test_warmup_rows_follow_sft_world(overrides, families):
+    from segzero.train.config import TrainConfig
+    from segzero.train.data import build_train_dataset, build_warmup_dataset
+
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["synthetic_samples=24", *overrides])
+    grpo_rows, _ = build_train_dataset(cfg)
+    warm = build_warmup_dataset(cfg, grpo_rows)
+    assert len(warm) == (cfg.sft_samples or len(grpo_rows))
+    assert (warm is grpo_rows) == (not overrides)
+    assert all(_family_of(q) & families for q in warm["problem"])  # each query has a wording of an allowed family
+
+
+def _family_of(query: str) -> set[str]:
+    """Families whose seen wordings produce ``query`` (colour / kind slots filled only with real names)."""
+    import re
+
+    from segzero.worlds.queries import TEMPLATES
+    from segzero.worlds.scene import COLOURS, KINDS, PLURALS
+
+    slots = {"colour": "|".join(COLOURS), "kind": "|".join(KINDS), "kinds": "|".join(PLURALS.values())}
+    found = set()
+    for t in TEMPLATES:
+        for w in t.wordings:
+            pattern = re.sub(r"\\{(\w+)\\}", lambda m: f"(?:{slots.get(m.group(1), '.+')})", re.escape(w))
+            if re.fullmatch(pattern, query.strip().rstrip(".").lower()):
+                found.add(t.family)
+    assert found, query  # the generator only writes its own wordings
+    return found
 
 
 @pytest.mark.slow
@@ -206,6 +245,18 @@ def test_shapes_builder_is_small_and_deterministic(tmp_path):
     full = build_shapes_reasoner(tmp_path / "full")
     n = sum(v.numel() for v in load_file(full / "model.safetensors").values())
     assert 500_000 < n < 2_000_000  # the recipe's default size: ~1M parameters
+    tuned = build_shapes_reasoner(
+        tmp_path / "rope",
+        hidden_size=32,
+        num_layers=1,
+        vision_hidden_size=32,
+        vision_depth=1,
+        rope_theta=10.0,
+        vision_rope_theta=100.0,
+    )
+    config = json.loads((tuned / "config.json").read_text())
+    assert config["text_config"]["rope_parameters"]["rope_theta"] == 10.0  # the RoPE bases reach the saved config
+    assert config["vision_config"]["rope_parameters"]["rope_theta"] == 100.0
 
 
 @pytest.mark.slow

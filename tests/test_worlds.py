@@ -24,6 +24,7 @@ CONFIGS = {
     "noise+texture": ShapesConfig(size=(128, 96), noise=12.0, texture=40.0),
     "no overlap, 2-3 shapes": ShapesConfig(size=96, overlap=False, min_shapes=2, max_shapes=3),
     "many shapes": ShapesConfig(size=160, min_shapes=5, max_shapes=7),
+    "tint gradient": ShapesConfig(size=96, gradient=40.0),
 }
 
 
@@ -146,21 +147,38 @@ def test_visible_masks_are_exact(name):
             assert np.array_equal(painted, np.logical_or.reduce(owners) if owners else np.zeros_like(painted))
         union = np.logical_or.reduce([masks[i] for i in s["answers"]]) if s["answers"] else np.zeros_like(s["mask"])
         assert np.array_equal(s["mask"], union)
-        if cfg.noise == 0 and cfg.texture == 0:
+        if cfg.noise == 0 and cfg.texture == 0 and cfg.gradient == 0:
             assert (rgb[~masks.any(axis=0)] == cfg.background).all()
         if not cfg.overlap:
             assert all(m.sum() == f["area"] for m, f in zip(masks, s["shapes"], strict=True))
 
 
+def _flat_and(**option):
+    """The same sample drawn flat and with a rendering ``option``: (flat pixels, option pixels, shape pixels)."""
+    flat = make_sample(3, seed=2, config=ShapesConfig(size=96))
+    other = make_sample(3, seed=2, config=ShapesConfig(size=96, **option))
+    assert flat["problem"] == other["problem"] and np.array_equal(flat["shape_masks"], other["shape_masks"])
+    return np.asarray(flat["image"]).astype(int), np.asarray(other["image"]).astype(int), flat["shape_masks"].any(0)
+
+
 def test_shape_noise_changes_only_shape_pixels():
     # same scene and query; noise lands on the shapes only, the flat background is untouched
-    flat = make_sample(3, seed=2, config=ShapesConfig(size=96))
-    noisy = make_sample(3, seed=2, config=ShapesConfig(size=96, shape_noise=10.0))
-    assert flat["problem"] == noisy["problem"] and np.array_equal(flat["shape_masks"], noisy["shape_masks"])
-    a, b = np.asarray(flat["image"]).astype(int), np.asarray(noisy["image"]).astype(int)
-    fg = flat["shape_masks"].any(axis=0)
+    a, b, fg = _flat_and(shape_noise=10.0)
     assert np.array_equal(a[~fg], b[~fg])
     assert (a[fg] != b[fg]).any() and np.abs(a[fg] - b[fg]).mean() < 15
+
+
+def test_gradient_tints_the_background_by_position_only():
+    # same scene and query; the background carries x in red-blue and y in green, the shapes keep their colours
+    a, b, fg = _flat_and(gradient=40.0)
+    assert np.array_equal(a[fg], b[fg])
+    d = b - a  # the tint alone, on background pixels
+    ys, xs = np.nonzero(~fg)
+    left, right = d[ys[xs < 10], xs[xs < 10]], d[ys[xs > 85], xs[xs > 85]]
+    top, bottom = d[ys[ys < 10], xs[ys < 10]], d[ys[ys > 85], xs[ys > 85]]
+    assert left[:, 0].mean() < -10 < 10 < right[:, 0].mean() and left[:, 2].mean() > 10 > -10 > right[:, 2].mean()
+    assert top[:, 1].mean() < -10 < 10 < bottom[:, 1].mean()
+    assert np.abs(d).max() <= 21  # faint: +-gradient/2 per channel (rounding)
 
 
 def test_every_query_has_the_answers_an_independent_rule_finds():

@@ -176,6 +176,8 @@ def build_tiny_reasoner(
     vision_intermediate_size: int | None = None,
     extra_corpus: tuple[str, ...] = (),
     note: str = "tiny random-weight test model (segzero.testing)",
+    rope_theta: float = 1_000_000.0,
+    vision_rope_theta: float = 10_000.0,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
@@ -183,7 +185,9 @@ def build_tiny_reasoner(
     the text decoder; ``vision_hidden_size``/``vision_depth`` the vision tower (patch 14, merge 2, as in
     Qwen2.5-VL). The same ``seed`` gives the same weights. ``answer``: if given, ``teach_answer`` makes the
     model write it (then ``<|im_end|>``) for any input at small frames. ``frame`` is recorded in the folder's
-    ``segzero.json`` (the frame ``Reasoner.from_pretrained`` uses by default). Returns ``path``.
+    ``segzero.json`` (the frame ``Reasoner.from_pretrained`` uses by default). ``rope_theta`` /
+    ``vision_rope_theta`` are the RoPE bases of the text decoder (M-RoPE, sections t/h/w = 2/3/3 of the 8 frequency
+    pairs of a 16-dim head) and of the vision tower (Qwen2.5-VL's 1e6 / 1e4 by default). Returns ``path``.
     """
     import torch
     from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
@@ -224,7 +228,7 @@ def build_tiny_reasoner(
         "num_attention_heads": hidden_size // head_dim,
         "num_key_value_heads": max(1, hidden_size // head_dim // 2),
         "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [2, 3, 3]},
+        "rope_parameters": {"rope_type": "default", "rope_theta": float(rope_theta), "mrope_section": [2, 3, 3]},
         "bos_token_id": ids["<|endoftext|>"],
         "eos_token_id": ids["<|im_end|>"],
         "pad_token_id": ids["<|endoftext|>"],
@@ -240,6 +244,7 @@ def build_tiny_reasoner(
         "temporal_patch_size": 2,
         "window_size": 112,
         "fullatt_block_indexes": [vision_depth - 1],
+        "rope_parameters": {"rope_type": "axial", "rope_theta": float(vision_rope_theta)},
     }
     config = Qwen2_5_VLConfig(
         text_config=text_config,

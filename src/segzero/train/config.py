@@ -146,6 +146,13 @@ class TrainConfig:
     sft_learning_rate: float = _f(1e-3, "Warm-up AdamW learning rate (cosine schedule).")
     sft_batch_size: int = _f(16, "Warm-up rows per step.")
     sft_think: str = _f("I look for {query}.", "Warm-up think text in place of reasoning ({query} = the query).")
+    sft_world: dict[str, Any] = _f(
+        {},
+        "Shapes-world settings of the warm-up rows, merged over synthetic_world (dataset 'synthetic' only); e.g. "
+        "{families: [attribute]}: the warm-up sees naming queries only and GRPO alone meets the others. "
+        "{} = the warm-up uses the GRPO training rows.",
+    )
+    sft_samples: int | None = _f(None, "Warm-up rows generated when sft_world is set; None = synthetic_samples.")
 
     # Pass-through
     grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
@@ -224,6 +231,10 @@ class TrainConfig:
             raise UserError("reward_variant 'soft' is defined for reward_kind 'segzero' only")
         if self.sft_steps < 0 or self.sft_batch_size < 1:
             raise UserError("sft_steps must be >= 0 and sft_batch_size >= 1")
+        if (self.sft_world or self.sft_samples is not None) and self.dataset != "synthetic":
+            raise UserError("sft_world / sft_samples apply to dataset: synthetic only")
+        if self.sft_samples is not None and self.sft_samples < 1:
+            raise UserError(f"sft_samples must be >= 1 or null, got {self.sft_samples}")
         if self.sample_every < 0 or self.save_steps < 1 or self.logging_steps < 1:
             raise UserError("sample_every must be >= 0, save_steps and logging_steps >= 1")
 

@@ -223,3 +223,16 @@ def build_train_dataset(cfg, *, output_dir: str | Path | None = None):
         raise UserError(f"no usable training rows in {cfg.dataset!r} ({len(bad)} dropped by the bad-row rule)")
     logger.info("training set: %d rows from %s (%d dropped)", len(ds), cfg.dataset, len(bad))
     return ds, bad
+
+
+def build_warmup_dataset(cfg, dataset):
+    """Rows of the format warm-up: ``dataset`` (the GRPO rows) unless ``cfg.sft_world`` / ``cfg.sft_samples`` ask
+    for other shapes-world rows (``synthetic_world`` updated by ``sft_world``, same seed, ``sft_samples`` rows)."""
+    import dataclasses
+
+    if not cfg.sft_world and cfg.sft_samples is None:
+        return dataset
+    world = {**cfg.synthetic_world, **cfg.sft_world}
+    samples = cfg.synthetic_samples if cfg.sft_samples is None else cfg.sft_samples
+    warm_cfg = dataclasses.replace(cfg, synthetic_world=world, synthetic_samples=samples, max_samples=None)
+    return build_train_dataset(warm_cfg)[0]

@@ -197,7 +197,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
     """The configured ``GRPOTrainer`` (not yet trained) and the model path it starts from."""
     from trl import GRPOTrainer
 
-    from segzero.train.data import build_train_dataset
+    from segzero.train.data import build_train_dataset, build_warmup_dataset
     from segzero.train.processing import load_training_processor
     from segzero.train.rewards import SampleWriter, build_reward_functions
 
@@ -214,7 +214,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         if resume and (warm / "config.json").is_file():
             model_path = str(warm)
         else:
-            model_path = str(run_warmup(cfg, model_path, dataset, output_dir)[0])
+            model_path = str(run_warmup(cfg, model_path, build_warmup_dataset(cfg, dataset), output_dir)[0])
     writer = None
     if cfg.sample_every > 0:
         writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)

@@ -66,6 +66,10 @@ class ShapesConfig:
     noise: float = field(default=0.0, metadata={"help": "Std of Gaussian noise on the background (0 = flat)."})
     texture: float = field(default=0.0, metadata={"help": "Amplitude of a smooth grey stripe texture (0 = none)."})
     shape_noise: float = field(default=0.0, metadata={"help": "Std of noise on shape pixels (0 = flat colours)."})
+    gradient: float = field(
+        default=0.0,
+        metadata={"help": "Amplitude of a faint background tint ramp: red-blue balance across x, green across y."},
+    )
     max_tries: int = field(default=200, metadata={"help": "Scene redraws before giving up on a query."})
 
     def __post_init__(self) -> None:
@@ -224,6 +228,10 @@ def render(shapes: list[Shape], config: ShapesConfig, rng: np.random.Generator) 
             angle, period, phase = rng.uniform(0, np.pi), rng.uniform(0.1, 0.4) * config.side, rng.uniform(0, 6.3)
             grey += np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / period + phase)
         pixels += (0.5 * config.texture * grey)[..., None]
+    if config.gradient > 0:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        u, v = xx / max(1, w - 1) - 0.5, yy / max(1, h - 1) - 0.5
+        pixels += config.gradient * np.stack([u, v, -u], axis=-1)
     if config.noise > 0:
         pixels += rng.normal(0.0, config.noise, size=pixels.shape)
     for s in shapes:
