@@ -147,6 +147,7 @@ def test_world_from_spec(spec, check):
         {"size": 200},  # the size is the model frame, not a world setting
         {"max_shape": 3},  # a typo must not silently fall back to the default
         {"kinds": ["blob"]},  # unknown kind (ShapesConfig's own check)
+        {"gradient": 500},  # a tint that strong leaves grey and could meet a shape colour
     ],
 )
 def test_world_from_spec_rejects_bad_settings(spec):

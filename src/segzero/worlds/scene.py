@@ -5,7 +5,8 @@ A scene is a list of ``Shape`` in painting order (later shapes are drawn on top)
 Generation keeps every scene readable: each shape stays at least ``min_visible`` visible and its visible part is
 one 4-connected region, and two shapes of the same colour never touch (so every flat-colour region is exactly
 one shape's visible mask). Backgrounds are flat, noisy (``noise``) or textured (``texture``), always grey, so
-they never take a shape colour. Shape pixels are flat colours unless ``shape_noise`` > 0.
+they never take a shape colour; ``gradient`` adds a faint tint ramp (at most ``MAX_GRADIENT``, so still near grey)
+that writes the pixel position into the background colour. Shape pixels are flat colours unless ``shape_noise`` > 0.
 
 Fixed orientations (so the words below stay true): triangles, pentagons and stars point up; squares are axis
 aligned; hexagons have a flat top and bottom. ``CORNERS`` counts polygon vertices (a star has 10: 5 tips and 5
@@ -45,6 +46,9 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
 
+MAX_GRADIENT = 80.0  # ShapesConfig.gradient: largest tint ramp (+-40 per channel around the grey)
+
+
 @dataclass(frozen=True)
 class ShapesConfig:
     """How scenes are drawn and queried. Sizes are in pixels of the generated image (its own frame)."""
@@ -68,7 +72,10 @@ class ShapesConfig:
     shape_noise: float = field(default=0.0, metadata={"help": "Std of noise on shape pixels (0 = flat colours)."})
     gradient: float = field(
         default=0.0,
-        metadata={"help": "Amplitude of a faint background tint ramp: red-blue balance across x, green across y."},
+        metadata={
+            "help": "Amplitude of a faint background tint ramp (0..MAX_GRADIENT): red-blue balance across x, green "
+            "across y."
+        },
     )
     max_tries: int = field(default=200, metadata={"help": "Scene redraws before giving up on a query."})
 
@@ -78,6 +85,8 @@ class ShapesConfig:
             raise ValueError(f"unknown shape kinds/colours {bad}; kinds: {KINDS}, colours: {tuple(COLOURS)}")
         if not self.kinds or not self.colours or not 1 <= self.min_shapes <= self.max_shapes:
             raise ValueError("need at least one kind and colour and 1 <= min_shapes <= max_shapes")
+        if not 0 <= self.gradient <= MAX_GRADIENT:  # a stronger tint would leave grey and could meet a shape colour
+            raise ValueError(f"gradient must be in [0, {MAX_GRADIENT}], got {self.gradient}")
 
     @property
     def wh(self) -> tuple[int, int]:
