@@ -195,63 +195,20 @@ def test_multi_layout(fx, tmp_path):
             assert _maps_from_mask(mask, tuple(item["point_2d"]), sx, sy)
 
 
+def _cli_build(refer_dir, images_dir, out, *extra) -> int:
+    """``segzero data build --source refcocog`` through the CLI entry point; returns its exit code."""
+    args = ["data", "build", "--source", "refcocog", "--refer-dir", str(refer_dir), "--images", str(images_dir)]
+    return main([*args, "--out", str(out), *extra, "--no-progress"])
+
+
 def test_cli_build_and_errors(fx, tmp_path, capsys, built):
     out = tmp_path / "cli"
-    code = main(
-        [
-            "data",
-            "build",
-            "--source",
-            "refcocog",
-            "--refer-dir",
-            str(fx["refer_dir"]),
-            "--images",
-            str(fx["images_dir"]),
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-    )
-    assert code == 0
+    assert _cli_build(fx["refer_dir"], fx["images_dir"], out) == 0
     assert load_built(out).to_dict() == load_built(built[0]).to_dict()
     assert "rows_written" in capsys.readouterr().out
-    code = main(
-        [
-            "data",
-            "build",
-            "--source",
-            "refcocog",
-            "--refer-dir",
-            str(tmp_path),
-            "--images",
-            str(fx["images_dir"]),
-            "--out",
-            str(tmp_path / "x"),
-            "--no-progress",
-        ]
-    )
-    assert code == 2
+    assert _cli_build(tmp_path, fx["images_dir"], tmp_path / "x") == 2
     assert "refs(umd).p" in capsys.readouterr().err  # the missing file is named
-    assert (
-        main(
-            [
-                "data",
-                "build",
-                "--source",
-                "refcocog",
-                "--refer-dir",
-                str(fx["refer_dir"]),
-                "--images",
-                str(fx["images_dir"]),
-                "--out",
-                str(tmp_path / "y"),
-                "--split",
-                "nosuch",
-                "--no-progress",
-            ]
-        )
-        == 2
-    )
+    assert _cli_build(fx["refer_dir"], fx["images_dir"], tmp_path / "y", "--split", "nosuch") == 2
 
 
 def test_bad_images_are_counted_by_reason(tmp_path):
