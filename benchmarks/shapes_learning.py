@@ -60,18 +60,11 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-def recipe_world(overrides: list[str]) -> dict:
-    """The recipe's shapes-world settings (``synthetic_world``, after ``overrides``): the val set uses the same."""
+def recipe(overrides: list[str]):
+    """The recipe's ``TrainConfig`` after ``overrides``: the val set uses its world, frame and reward thresholds."""
     from segzero.train.config import TrainConfig
 
-    return dict(TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides).synthetic_world)
-
-
-def recipe_thresholds(overrides: list[str]) -> dict[str, float]:
-    """The recipe's reward thresholds (``reward_thresholds``, after ``overrides``): the val terms use the same."""
-    from segzero.train.config import TrainConfig
-
-    return dict(TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides).reward_thresholds)
+    return TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
 
 
 def val_terms(records: list[dict], solutions: dict[str, str], thresholds: dict[str, float]) -> dict[str, float]:
@@ -87,7 +80,7 @@ def val_terms(records: list[dict], solutions: dict[str, str], thresholds: dict[s
 
 
 def evaluate_run(
-    run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int = 112
+    run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int
 ) -> list[dict]:
     from segzero.assets.shapes_eval import evaluate
     from segzero.eval.records import read_records
@@ -192,10 +185,26 @@ def write_markdown(
     command: str,
     n: int,
     overrides: list[str],
-    world: dict,
+    cfg,
+    warmup: Path | None = None,
     compare: dict | None = None,
+    notes: str = "",
 ) -> None:
     import torch
+
+    world, frame = dict(cfg.synthetic_world), cfg.frame
+    arch = {"qwen3_vl": "Qwen3-VL"}.get(cfg.shapes_model.get("arch"), "Qwen2.5-VL")
+    builder = f", `shapes_model: {json.dumps(cfg.shapes_model)}`" if cfg.shapes_model else ""
+    if warmup is None:
+        training = (
+            "the second variant starts GRPO from the first one's warm-up (`--set model=RUN/<variant>/warmup --set "
+            "sft_steps=0`), so both share step 0 and only the first variant's wall time includes the warm-up"
+        )
+    else:
+        training = (
+            f"every variant starts GRPO from the warm-up `{warmup}` (`--warmup`: `--set model=RUN/<variant>/warmup "
+            "--set sft_steps=0`), so all share step 0 and no wall time includes the warm-up"
+        )
 
     lines = [
         "# Shapes world learning curve: format warm-up vs warm-up + GRPO",
@@ -205,13 +214,11 @@ def write_markdown(
         f"Python {platform.python_version()}, torch {torch.__version__}, CPU only",
         f"- command: `{command}`",
         "- recipe: `recipes/shapes_tiny.yaml`" + (f" with `{' '.join(overrides)}`" if overrides else ""),
-        "  (from-scratch ~1M-parameter Qwen2.5-VL, frame 112; warm-up = TRL SFTTrainer on gt answers WITHOUT "
+        f"  (from-scratch ~1M-parameter {arch}{builder}, frame {frame}; warm-up = TRL SFTTrainer on gt answers WITHOUT "
         "reasoning, a fixed think template; then GRPO with the Seg-Zero rewards, KL beta 0.04 to the warm-up)",
         "- training (per variant, run by the script): `segzero train --config recipes/shapes_tiny.yaml --output-dir "
-        "RUN/<variant> --set reward_variant=<variant>`; the second variant starts GRPO from the first one's warm-up "
-        "(`--set model=RUN/<variant>/warmup --set sft_steps=0`), so both share step 0 and only the first variant's "
-        "wall time includes the warm-up",
-        "- val reward columns: the paper's 0/1 terms at the recipe's thresholds (x 112/840) for both variants; "
+        f"RUN/<variant> --set reward_variant=<variant>`; {training}",
+        f"- val reward columns: the paper's 0/1 terms at the recipe's thresholds (x {frame}/840) for both variants; "
         "'distinct answers' = different `<answer>` texts over the val set (1 = a collapsed policy)",
         f"- val: {n} single-answer samples of the shapes world's val split (seed 0; training uses the train split), greedy decoding, `segzero eval` runner "
         "(`segzero.assets.shapes_eval`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
@@ -257,7 +264,7 @@ def write_markdown(
         for r in smooth_log(res["log"], max(1, len(res["log"]) // 10)):
             lines.append(f"| {r['steps']} | {r['reward']:.3f} | " + " | ".join(f"{r[t]:.3f}" for t in TERMS) + " |")
         lines.append("")
-    lines += ["![learning curve](shapes_learning.png)", "", NOTES]
+    lines += [f"![learning curve]({path.with_suffix('.png').name})", "", notes or NOTES]
     path.write_text("\n".join(lines))
 
 
@@ -272,7 +279,7 @@ SHIP_FILES = (
 )
 
 
-def ship(folder: Path, dest: Path, *, info: dict) -> Path:
+def ship(folder: Path, dest: Path, *, info: dict, frame: int) -> Path:
     """Copy a trained checkpoint's inference files into the package (``src/segzero/assets/shapes_model``)."""
     import shutil
 
@@ -284,7 +291,7 @@ def ship(folder: Path, dest: Path, *, info: dict) -> Path:
     for name in SHIP_FILES:
         if (folder / name).is_file():
             shutil.copy2(folder / name, dest / name)
-    write_model_info(dest, frame=112, prompt="segzero", segmenter="color", **info)  # demo/serve pair it with color
+    write_model_info(dest, frame=frame, prompt="segzero", segmenter="color", **info)  # demo/serve pair it with color
     return dest
 
 
@@ -296,6 +303,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-train", action="store_true", help="evaluate existing runs only")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--out", default=str(HERE / "shapes_learning.md"), help="markdown output")
+    ap.add_argument(
+        "--warmup",
+        type=Path,
+        default=None,
+        help="start GRPO from this warm-up folder (e.g. a longer warm-up from shapes_warmup_probe.py run) instead of "
+        "running the recipe's own; its time is then not in the wall-time column",
+    )
+    ap.add_argument(
+        "--notes",
+        type=Path,
+        default=None,
+        help="markdown file for the notes section (default: the built-in notes, written for the committed run)",
+    )
     ap.add_argument("--compare", default=None, help="also evaluate this model folder on the val set (e.g. an old one)")
     ap.add_argument(
         "--ship",
@@ -308,31 +328,32 @@ def main(argv: list[str] | None = None) -> int:
 
     from segzero.assets.shapes_eval import val_dataset, val_solutions
 
-    world = recipe_world(args.overrides)  # the recipe's world: val set drawn from the same settings as training
-    ds = val_dataset(args.val_samples, world=world)  # the world's val split, drawn at the model frame (112)
-    solutions = val_solutions(args.val_samples, world=world)  # Seg-Zero gt strings of the same samples, in the frame
-    thresholds = recipe_thresholds(args.overrides)
+    cfg = recipe(args.overrides)
+    world, frame = dict(cfg.synthetic_world), cfg.frame  # the val set: the training world's val split, at the frame
+    ds = val_dataset(args.val_samples, world=world, size=frame)
+    solutions = val_solutions(args.val_samples, world=world, size=frame)  # Seg-Zero gt strings, in the frame
+    thresholds = dict(cfg.reward_thresholds)
     base = Path(args.run_dir)
     previous = json.loads((base / "results.json").read_text()) if (base / "results.json").is_file() else {}
     results = {}
     for variant in args.variants:
         run_dir = base / variant
         run_dir.parent.mkdir(parents=True, exist_ok=True)
-        shared = base / args.variants[0] / "warmup" if variant != args.variants[0] else None
+        shared = base / args.variants[0] / "warmup" if variant != args.variants[0] else args.warmup
         if args.skip_train:  # keep the wall time measured when the run was trained
             seconds = previous.get(variant, {}).get("train_seconds", float("nan"))
         else:
             seconds = train(run_dir, variant, args.overrides, warmup=shared)
         results[variant] = {
             "train_seconds": seconds,
-            "val": evaluate_run(run_dir, ds, solutions, n=args.val_samples, thresholds=thresholds),
+            "val": evaluate_run(run_dir, ds, solutions, n=args.val_samples, thresholds=thresholds, frame=frame),
             "log": train_log(run_dir),
         }
     compare = None
     if args.compare:  # frame from the folder's segzero.json
         from segzero.assets.shapes_eval import evaluate
 
-        summary = evaluate(args.compare, out=base / "val_compare", n=args.val_samples, dataset=ds)
+        summary = evaluate(args.compare, out=base / "val_compare", n=args.val_samples, dataset=ds)  # its own frame
         compare = {"model": args.compare, "gIoU": summary["gIoU"], "cIoU": summary["cIoU"]}
         print(f"compare {args.compare}: gIoU {summary['gIoU']:.4f} cIoU {summary['cIoU']:.4f}")
     (base / "results.json").write_text(json.dumps(results, indent=1))
@@ -344,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         command=command.strip(),
         n=args.val_samples,
         overrides=args.overrides,
-        world=world,
+        cfg=cfg,
+        warmup=args.warmup,
         compare=compare,
+        notes=args.notes.read_text() if args.notes else "",
     )
     plot(results, out.with_suffix(".png"))
     print(f"wrote {out} and {out.with_suffix('.png')}")
@@ -363,7 +386,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_samples": args.val_samples,
             "world": world,  # segzero demo draws its default scene from this world (segzero.worlds.world_from_spec)
         }
-        dest = ship(folder, ROOT / "src/segzero/assets/shapes_model", info=info)
+        dest = ship(folder, ROOT / "src/segzero/assets/shapes_model", info=info, frame=frame)
         print(f"shipped {folder} -> {dest}")
     return 0
 

@@ -56,6 +56,16 @@ def position_answers(model_dir: Path, frame: int) -> list[str]:
     return [o.rpartition("<answer>")[2].removesuffix("</answer>") for o in outs]
 
 
+def _number_or_text(value: str):
+    """A ``--kw`` value: int, else float, else the text (e.g. ``arch=qwen3_vl``)."""
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
 def run(args) -> dict:
     from segzero.assets.shapes_eval import evaluate, val_dataset
     from segzero.eval.records import read_records
@@ -67,13 +77,13 @@ def run(args) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=args.set)
-    kw = {k: float(v) if "." in v or "theta" in k else int(v) for k, v in (x.split("=", 1) for x in args.kw)}
+    kw = {k: _number_or_text(v) for k, v in (x.split("=", 1) for x in args.kw)}
     model = build_shapes_reasoner(out / "base", frame=cfg.frame, **kw)
     dataset, _ = build_train_dataset(cfg, output_dir=out)
     t0 = time.perf_counter()
     warm, _log = run_warmup(cfg, str(model), dataset, out)
     sft_seconds = time.perf_counter() - t0
-    val = val_dataset(args.n_val, world=dict(cfg.synthetic_world))
+    val = val_dataset(args.n_val, world=dict(cfg.synthetic_world), size=cfg.frame)  # drawn at the model frame
     summary = evaluate(warm, out=out / "val", dataset=val, frame=cfg.frame)
     records, _ = read_records(out / "val" / "samples.jsonl")
     answers = position_answers(warm, cfg.frame)

@@ -32,3 +32,20 @@ def tiny_answering_models(tiny_models, tmp_path_factory: pytest.TempPathFactory)
 
     reasoner = build_answering_reasoner(tmp_path_factory.mktemp("tiny_answering") / "reasoner")
     return {"reasoner": reasoner, "segmenter": tiny_models["segmenter"]}
+
+
+@pytest.fixture
+def shapes_smoke_overrides() -> list[str]:
+    """``recipes/shapes_tiny.yaml`` overrides for a seconds-long two-stage run: 2 warm-up steps, 1 GRPO step."""
+    return [
+        "sft_steps=2",
+        "sft_batch_size=2",
+        "max_steps=1",
+        "synthetic_samples=4",
+        "num_generations=2",
+        "prompts_per_step=2",
+        "per_device_batch_size=4",
+        "max_completion_length=8",
+        "save_steps=1",
+        "sample_every=0",
+    ]

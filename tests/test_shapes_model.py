@@ -47,8 +47,8 @@ def test_shipped_model_beats_the_measured_giou_floor(tmp_path):
     from segzero.assets import shapes_model_path
     from segzero.assets.shapes_eval import evaluate, val_dataset
 
-    world = json.loads((shapes_model_path() / "segzero.json").read_text()).get("world")  # its training world
-    ds = val_dataset(VAL_SAMPLES, world=world)
+    info = json.loads((shapes_model_path() / "segzero.json").read_text())
+    ds = val_dataset(VAL_SAMPLES, world=info.get("world"), size=info["frame"])  # its training world, at its frame
     summary = evaluate(shapes_model_path(), out=tmp_path / "val", n=VAL_SAMPLES, dataset=ds)
     assert summary["n"] == VAL_SAMPLES  # every sample accounted for
     assert summary["gIoU"] >= GIOU_FLOOR, f"gIoU {summary['gIoU']:.3f} < floor {GIOU_FLOOR} (measured {MEASURED_GIOU})"
@@ -185,6 +185,7 @@ def test_shapes_recipe_parses():
         (["sft_steps=-1"], "sft_steps"),  # negative warm-up
         (["sft_samples=0"], "sft_samples"),  # an empty warm-up set
         (["dataset=some/hub_set", "sft_world={families: [attribute]}"], "synthetic"),  # world settings need the world
+        (["shapes_model={frame: 64}"], "frame"),  # the frame is the recipe's own field, not a builder argument
     ],
 )
 def test_bad_warmup_and_variant_settings(overrides, message):
@@ -261,23 +262,11 @@ def test_shapes_builder_is_small_and_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path):
+def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_overrides):
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
 
-    overrides = [
-        "sft_steps=2",
-        "sft_batch_size=2",
-        "max_steps=1",
-        "synthetic_samples=4",
-        "num_generations=2",
-        "prompts_per_step=2",
-        "per_device_batch_size=4",
-        "max_completion_length=8",
-        "save_steps=1",
-        "sample_every=0",
-        "reward_variant=soft",
-    ]
+    overrides = [*shapes_smoke_overrides, "reward_variant=soft"]
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
     result = train(cfg, tmp_path / "run")
     warm = tmp_path / "run" / "warmup"

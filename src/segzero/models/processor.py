@@ -68,6 +68,9 @@ class QwenImagePreprocessor:
     max_pixels: int = field(default=28 * 28 * 1280, metadata={"help": "upper bound on resized h*w"})
     image_mean: tuple[float, ...] = OPENAI_CLIP_MEAN
     image_std: tuple[float, ...] = OPENAI_CLIP_STD
+    processor_class: str = field(
+        default="Qwen2_5_VLProcessor", metadata={"help": "the stock processor class written into the saved config"}
+    )
 
     @classmethod
     def from_config(cls, cfg: dict) -> QwenImagePreprocessor:
@@ -81,6 +84,7 @@ class QwenImagePreprocessor:
             max_pixels=int(cfg.get("max_pixels") or size.get("longest_edge") or 28 * 28 * 1280),
             image_mean=tuple(cfg.get("image_mean", OPENAI_CLIP_MEAN)),
             image_std=tuple(cfg.get("image_std", OPENAI_CLIP_STD)),
+            processor_class=str(cfg.get("processor_class", "Qwen2_5_VLProcessor")),
         )
 
     def to_config(self) -> dict:
@@ -101,7 +105,7 @@ class QwenImagePreprocessor:
             "resample": 3,
             "rescale_factor": 1 / 255,
             "image_processor_type": "Qwen2VLImageProcessor",
-            "processor_class": "Qwen2_5_VLProcessor",
+            "processor_class": self.processor_class,
         }
 
     def preprocess_one(self, image: Image.Image) -> tuple[np.ndarray, tuple[int, int, int]]:

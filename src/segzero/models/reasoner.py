@@ -222,10 +222,12 @@ def _warn_if_frame_is_resized(processor, frame) -> None:
     if not isinstance(patch, int) or not isinstance(merge, int):
         return
     fw, fh = (frame, frame) if isinstance(frame, int) else frame
-    if fw % (patch * merge) or fh % (patch * merge):
+    factor = patch * merge
+    if fw % factor or fh % factor:
+        near = max(factor, round(max(fw, fh) / factor) * factor)
         warnings.warn(
-            f"frame {frame!r} is not a multiple of {patch * merge}: the processor resizes it again, so answers "
-            f"are not in frame coordinates (use e.g. 840, 56 or 112)",
+            f"frame {frame!r} is not a multiple of {factor}: the processor resizes it again, so answers "
+            f"are not in frame coordinates (use a multiple of {factor}, e.g. {near})",
             stacklevel=3,
         )
 

@@ -1,11 +1,12 @@
-"""A tiny, random-weight Qwen2.5-VL reasoner for offline tests, benchmarks and setup checks.
+"""A tiny, random-weight Qwen2.5-VL (or Qwen3-VL) reasoner for offline tests, benchmarks and setup checks.
 
 ``build_tiny_reasoner(path)`` writes a folder that loads exactly like ``Qwen/Qwen2.5-VL-7B-Instruct`` or
 ``Ricky06662/Seg-Zero-7B`` does (``AutoModelForImageTextToText.from_pretrained(path)``, the tokenizer, the
 chat template and the image processor config), but is a few MB and builds in about a second:
 
-- ``Qwen2_5_VLForConditionalGeneration`` from a ``Qwen2_5_VLConfig`` with tiny text and vision towers,
-  weights drawn from a seeded generator (the same seed gives the same weights);
+- ``Qwen2_5_VLForConditionalGeneration`` from a ``Qwen2_5_VLConfig`` with tiny text and vision towers
+  (``arch="qwen3_vl"``: a ``Qwen3VLForConditionalGeneration``, see ``segzero.testing.arches``), weights drawn
+  from a seeded generator (the same seed gives the same weights);
 - a byte-level BPE tokenizer trained locally with ``tokenizers`` on a small built-in corpus (prompt text,
   ``<think>``/``<answer>`` tags, JSON boxes and points), carrying Qwen2.5-VL's special tokens
   (``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``, ``<|vision_start|>``, ``<|image_pad|>``, ...) and its
@@ -64,6 +65,10 @@ QWEN_VL_CHAT_TEMPLATE = (
 
 # Qwen2's pre-tokenisation regex (the same split as the real tokenizer).
 _PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+# The same split with runs of up to 3 digits kept together (``number_tokens=True``): with the numbers in the corpus,
+# every coordinate up to ``NUMBER_TOKEN_MAX`` becomes one token, as in GPT-4-style tokenizers.
+_PRETOKENIZE_REGEX_NUMBERS = _PRETOKENIZE_REGEX.replace(r"\p{N}|", r"\p{N}{1,3}|", 1)
+NUMBER_TOKEN_MAX = 255
 
 # A small corpus so that common prompt words, tags and JSON punctuation become single tokens.
 _CORPUS: tuple[str, ...] = (
@@ -138,15 +143,21 @@ TAUGHT_ANSWER = (
 )
 
 
-def _train_tokenizer(vocab_size: int, extra_corpus: tuple[str, ...] = ()):
-    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``_CORPUS`` (+ ``extra_corpus``); special tokens get ids 0..13."""
+def _train_tokenizer(vocab_size: int, extra_corpus: tuple[str, ...] = (), *, number_tokens: bool = False):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``_CORPUS`` (+ ``extra_corpus``); special tokens get ids 0..13.
+
+    ``number_tokens``: digits are pre-split in runs of up to 3 (not one by one, as Qwen does) and the numbers
+    0..``NUMBER_TOKEN_MAX`` are added to the corpus, so that each of them is one token (given the vocabulary room).
+    """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
     tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
-            pre_tokenizers.Split(Regex(_PRETOKENIZE_REGEX), behavior="isolated", invert=False),
+            pre_tokenizers.Split(
+                Regex(_PRETOKENIZE_REGEX_NUMBERS if number_tokens else _PRETOKENIZE_REGEX), behavior="isolated"
+            ),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
         ]
     )
@@ -157,7 +168,10 @@ def _train_tokenizer(vocab_size: int, extra_corpus: tuple[str, ...] = ()):
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
-    tok.train_from_iterator((list(_CORPUS) + list(extra_corpus)) * 4, trainer=trainer)
+    corpus = list(_CORPUS) + list(extra_corpus)
+    if number_tokens:
+        corpus.append(" ".join(str(i) for i in range(NUMBER_TOKEN_MAX + 1)))
+    tok.train_from_iterator(corpus * 4, trainer=trainer)
     return tok
 
 
@@ -176,8 +190,10 @@ def build_tiny_reasoner(
     vision_intermediate_size: int | None = None,
     extra_corpus: tuple[str, ...] = (),
     note: str = "tiny random-weight test model (segzero.testing)",
-    rope_theta: float = 1_000_000.0,
+    rope_theta: float | None = None,
     vision_rope_theta: float = 10_000.0,
+    arch: str = "qwen2_5_vl",
+    number_tokens: bool = False,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
@@ -186,19 +202,35 @@ def build_tiny_reasoner(
     Qwen2.5-VL). The same ``seed`` gives the same weights. ``answer``: if given, ``teach_answer`` makes the
     model write it (then ``<|im_end|>``) for any input at small frames. ``frame`` is recorded in the folder's
     ``segzero.json`` (the frame ``Reasoner.from_pretrained`` uses by default). ``rope_theta`` /
-    ``vision_rope_theta`` are the RoPE bases of the text decoder (M-RoPE, sections t/h/w = 2/3/3 of the 8 frequency
-    pairs of a 16-dim head) and of the vision tower (Qwen2.5-VL's 1e6 / 1e4 by default). Returns ``path``.
+    ``vision_rope_theta`` are the RoPE bases of the text decoder and of the vision tower (None: the architecture's
+    own, see ``segzero.testing.arches.ARCHES``). Returns ``path``.
+
+    ``arch`` picks the architecture (``ARCHES``): ``"qwen2_5_vl"`` (Qwen2.5-VL: patch 14, a vision tower with
+    relative 2-D RoPE only, M-RoPE sections t/h/w = 2/3/3 of the 8 frequency pairs of a 16-dim head) or
+    ``"qwen3_vl"`` (Qwen3-VL: patch 16, a learned absolute position embedding in the vision tower, deepstack
+    features, interleaved M-RoPE over the 16 pairs of a 32-dim head; ``frame`` must be a multiple of 32).
+    ``number_tokens``: whole numbers up to ``NUMBER_TOKEN_MAX`` are single tokens (see ``_train_tokenizer``; give
+    the vocabulary about 400 more entries), instead of Qwen's one token per digit.
     """
     import torch
-    from transformers import PreTrainedTokenizerFast, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+    from transformers import AutoModelForImageTextToText, PreTrainedTokenizerFast
 
     from segzero.models.processor import write_image_processor_config
     from segzero.models.reasoner import write_model_info
+    from segzero.testing.arches import ARCHES, model_config
 
+    if arch not in ARCHES:
+        raise ValueError(f"arch must be one of {sorted(ARCHES)}, got {arch!r}")
+    if answer is not None and arch != "qwen2_5_vl":
+        raise ValueError("teaching a fixed answer (answer=...) is implemented for arch 'qwen2_5_vl' only")
+    spec = ARCHES[arch]
+    factor = spec["patch_size"] * 2
+    if frame % factor:
+        raise ValueError(f"frame {frame} is not a multiple of {factor} (patch {spec['patch_size']} x merge 2)")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
 
-    backend = _train_tokenizer(vocab_size, extra_corpus)
+    backend = _train_tokenizer(vocab_size, extra_corpus, number_tokens=number_tokens)
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend,
         eos_token="<|im_end|>",
@@ -219,51 +251,29 @@ def build_tiny_reasoner(
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in QWEN_SPECIAL_TOKENS}
     real_vocab = len(tokenizer)
 
-    head_dim = 16
-    text_config = {
-        "vocab_size": real_vocab,
-        "hidden_size": hidden_size,
-        "intermediate_size": intermediate_size or 2 * hidden_size,
-        "num_hidden_layers": num_layers,
-        "num_attention_heads": hidden_size // head_dim,
-        "num_key_value_heads": max(1, hidden_size // head_dim // 2),
-        "max_position_embeddings": 4096,
-        "rope_parameters": {"rope_type": "default", "rope_theta": float(rope_theta), "mrope_section": [2, 3, 3]},
-        "bos_token_id": ids["<|endoftext|>"],
-        "eos_token_id": ids["<|im_end|>"],
-        "pad_token_id": ids["<|endoftext|>"],
-    }
-    vision_config = {
-        "depth": vision_depth,
-        "hidden_size": vision_hidden_size,
-        "intermediate_size": vision_intermediate_size or 2 * vision_hidden_size,
-        "num_heads": max(1, vision_hidden_size // head_dim),
-        "out_hidden_size": hidden_size,
-        "patch_size": 14,
-        "spatial_merge_size": 2,
-        "temporal_patch_size": 2,
-        "window_size": 112,
-        "fullatt_block_indexes": [vision_depth - 1],
-        "rope_parameters": {"rope_type": "axial", "rope_theta": float(vision_rope_theta)},
-    }
-    config = Qwen2_5_VLConfig(
-        text_config=text_config,
-        vision_config=vision_config,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-        tie_word_embeddings=False,
+    config = model_config(
+        spec,
+        ids,
+        vocab_size=real_vocab,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        intermediate_size=intermediate_size or 2 * hidden_size,
+        vision_hidden_size=vision_hidden_size,
+        vision_depth=vision_depth,
+        vision_intermediate_size=vision_intermediate_size or 2 * vision_hidden_size,
+        rope_theta=spec["rope_theta"] if rope_theta is None else float(rope_theta),
+        vision_rope_theta=float(vision_rope_theta),
+        frame=frame,
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = AutoModelForImageTextToText.from_config(config).eval()
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.do_sample = False
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # also writes the chat template (chat_template.jinja)
-    write_image_processor_config(path)
+    write_image_processor_config(path, spec["preprocessor"](frame))
     write_model_info(path, frame=frame, prompt="segzero", note=note)
     if answer is not None:
         teach_answer(path, answer, seed=seed)
@@ -348,15 +358,17 @@ SHAPES_CORPUS: tuple[str, ...] = (
 
 
 def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, **sizes) -> Path:
-    """The from-scratch Qwen2.5-VL of the shapes recipe (``recipes/shapes_tiny.yaml``): about 1M parameters.
+    """The from-scratch VLM of the shapes recipe (``recipes/shapes_tiny.yaml``): about 1M parameters.
 
-    Same architecture and files as ``build_tiny_reasoner`` (which it calls), sized to learn the shapes world on a
-    CPU: text decoder hidden 128 x 4 layers, vision tower hidden 64 x 2 blocks, a BPE vocabulary of 640 trained
-    on the prompt corpus plus ``SHAPES_CORPUS``; ``frame`` (default 112: 8 x 8 patches, 16 image tokens) goes into
-    ``segzero.json``. ``sizes`` override any ``build_tiny_reasoner`` size argument. Random weights: train it with
-    ``segzero train --config recipes/shapes_tiny.yaml``.
+    Same architectures and files as ``build_tiny_reasoner`` (which it calls), sized to learn the shapes world on a
+    CPU: text decoder hidden 128 x 4 layers, vision tower hidden 64 x 2 blocks, a BPE vocabulary of 640 (1024 with
+    ``number_tokens=True``) trained on the prompt corpus plus ``SHAPES_CORPUS``; ``frame`` (default 112: 8 x 8
+    patches, 16 image tokens) goes into ``segzero.json``. ``sizes`` override any other ``build_tiny_reasoner``
+    argument (``arch``, ``number_tokens``, sizes, RoPE bases). Random weights: train it with
+    ``segzero train --config recipes/shapes_tiny.yaml`` (its ``shapes_model`` field passes these arguments).
     """
-    kwargs = dict(vocab_size=640, hidden_size=128, num_layers=4, vision_hidden_size=64, vision_depth=2)
+    kwargs = dict(vocab_size=1024 if sizes.get("number_tokens") else 640, hidden_size=128, num_layers=4)
+    kwargs.update(vision_hidden_size=64, vision_depth=2)
     kwargs.update(sizes)
     return build_tiny_reasoner(
         path,

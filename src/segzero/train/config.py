@@ -42,6 +42,12 @@ class TrainConfig:
         "(segzero.testing.build_tiny_models) and trains that reasoner (CPU smoke runs); 'shapes' builds the "
         "from-scratch shapes-world reasoner into OUTPUT_DIR/shapes_model (segzero.testing.build_shapes_reasoner).",
     )
+    shapes_model: dict[str, Any] = _f(
+        {},
+        "With model 'shapes': keyword arguments of segzero.testing.build_shapes_reasoner (e.g. arch: qwen3_vl, "
+        "number_tokens: true, vocab_size, hidden_size); {} = its defaults. Ignored for other models (so a "
+        "recipe's checkpoint can be resumed with --set model=FOLDER).",
+    )
     dtype: str = _f("bfloat16", "Weights dtype when loading: bfloat16, float16, float32 or auto.")
     attn_implementation: str | None = _f(None, "Attention kernel (e.g. flash_attention_2, sdpa); None = default.")
     frame: int = _f(840, "Model frame side in pixels: images are resized to frame x frame, gt scaled into it.")
@@ -235,6 +241,9 @@ class TrainConfig:
             raise UserError("sft_world / sft_samples apply to dataset: synthetic only")
         if self.sft_samples is not None and self.sft_samples < 1:
             raise UserError(f"sft_samples must be >= 1 or null, got {self.sft_samples}")
+        bad = set(self.shapes_model) & {"path", "seed", "frame"}
+        if bad:
+            raise UserError(f"shapes_model cannot set {sorted(bad)}: they come from output_dir, seed and frame")
         if self.sample_every < 0 or self.save_steps < 1 or self.logging_steps < 1:
             raise UserError("sample_every must be >= 0, save_steps and logging_steps >= 1")
 

@@ -47,7 +47,8 @@ def world_size() -> int:
 
 def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
     """The policy's path or hub id; ``"tiny"`` builds the tiny models (on the main process) and returns the reasoner;
-    ``"shapes"`` builds the from-scratch shapes reasoner at ``cfg.frame`` into ``OUTPUT_DIR/shapes_model``."""
+    ``"shapes"`` builds the from-scratch shapes reasoner at ``cfg.frame`` (``cfg.shapes_model``: its builder's
+    keyword arguments) into ``OUTPUT_DIR/shapes_model``."""
     if cfg.model not in ("tiny", "shapes"):
         return cfg.model
     tiny_dir = output_dir / ("tiny_models" if cfg.model == "tiny" else "shapes_model")
@@ -60,7 +61,12 @@ def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
             if cfg.model == "tiny":
                 build_tiny_models(tiny_dir, seed=cfg.seed)
             else:
-                build_shapes_reasoner(reasoner, seed=cfg.seed, frame=cfg.frame)
+                try:
+                    build_shapes_reasoner(reasoner, seed=cfg.seed, frame=cfg.frame, **cfg.shapes_model)
+                except (TypeError, ValueError) as err:  # unknown keyword, unknown arch, frame not a patch multiple
+                    raise UserError(
+                        f"cannot build the shapes model (shapes_model {cfg.shapes_model}): {err}"
+                    ) from None
         if world_size() > 1:
             from accelerate import PartialState
 
