@@ -268,27 +268,17 @@ def write_markdown(
     path.write_text("\n".join(lines))
 
 
-SHIP_FILES = (
-    "config.json",
-    "generation_config.json",
-    "model.safetensors",
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "chat_template.jinja",
-    "preprocessor_config.json",
-)
-
-
 def ship(folder: Path, dest: Path, *, info: dict, frame: int) -> Path:
     """Copy a trained checkpoint's inference files into the package (``src/segzero/assets/shapes_model``)."""
     import shutil
 
+    from segzero.assets import SHAPES_MODEL_FILES
     from segzero.models.reasoner import write_model_info
 
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    for name in SHIP_FILES:
+    for name in SHAPES_MODEL_FILES:
         if (folder / name).is_file():
             shutil.copy2(folder / name, dest / name)
     write_model_info(dest, frame=frame, prompt="segzero", segmenter="color", **info)  # demo/serve pair it with color

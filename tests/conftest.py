@@ -36,9 +36,10 @@ def tiny_answering_models(tiny_models, tmp_path_factory: pytest.TempPathFactory)
 
 @pytest.fixture
 def shapes_smoke_overrides() -> list[str]:
-    """``recipes/shapes_tiny.yaml`` overrides for a seconds-long two-stage run: 2 warm-up steps, 1 GRPO step."""
+    """``recipes/shapes_tiny.yaml`` overrides for a seconds-long run: 2 warm-up steps, 1 answer step, 1 GRPO step."""
     return [
         "sft_steps=2",
+        "sft_answer_steps=1",
         "sft_batch_size=2",
         "max_steps=1",
         "synthetic_samples=4",

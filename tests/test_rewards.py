@@ -385,3 +385,21 @@ def test_trl_solution_required():
         SEGZERO_REWARDS["box_iou"](["x"])
     with pytest.raises(ValueError, match="1 completions but 2"):
         VISIONREASONER_REWARDS["accuracy"](["x"], solution=["[]", "[]"])
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "1" + "0" * 400,  # an integer too large for a float: a sampled completion can write one
+        "-" + "9" * 320,  # the same, negative
+    ],
+)
+def test_huge_integers_score_as_no_number_instead_of_raising(value):
+    from segzero.rewards import score
+
+    completion = (
+        f'<think>t</think><answer>{{"bbox": [10,100,{value},210], "points_1": [1,2], "points_2": [3,4]}}</answer>'
+    )
+    got = score("segzero", completion, "<box>(10,100),(200,210)</box><points>(30,110),(35,180)</points>")
+    assert got["answer_format"] == 0.0 and got["box_iou"] == got["box_l1"] == got["points"] == 0.0
+    assert got["think_format"] == 1.0  # the rest of the completion is still read

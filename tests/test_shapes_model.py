@@ -1,7 +1,7 @@
 """Tests of the shapes recipe pieces and the shipped shapes model (issue 7 items 2-4).
 
-- the shipped checkpoint (``segzero.assets.shapes_model_path``) loads and beats a measured gIoU floor on a fixed val
-  set through the real eval runner with the ``color`` segmenter;
+- the shipped checkpoint (``segzero.assets.shapes_model_path``) loads, is right on a fixed val set above a floor
+  written from a measured run, finds each shape of a scene by name, and follows two shapes when they swap places;
 - the format warm-up's supervised answers, the soft reward variant and the pixel-threshold binding;
 - ``recipes/shapes_tiny.yaml`` parses; a two-stage run (warm-up -> GRPO) of a few steps writes both folders.
 
@@ -13,18 +13,37 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Measured on the shipped checkpoint (GRPO step 120 of benchmarks/shapes_learning.md, hard rewards, trained on the
-# recipe's easy world: 2-3 non-overlapping shapes, attribute + superlative queries), 2026-11-25, torch 2.13 CPU:
-# val gIoU on the first 128 samples of that world's val split = 0.238 (cIoU 0.166); its warm-up checkpoint scores
-# 0.176 on the same 128. The floor leaves ~0.04 (about 5 samples) for numeric drift across torch builds and still
-# lies above the warm-up.
-MEASURED_GIOU = 0.238
-GIOU_FLOOR = 0.20
-VAL_SAMPLES = 128
+# Measured on the shipped checkpoint (benchmarks/shapes_grounding.md) with the fixed scene sets below, greedy
+# decoding, `color` segmenter, torch 2.13 CPU, 2026-12-02. The floors leave a margin of a few samples for numeric
+# drift across torch builds. They guard against regressions; they are not the grounding bar the model is still
+# short of (the model lists the shapes it sees well, but often picks the wrong one: right on about half the scenes).
+MEASURED_VAL_RIGHT = 0.521  # 25 of 48
+VAL_RIGHT_FLOOR = 0.40
+MEASURED_AGREE = 0.917  # the reasoning names the shape the mask lands on
+AGREE_FLOOR = 0.80
+MEASURED_BY_NAME = 0.394  # 13 of 33
+BY_NAME_FLOOR = 0.27
+MEASURED_SWAP = 4  # of 8 swap probes
+SWAP_FLOOR = 3
+VAL_SCENES = 48  # val split scenes 0..47 of the model's world, at its frame
+NAME_SCENES = 16  # every uniquely named shape of val scenes 0..15
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from segzero.assets import SHAPES_MAX_NEW_TOKENS, shapes_model_path
+    from segzero.cli.demo import model_world
+    from segzero.pipeline import SegZeroPipeline
+
+    pipe = SegZeroPipeline.from_pretrained(
+        reasoner=shapes_model_path(), segmenter="color", device="cpu", max_new_tokens=SHAPES_MAX_NEW_TOKENS
+    )
+    return pipe, model_world(shapes_model_path())
 
 
 @pytest.mark.slow
@@ -36,22 +55,74 @@ def test_shipped_model_loads_with_its_frame_and_prompt():
     size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     assert size < 8 * 2**20, f"shipped model is {size / 2**20:.1f} MiB"  # a few MB at most
     info = json.loads((path / "segzero.json").read_text())
-    assert info["frame"] == 112 and info["prompt"] == "segzero"
+    assert info["frame"] == 128 and info["prompt"] == "compact"
     reasoner = Reasoner.from_pretrained(path, device="cpu")
-    assert reasoner.frame == 112 and reasoner.prompt == "segzero"
+    assert reasoner.frame == 128 and reasoner.prompt == "compact"
     assert sum(p.numel() for p in reasoner.model.parameters()) < 3_000_000
 
 
 @pytest.mark.slow
-def test_shipped_model_beats_the_measured_giou_floor(tmp_path):
-    from segzero.assets import shapes_model_path
-    from segzero.assets.shapes_eval import evaluate, val_dataset
+def test_shipped_model_is_right_on_its_world(shipped):
+    from segzero.eval.grounding import draw, scene_checks, summarise
 
-    info = json.loads((shapes_model_path() / "segzero.json").read_text())
-    ds = val_dataset(VAL_SAMPLES, world=info.get("world"), size=info["frame"])  # its training world, at its frame
-    summary = evaluate(shapes_model_path(), out=tmp_path / "val", n=VAL_SAMPLES, dataset=ds)
-    assert summary["n"] == VAL_SAMPLES  # every sample accounted for
-    assert summary["gIoU"] >= GIOU_FLOOR, f"gIoU {summary['gIoU']:.3f} < floor {GIOU_FLOOR} (measured {MEASURED_GIOU})"
+    pipe, world = shipped
+    s = summarise(scene_checks(pipe, draw(VAL_SCENES, world=world, size=pipe.frame, split="val")))
+    assert s["n"] == VAL_SCENES
+    assert s["right"] >= VAL_RIGHT_FLOOR, f"right on {s['right']:.3f} < floor {VAL_RIGHT_FLOOR} ({MEASURED_VAL_RIGHT})"
+    assert s["agree"] is not None and s["agree"] >= AGREE_FLOOR, f"agree {s['agree']} (measured {MEASURED_AGREE})"
+
+
+@pytest.mark.slow
+def test_shipped_model_finds_each_shape_by_name(shipped):
+    from segzero.eval.grounding import by_name_checks, draw, summarise
+
+    pipe, world = shipped
+    s = summarise(by_name_checks(pipe, draw(NAME_SCENES, world=world, size=pipe.frame, split="val")))
+    assert s["n"] >= 2 * NAME_SCENES  # 2-3 shapes per scene, nearly all uniquely named
+    assert s["right"] >= BY_NAME_FLOOR, f"by name {s['right']:.3f} < floor {BY_NAME_FLOOR} ({MEASURED_BY_NAME})"
+
+
+def _two_shapes(left: str, right: str, y: int, size: int = 128):
+    """A scene drawn here (not by the world code): a red circle and a blue square on the grey background, ``left``
+    and ``right`` saying which is where; returns the image and each shape's mask (the oracle)."""
+    from PIL import Image, ImageDraw
+
+    from segzero.worlds.scene import COLOURS
+
+    image = Image.new("RGB", (size, size), (235, 235, 235))
+    draw = ImageDraw.Draw(image)
+    for name, cx in ((left, 34), (right, 94)):
+        box = [cx - 20, y - 20, cx + 20, y + 20]
+        if name == "red circle":
+            draw.ellipse(box, fill=COLOURS["red"])
+        else:
+            draw.rectangle([cx - 17, y - 17, cx + 17, y + 17], fill=COLOURS["blue"])
+    pixels = np.asarray(image)
+    masks = {n: (pixels == COLOURS[n.split()[0]]).all(axis=2) for n in ("red circle", "blue square")}
+    return image, masks
+
+
+def _swap_landings(pipe) -> list[bool]:
+    """For the pair high and low in the frame, as drawn and with places swapped: does "the red circle" / "the blue
+    square" land on its own shape (a model that ignores the image gives one box per query whatever the layout)."""
+    from segzero.eval.grounding import RIGHT_IOU
+
+    landed = []
+    for y in (40, 88):
+        for left, right in (("red circle", "blue square"), ("blue square", "red circle")):
+            image, masks = _two_shapes(left, right, y)
+            for query, result in zip(masks, pipe.batch([image, image], [f"the {q}" for q in masks]), strict=True):
+                mask = np.asarray(result.mask, dtype=bool)
+                landed.append((mask & masks[query]).sum() / (mask | masks[query]).sum() > RIGHT_IOU)
+    return landed
+
+
+@pytest.mark.slow
+def test_shipped_model_follows_swapped_shapes(shipped):
+    pipe, _ = shipped
+    landed = _swap_landings(pipe)
+    assert len(landed) == 8
+    assert sum(landed) >= SWAP_FLOOR, f"{sum(landed)} of 8 swap probes landed (measured {MEASURED_SWAP})"
 
 
 @pytest.mark.parametrize(
@@ -172,9 +243,13 @@ def test_shapes_recipe_parses():
     from segzero.train.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml")
-    assert cfg.model == "shapes" and cfg.frame == 112 and cfg.sft_steps > 0 and cfg.reward_kind == "segzero"
+    assert cfg.model == "shapes" and cfg.frame == 128 and cfg.sft_steps > 0 and cfg.reward_kind == "segzero"
+    assert cfg.sft_target == "perception" and cfg.sft_choice == "random"  # the warm-up never supervises the query
     assert cfg.use_cpu and cfg.save_total_limit is None  # every checkpoint kept for the learning curve
-    assert cfg.reward_thresholds["distance_threshold"] == pytest.approx(100 * 112 / 840, abs=0.01)
+    assert cfg.reward_thresholds["distance_threshold"] == pytest.approx(100 * 128 / 840, abs=0.01)
+    assert cfg.reward_thresholds["l1_threshold"] == pytest.approx(10 * 128 / 840, abs=0.01)
+    families = set(cfg.synthetic_world["families"])
+    assert "superlative" in families and families & {"relation", "affordance"}  # reasoning queries, not only names
 
 
 @pytest.mark.parametrize(
@@ -199,7 +274,7 @@ def test_bad_warmup_and_variant_settings(overrides, message):
 @pytest.mark.parametrize(
     ("overrides", "families"),
     [
-        ([], {"attribute", "superlative"}),  # no sft_world: the warm-up uses the GRPO rows themselves
+        ([], {"attribute", "superlative", "affordance"}),  # no sft_world: the warm-up uses the GRPO rows themselves
         (["sft_world={families: [attribute]}", "sft_samples=12"], {"attribute"}),  # naming queries only
     ],
 )
@@ -207,7 +282,10 @@ def test_warmup_rows_follow_sft_world(overrides, families):
     from segzero.train.config import TrainConfig
     from segzero.train.data import build_train_dataset, build_warmup_dataset
 
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["synthetic_samples=24", *overrides])
+    cfg = TrainConfig.from_yaml(
+        ROOT / "recipes/shapes_tiny.yaml",
+        overrides=["synthetic_samples=24", "sft_target=answer", "sft_answer_steps=0", *overrides],
+    )
     grpo_rows, _ = build_train_dataset(cfg)
     warm = build_warmup_dataset(cfg, grpo_rows)
     assert len(warm) == (cfg.sft_samples or len(grpo_rows))
@@ -267,12 +345,12 @@ def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_ove
     from segzero.train.trainer import train
 
     overrides = [*shapes_smoke_overrides, "reward_variant=soft"]
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_quick.yaml", overrides=overrides)
     result = train(cfg, tmp_path / "run")
     warm = tmp_path / "run" / "warmup"
     assert json.loads((warm / "segzero.json").read_text())["stage"] == "warmup"
     assert (warm / "model.safetensors").is_file() and (warm / "tokenizer.json").is_file()
     assert result["global_step"] == 1 and (result["final"] / "model.safetensors").is_file()
     info = json.loads((result["final"] / "segzero.json").read_text())
-    assert info["frame"] == 112 and info["base_model"] == "shapes"
+    assert info["frame"] == 128 and info["base_model"] == "shapes" and info["prompt"] == "compact"
     assert any("rewards/box_iou/mean" in r for r in result["log_history"])  # GRPO ran on the soft terms

@@ -136,20 +136,20 @@ def test_qwen3_trains_through_warmup_and_grpo(tmp_path, qwen3_dir, shapes_smoke_
 
 
 @pytest.mark.parametrize(
-    ("shapes_model", "message"),
+    ("shapes_model", "frame", "message"),
     [
-        ({"arch": "llava"}, "arch must be one of"),  # unknown architecture: a one-line error, no traceback
-        ({"arch": "qwen3_vl"}, "not a multiple of 32"),  # the recipe's 112 frame does not fit Qwen3-VL's patches
-        ({"depth": 3}, "unexpected keyword"),  # a misspelt builder argument
+        ({"arch": "llava"}, 128, "arch must be one of"),  # unknown architecture: a one-line error, no traceback
+        ({"arch": "qwen3_vl"}, 112, "not a multiple of 32"),  # a 112 frame does not fit Qwen3-VL's patches
+        ({"depth": 3}, 128, "unexpected keyword"),  # a misspelt builder argument
     ],
 )
-def test_shapes_model_builder_errors_are_user_errors(tmp_path, shapes_model, message):
+def test_shapes_model_builder_errors_are_user_errors(tmp_path, shapes_model, frame, message):
     from segzero.errors import UserError
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import resolve_model
 
     cfg = TrainConfig.from_yaml(
-        ROOT / "recipes/shapes_tiny.yaml", overrides=[f"shapes_model={json.dumps(shapes_model)}"]
+        ROOT / "recipes/shapes_tiny.yaml", overrides=[f"shapes_model={json.dumps(shapes_model)}", f"frame={frame}"]
     )
     with pytest.raises(UserError, match=message):
         resolve_model(cfg, tmp_path)

@@ -130,8 +130,14 @@ def answer_block(text: str) -> str | None:
 
 # ------------------------------------------------------------------------------------------------ number checks
 def is_number(v: Any) -> bool:
-    """A JSON number as the rewards accept it: int or float, not bool, finite."""
-    return isinstance(v, int | float) and not isinstance(v, bool) and (isinstance(v, int) or math.isfinite(v))
+    """A JSON number as the rewards accept it: int or float, not bool, finite as a float (an integer too large for
+    a float, e.g. 400 digits, is not a coordinate: the arithmetic of the rewards would overflow on it)."""
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 def number_list(v: Any, n: int) -> list | None:

@@ -1,7 +1,7 @@
 """Files shipped inside the package: the trained shapes-world reasoner (``shapes_model/``) and helpers to use it.
 
-``shapes_model_path()`` is the folder of the tiny Qwen2.5-VL trained by ``recipes/shapes_tiny.yaml`` (format
-warm-up + GRPO, see ``benchmarks/shapes_learning.md``); it loads with ``Reasoner.from_pretrained`` like any
+``shapes_model_path()`` is the folder of the tiny Qwen3-VL trained by ``recipes/shapes_tiny.yaml`` (perception
+warm-up + GRPO, see ``benchmarks/shapes_grounding.md``); it loads with ``Reasoner.from_pretrained`` like any
 checkpoint (frame and prompt come from its ``segzero.json``). ``segzero demo`` and ``segzero serve`` (with no
 model arguments) use it with the weight-free ``color`` segmenter, so both work offline on a fresh install::
 
@@ -16,6 +16,19 @@ from pathlib import Path
 
 SHAPES_MODEL_DIR = Path(__file__).resolve().parent / "shapes_model"
 DEFAULT_SHAPES_SEGMENTER = "color"
+# Generation limit for the shipped model: its reasoning lists every shape with a box and two points (about 125
+# tokens for 3 shapes) before the answer (about 30); 192 leaves room without letting a runaway loop go on long.
+SHAPES_MAX_NEW_TOKENS = 192
+# The files of a trained reasoner folder that inference needs (what is copied into shapes_model/ when it ships).
+SHAPES_MODEL_FILES: tuple[str, ...] = (
+    "config.json",
+    "generation_config.json",
+    "model.safetensors",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "chat_template.jinja",
+    "preprocessor_config.json",
+)
 
 
 def shapes_model_path() -> Path:
@@ -27,4 +40,10 @@ def shapes_model_path() -> Path:
     return SHAPES_MODEL_DIR
 
 
-__all__ = ["DEFAULT_SHAPES_SEGMENTER", "SHAPES_MODEL_DIR", "shapes_model_path"]
+__all__ = [
+    "DEFAULT_SHAPES_SEGMENTER",
+    "SHAPES_MAX_NEW_TOKENS",
+    "SHAPES_MODEL_DIR",
+    "SHAPES_MODEL_FILES",
+    "shapes_model_path",
+]

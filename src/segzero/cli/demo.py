@@ -6,8 +6,8 @@
 
 With no arguments it draws a scene of the shapes world (``segzero.worlds.shapes``) with the settings the
 reasoner was trained on (``world`` in its ``segzero.json``; the shipped model's: 2-3 non-overlapping shapes,
-attribute and superlative queries), asks that scene's query, runs the shipped tiny reasoner
-(``segzero.assets.shapes_model_path``: a ~1M-parameter Qwen2.5-VL trained on this world by
+attribute, superlative and affordance queries), asks that scene's query, runs the shipped tiny reasoner
+(``segzero.assets.shapes_model_path``: a ~1.5M-parameter Qwen3-VL trained on this world by
 ``recipes/shapes_tiny.yaml``) and the weight-free ``color`` segmenter, prints the reasoning and the answer, and writes ``OUT/overlay.png``, ``OUT/result.json``
 and ``OUT/mask.png`` (``segzero.cli.segment.save_outputs``; ``OUT/image.png`` too for a drawn scene).
 ``result.json`` also holds the query, the scene's gt box and the mask IoU when the scene was drawn here.
@@ -21,6 +21,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+from segzero.assets import SHAPES_MAX_NEW_TOKENS
 
 
 def add_parser(subparsers) -> None:
@@ -41,7 +43,9 @@ def add_parser(subparsers) -> None:
         default="color",
         help="segmenter: color or grabcut (weight-free), or a SAM2 id/folder (default: %(default)s)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=96, help="generation limit (default: %(default)s)")
+    p.add_argument(
+        "--max-new-tokens", type=int, default=SHAPES_MAX_NEW_TOKENS, help="generation limit (default: %(default)s)"
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON result")
     p.set_defaults(func=run)
 

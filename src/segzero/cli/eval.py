@@ -18,6 +18,8 @@ import argparse
 import json
 import sys
 
+from segzero.prompts import PROMPT_KINDS
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -36,7 +38,7 @@ def add_parser(subparsers) -> None:
         help="SAM2 id or folder, or a weight-free segmenter: color | grabcut (default: the one the reasoner "
         "folder's segzero.json names, else facebook/sam2-hiera-large)",
     )
-    p.add_argument("--prompt", default=None, choices=["segzero", "visionreasoner"], help="default: from the id")
+    p.add_argument("--prompt", default=None, choices=sorted(PROMPT_KINDS), help="default: from the id")
     p.add_argument(
         "--frame",
         type=int,

@@ -16,6 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from segzero.prompts import PROMPT_KINDS
+
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
 
 
@@ -37,7 +39,7 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument(
         "--prompt",
-        choices=["segzero", "visionreasoner"],
+        choices=sorted(PROMPT_KINDS),
         default=None,
         help="prompt kind (default: from the reasoner id; VisionReasoner ids -> visionreasoner)",
     )

@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segzero.prompts import PROMPT_KINDS
+
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -38,7 +40,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width * height (default: %(default)s)")
     p.add_argument("--max-query-chars", type=int, default=1000, help="longest query (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503 (default: %(default)s)")
-    p.add_argument("--prompt", choices=["segzero", "visionreasoner"], default=None, help="prompt kind")
+    p.add_argument("--prompt", choices=sorted(PROMPT_KINDS), default=None, help="prompt kind")
     p.add_argument("--frame", type=int, default=None, help="model frame side in pixels (default: 840)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation limit (default: 1024)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
@@ -109,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"segzero serve: loading {kwargs['reasoner']} + {kwargs['segmenter']} ...", file=sys.stderr, flush=True)
     pipe = SegZeroPipeline.from_pretrained(**{**kwargs, "batch_size": args.max_batch_size})
+    from segzero.serve.examples import ShapesExamples
+
     config = ServeConfig(
+        examples=ShapesExamples.for_model(kwargs["reasoner"]),  # scenes and queries of the served model's world
         limits=limits,
         max_batch_size=args.max_batch_size,
         max_wait_ms=args.max_wait_ms,

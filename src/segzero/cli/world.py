@@ -94,6 +94,13 @@ def add_parser(subparsers) -> None:
     b.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the background")
     b.add_argument("--texture", type=float, default=0.0, help="amplitude of a grey stripe texture on the background")
     b.add_argument("--no-meta", action="store_true", help="omit the family/template/wording/n_answers columns")
+    b.add_argument(
+        "--like",
+        default=None,
+        metavar="REASONER",
+        help="start from the world a reasoner folder was trained on ('world' in its segzero.json; 'shipped' = the "
+        "model segzero demo uses); the options above still apply on top",
+    )
     b.set_defaults(func=run)
 
     v = sub.add_parser("preview", help="write a PNG contact sheet of samples (answers tinted, queries below)")
@@ -112,6 +119,28 @@ def add_parser(subparsers) -> None:
     v.set_defaults(func=run_preview)
 
 
+def _like_world(like: str | None, size):
+    """``(ShapesConfig, families)`` of the world in a reasoner folder's ``segzero.json`` (``(None, None)`` without
+    ``--like``); ``UserError`` when the folder records none."""
+    if like is None:
+        return None, None
+    from segzero.errors import UserError
+    from segzero.models.reasoner import read_model_info
+    from segzero.worlds.shapes import world_from_spec
+
+    if like == "shipped":
+        from segzero.assets import shapes_model_path
+
+        like = str(shapes_model_path())
+    world = read_model_info(like).get("world")
+    if not isinstance(world, dict):
+        raise UserError(f"--like {like}: its segzero.json records no shapes world")
+    try:
+        return world_from_spec(world, size=size)
+    except ValueError as err:
+        raise UserError(f"--like {like}: bad world in segzero.json: {err}") from None
+
+
 def run(args) -> int:
     from dataclasses import replace
 
@@ -120,7 +149,8 @@ def run(args) -> int:
     from segzero.worlds.queries import FAMILIES
     from segzero.worlds.scene import ShapesConfig
 
-    families = tuple(args.families or FAMILIES)
+    base, base_families = _like_world(args.like, args.size)
+    families = tuple(args.families or base_families or FAMILIES)
     unknown = [f for f in families if f not in FAMILIES]
     if unknown:
         raise UserError(f"unknown query families {unknown}; choose from {', '.join(FAMILIES)}")
@@ -130,7 +160,12 @@ def run(args) -> int:
     bad = [s for s in n if s not in ("train", "val", "test")]
     if bad:
         raise UserError(f"unknown split(s) in --n: {', '.join(bad)} (train, val, test)")
-    config = ShapesConfig(size=args.size, overlap=not args.no_overlap, noise=args.noise, texture=args.texture)
+    config = replace(
+        base or ShapesConfig(size=args.size),
+        overlap=False if args.no_overlap else (base.overlap if base else True),
+        noise=args.noise,
+        texture=args.texture,
+    )
     try:
         if args.kinds:
             config = replace(config, kinds=tuple(args.kinds))

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.prompts import PROMPT_KINDS
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
 
@@ -91,8 +92,8 @@ def resolve_prompt_and_frame(
     """
     info = read_model_info(name_or_path)
     kind = prompt or info.get("prompt") or default_prompt_kind(str(name_or_path))
-    if kind not in ("segzero", "visionreasoner"):
-        raise UserError(f"unknown prompt kind {kind!r}; use 'segzero' or 'visionreasoner'")
+    if kind not in PROMPT_KINDS:
+        raise UserError(f"unknown prompt kind {kind!r}; use one of {', '.join(sorted(PROMPT_KINDS))}")
     if frame is None:
         frame = info.get("frame", 840)
     if isinstance(frame, list):

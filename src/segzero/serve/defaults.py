@@ -19,6 +19,10 @@ def default_models() -> dict:
     come from its ``segzero.json``) with the weight-free ``color`` segmenter: offline, no downloads. Raises
     ``UserError`` when the installation lacks the shipped model.
     """
-    from segzero.assets import DEFAULT_SHAPES_SEGMENTER, shapes_model_path
+    from segzero.assets import DEFAULT_SHAPES_SEGMENTER, SHAPES_MAX_NEW_TOKENS, shapes_model_path
 
-    return {"reasoner": str(shapes_model_path()), "segmenter": DEFAULT_SHAPES_SEGMENTER, "max_new_tokens": 96}
+    return {
+        "reasoner": str(shapes_model_path()),
+        "segmenter": DEFAULT_SHAPES_SEGMENTER,
+        "max_new_tokens": SHAPES_MAX_NEW_TOKENS,
+    }

@@ -1,10 +1,11 @@
 """Example images and queries for the web demo, drawn on the fly from the shapes world (offline, no files).
 
-Example ``i`` is sample ``i`` of ``segzero.worlds.shapes`` with seed ``seed`` at ``size`` pixels: coloured
-circles, squares and triangles on a plain background with a query naming exactly one of them. PNG bytes are made
-in memory on request (a few ms) and cached per index.
+Example ``i`` is sample ``i`` of the val split of the shapes world ``world`` (a recipe's ``synthetic_world``
+settings; ``segzero serve`` passes the served model's training world from its ``segzero.json``, so the page offers
+scenes and queries the model knows; None = the default world) with seed ``seed`` at ``size`` pixels, with a query
+meaning exactly one shape. PNG bytes are made in memory on request (a few ms) and cached per index.
 
-    examples = ShapesExamples(count=6, size=320)
+    examples = ShapesExamples(count=6, size=320, world=json.dumps({"max_shapes": 3}))
     examples.list()          # [{"index": 0, "query": "...", "url": "/v1/examples/0.png", "size": [320, 320]}, ...]
     examples.png(0)          # PNG bytes
 """
@@ -12,6 +13,7 @@ in memory on request (a few ms) and cached per index.
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -23,12 +25,23 @@ class ShapesExamples:
     count: int = field(default=6, metadata={"help": "number of examples offered"})
     size: int = field(default=320, metadata={"help": "image side in pixels"})
     seed: int = field(default=0, metadata={"help": "shapes-world seed"})
+    world: str | None = field(
+        default=None, metadata={"help": "shapes-world settings as a JSON object (world_from_spec); None = default"}
+    )
+
+    @classmethod
+    def for_model(cls, reasoner, **kwargs) -> ShapesExamples:
+        """Examples from the world a reasoner folder was trained on (``world`` in its ``segzero.json``, if any)."""
+        from segzero.models.reasoner import read_model_info
+
+        world = read_model_info(reasoner).get("world")
+        return cls(world=json.dumps(world, sort_keys=True) if isinstance(world, dict) else None, **kwargs)
 
     def sample(self, index: int) -> dict:
         """The shapes-world sample (``image`` PIL RGB, ``problem`` query); ``IndexError`` outside ``[0, count)``."""
         if not 0 <= index < self.count:
             raise IndexError(f"example {index} does not exist (0..{self.count - 1})")
-        return _sample(self.seed, index, self.size)
+        return _sample(self.seed, index, self.size, self.world)
 
     def list(self) -> list[dict]:
         """JSON-ready description of every example."""
@@ -43,18 +56,19 @@ class ShapesExamples:
     def png(self, index: int) -> bytes:
         """PNG bytes of example ``index``; ``IndexError`` outside ``[0, count)``."""
         self.sample(index)
-        return _png(self.seed, index, self.size)
+        return _png(self.seed, index, self.size, self.world)
 
 
 @lru_cache(maxsize=64)
-def _sample(seed: int, index: int, size: int) -> dict:
-    from segzero.worlds.shapes import ShapesConfig, make_sample
+def _sample(seed: int, index: int, size: int, world: str | None) -> dict:
+    from segzero.worlds.shapes import make_sample, world_from_spec
 
-    return make_sample(index, seed=seed, config=ShapesConfig(size=size))
+    config, families = world_from_spec(json.loads(world) if world else None, size=size)
+    return make_sample(index, seed=seed, config=config, split="val", layout="eval", families=families)
 
 
 @lru_cache(maxsize=64)
-def _png(seed: int, index: int, size: int) -> bytes:
+def _png(seed: int, index: int, size: int, world: str | None) -> bytes:
     buf = io.BytesIO()
-    _sample(seed, index, size)["image"].save(buf, format="PNG")
+    _sample(seed, index, size, world)["image"].save(buf, format="PNG")
     return buf.getvalue()

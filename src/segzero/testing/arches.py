@@ -18,18 +18,18 @@ def _qwen3_mrope_section(head_dim: int) -> list[int]:
     return [pairs - 2 * hw, hw, hw]
 
 
-def _qwen2_5_preprocessor(frame: int):
+def _qwen2_5_preprocessor(frame: int, patch_size: int = 14):
     from segzero.models.processor import QwenImagePreprocessor
 
-    return QwenImagePreprocessor()
+    return QwenImagePreprocessor(patch_size=patch_size)
 
 
-def _qwen3_preprocessor(frame: int):
+def _qwen3_preprocessor(frame: int, patch_size: int = 16):
     """Qwen3-VL's image settings (patch 16, mean/std 0.5) with a pixel range that keeps small frames as they are."""
     from segzero.models.processor import QwenImagePreprocessor
 
     return QwenImagePreprocessor(
-        patch_size=16,
+        patch_size=patch_size,
         image_mean=(0.5, 0.5, 0.5),
         image_std=(0.5, 0.5, 0.5),
         min_pixels=32 * 32,
@@ -82,7 +82,7 @@ def model_config(spec: dict, ids: dict[str, int], **size):
         "intermediate_size": size["vision_intermediate_size"],
         "num_heads": max(1, size["vision_hidden_size"] // 16),
         "out_hidden_size": hidden,
-        "patch_size": spec["patch_size"],
+        "patch_size": size["patch_size"],
         "spatial_merge_size": 2,
         "temporal_patch_size": 2,
         "rope_parameters": {"rope_type": "axial", "rope_theta": size["vision_rope_theta"]},
@@ -92,7 +92,7 @@ def model_config(spec: dict, ids: dict[str, int], **size):
     else:  # Qwen3-VL: explicit head size, interleaved M-RoPE, absolute position grid of the frame, deepstack
         text_config["head_dim"] = head_dim
         text_config["rope_parameters"].update(mrope_section=_qwen3_mrope_section(head_dim), mrope_interleaved=True)
-        grid = size["frame"] // spec["patch_size"]
+        grid = size["frame"] // size["patch_size"]
         vision_config.update(num_position_embeddings=grid * grid, deepstack_visual_indexes=[0])
     return getattr(transformers, spec["config"])(
         text_config=text_config,

@@ -15,7 +15,7 @@ chat template and the image processor config), but is a few MB and builds in abo
 
 The output of such a model is random text (mostly unparseable); tests use it to exercise the loading,
 batching and generation code paths, not the answers. ``build_tiny_reasoner(path, answer=TAUGHT_ANSWER)``
-additionally teaches it (about 100 small AdamW steps, a few seconds on CPU) to write one fixed completion
+additionally teaches it (200 small AdamW steps, 10-30 seconds on CPU) to write one fixed completion
 for any image and query at small frames (28-112 px), so the whole reason -> parse -> SAM path can be tested.
 
 Usage::
@@ -194,6 +194,8 @@ def build_tiny_reasoner(
     vision_rope_theta: float = 10_000.0,
     arch: str = "qwen2_5_vl",
     number_tokens: bool = False,
+    number_init: bool = False,
+    patch_size: int | None = None,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
@@ -210,7 +212,11 @@ def build_tiny_reasoner(
     ``"qwen3_vl"`` (Qwen3-VL: patch 16, a learned absolute position embedding in the vision tower, deepstack
     features, interleaved M-RoPE over the 16 pairs of a 32-dim head; ``frame`` must be a multiple of 32).
     ``number_tokens``: whole numbers up to ``NUMBER_TOKEN_MAX`` are single tokens (see ``_train_tokenizer``; give
-    the vocabulary about 400 more entries), instead of Qwen's one token per digit.
+    the vocabulary about 400 more entries), instead of Qwen's one token per digit. ``number_init`` (with
+    ``number_tokens``): start the embeddings and output rows of those number tokens from ``fourier_number_rows``
+    (near values look alike, as in a pretrained model) instead of independent random vectors. ``patch_size``: the
+    vision patch side in pixels (None: the architecture's own, 14 or 16); smaller patches give more image tokens
+    per frame (frame / (2 x patch) per side) at the same image size.
     """
     import torch
     from transformers import AutoModelForImageTextToText, PreTrainedTokenizerFast
@@ -224,9 +230,10 @@ def build_tiny_reasoner(
     if answer is not None and arch != "qwen2_5_vl":
         raise ValueError("teaching a fixed answer (answer=...) is implemented for arch 'qwen2_5_vl' only")
     spec = ARCHES[arch]
-    factor = spec["patch_size"] * 2
+    patch = int(patch_size or spec["patch_size"])
+    factor = patch * 2
     if frame % factor:
-        raise ValueError(f"frame {frame} is not a multiple of {factor} (patch {spec['patch_size']} x merge 2)")
+        raise ValueError(f"frame {frame} is not a multiple of {factor} (patch {patch} x merge 2)")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
 
@@ -264,20 +271,58 @@ def build_tiny_reasoner(
         rope_theta=spec["rope_theta"] if rope_theta is None else float(rope_theta),
         vision_rope_theta=float(vision_rope_theta),
         frame=frame,
+        patch_size=patch,
     )
     torch.manual_seed(seed)
     model = AutoModelForImageTextToText.from_config(config).eval()
+    if number_init:
+        if not number_tokens:
+            raise ValueError("number_init needs number_tokens=True")
+        _init_number_rows(model, tokenizer)
     model.generation_config.bos_token_id = ids["<|endoftext|>"]
     model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
     model.generation_config.pad_token_id = ids["<|endoftext|>"]
     model.generation_config.do_sample = False
     model.save_pretrained(path)
     tokenizer.save_pretrained(path)  # also writes the chat template (chat_template.jinja)
-    write_image_processor_config(path, spec["preprocessor"](frame))
+    write_image_processor_config(path, spec["preprocessor"](frame, patch))
     write_model_info(path, frame=frame, prompt="segzero", note=note)
     if answer is not None:
         teach_answer(path, answer, seed=seed)
     return path
+
+
+def fourier_number_rows(values, dim: int, *, scale: float, min_period: float = 4.0, max_period: float = 1024.0):
+    """(len(values), dim) rows ``scale * [sin(2 pi v / P_k), cos(2 pi v / P_k)]`` over ``dim // 2`` periods ``P_k``
+    spaced geometrically from ``min_period`` to ``max_period``: rows of near numbers are near, far ones differ."""
+    import torch
+
+    v = torch.as_tensor(values, dtype=torch.float32)[:, None]
+    periods = torch.logspace(
+        torch.log10(torch.tensor(min_period)), torch.log10(torch.tensor(max_period)), dim // 2, dtype=torch.float32
+    )
+    angles = 2 * torch.pi * v / periods[None, :]
+    return scale * torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+def _init_number_rows(model, tokenizer, *, fraction: float = 0.5) -> None:
+    """Overwrite the first ``fraction`` of the input-embedding and output rows of the tokens "0".."NUMBER_TOKEN_MAX"
+    with ``fourier_number_rows`` (same norm as the random rows); numbers missing from the vocabulary are skipped."""
+    import torch
+
+    ids, values = [], []
+    for v in range(NUMBER_TOKEN_MAX + 1):
+        t = tokenizer.convert_tokens_to_ids(str(v))
+        if isinstance(t, int) and t != tokenizer.unk_token_id and tokenizer.convert_ids_to_tokens(t) == str(v):
+            ids.append(t)
+            values.append(v)
+    with torch.no_grad():
+        for table in (model.get_input_embeddings().weight, model.get_output_embeddings().weight):
+            dim = int(table.shape[1] * fraction) // 2 * 2
+            row_norm = float(table[ids].norm(dim=1).mean())
+            rows = fourier_number_rows(values, dim, scale=1.0)
+            rows = rows * (row_norm / float(rows.norm(dim=1).mean()))
+            table[ids, :dim] = rows.to(table.dtype)
 
 
 def build_answering_reasoner(path: str | Path, *, seed: int = 0) -> Path:
@@ -287,12 +332,13 @@ def build_answering_reasoner(path: str | Path, *, seed: int = 0) -> Path:
     )
 
 
-def teach_answer(path: str | Path, answer: str, *, steps: int = 120, lr: float = 5e-3, seed: int = 0) -> Path:
+def teach_answer(path: str | Path, answer: str, *, steps: int = 200, lr: float = 5e-3, seed: int = 0) -> Path:
     """Fine-tune the saved model at ``path`` in place to answer ``answer`` to every (image, query).
 
     Teacher-forced cross-entropy on the completion tokens only, AdamW, batches of 4 random-noise images with
-    random frame sizes (28-112 px per side) and random queries with the Seg-Zero prompt. Loads and saves
-    through the real ``Reasoner`` / ``save_pretrained`` code. Deterministic for a given ``seed``.
+    random frame sizes (28-112 px per side) and random queries with the Seg-Zero prompt (``steps``: with
+    transformers 5.24, 120 steps left one tall noise image of 43 probes answered wrongly; 200 answered all 43).
+    Loads and saves through the real ``Reasoner`` / ``save_pretrained`` code. Deterministic for a given ``seed``.
     """
     import numpy as np
     import torch
@@ -352,6 +398,9 @@ SHAPES_CORPUS: tuple[str, ...] = (
     "the bottommost shape, the shape with the most corners, the shape with the fewest corners",
     "the circle left of the square, the triangle right of the circle, the square above the triangle",
     "the star below the green square, something that could roll, the shapes that are red",
+    "Please find 'something sharp enough to poke you' with bbox and points.",
+    "<think>I see 1 purple triangle [20,65,66,110] (43,92) (35,100); 2 orange square [45,13,82,50] (63,31) (74,42); "
+    "3 green circle [1,2,3,4] (5,6) (7,8). The query means 2, the orange square.</think>",
     '<think>I look for the red circle.</think><answer>{"bbox": [12,34,56,78], "points_1": [23,45], '
     '"points_2": [67,89]}</answer>',
 )
@@ -367,6 +416,10 @@ def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, 
     argument (``arch``, ``number_tokens``, sizes, RoPE bases). Random weights: train it with
     ``segzero train --config recipes/shapes_tiny.yaml`` (its ``shapes_model`` field passes these arguments).
     """
+    from segzero.worlds.queries import TEMPLATES
+
+    # the seen (train/val) wordings, so that their words become tokens; held-out wordings stay out of the vocabulary
+    seen = tuple(w.replace("{", "").replace("}", "") for t in TEMPLATES for w in t.wordings)
     kwargs = dict(vocab_size=1024 if sizes.get("number_tokens") else 640, hidden_size=128, num_layers=4)
     kwargs.update(vision_hidden_size=64, vision_depth=2)
     kwargs.update(sizes)
@@ -374,7 +427,7 @@ def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, 
         path,
         seed=seed,
         frame=frame,
-        extra_corpus=SHAPES_CORPUS,
+        extra_corpus=SHAPES_CORPUS + seen,
         note="shapes-world reasoner built from config (segzero.testing.build_shapes_reasoner)",
         **kwargs,
     )

@@ -23,12 +23,47 @@ from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.prompts import PROMPT_KINDS
+from segzero.train.perception import CHOICES
+
+SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
 
 
 def _f(default, help: str, **kw):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
+
+
+def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with ``update``'s fields; a mapping field is updated entry by entry, not replaced."""
+    out = dict(data)
+    for key, value in update.items():
+        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_recipe(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The fields of a YAML recipe, its ``base`` recipe (if any) read first; raises ``UserError`` on a bad file."""
+    import yaml
+
+    if not path.is_file():
+        raise UserError(f"training config not found: {path}")
+    if path.resolve() in _seen:
+        raise UserError(f"{path}: recipe bases form a cycle")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
+    if loaded is not None and not isinstance(loaded, dict):
+        raise UserError(f"{path}: a training config must be a YAML mapping of field: value")
+    data = dict(loaded or {})
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise UserError(f"{path}: base must be a recipe file name, got {base!r}")
+    return _merge(read_recipe(path.parent / base, _seen=(*_seen, path.resolve())), data)
 
 
 @dataclass
@@ -77,7 +112,9 @@ class TrainConfig:
     reward_kind: str = _f(
         "segzero", "Reward set: 'segzero' (single object, 5 terms) or 'visionreasoner' (multi object, 4 terms)."
     )
-    prompt: str | None = _f(None, "Prompt template kind (segzero / visionreasoner); None = same as reward_kind.")
+    prompt: str | None = _f(
+        None, "Prompt template kind (segzero / visionreasoner / compact); None = same as reward_kind."
+    )
     reward_weights: dict[str, float] = _f({}, "Weight per reward term name (missing terms weigh 1.0).")
     reward_thresholds: dict[str, float] = _f(
         {},
@@ -159,6 +196,35 @@ class TrainConfig:
         "{} = the warm-up uses the GRPO training rows.",
     )
     sft_samples: int | None = _f(None, "Warm-up rows generated when sft_world is set; None = synthetic_samples.")
+    sft_target: str = _f(
+        "answer",
+        "Warm-up target: 'answer' (sft_think + the gt answer, TRL SFTTrainer) or 'perception' (list every shape "
+        "with its box and points, pick one, copy it into the answer: segzero.train.perception; dataset "
+        "'synthetic' only, rows drawn on the fly).",
+    )
+    sft_choice: str = _f(
+        "random",
+        "Perception warm-up: which listed shape the target picks: 'random' (the query is never supervised; GRPO "
+        "learns the choice) or 'gt' (the shape the query means: supervised fine-tuning on gt answers).",
+    )
+    sft_warmup_steps: int = _f(10, "Perception warm-up: linear learning-rate warm-up steps before the cosine decay.")
+    sft_cosine_steps: int | None = _f(
+        None,
+        "Perception warm-up: the step at which its cosine learning rate reaches 0 (None = sft_steps). Larger than "
+        "sft_steps = a run stopped part-way down the cosine (the answer stage then finishes the decay).",
+    )
+    sft_answer_steps: int = _f(
+        0,
+        "After the perception warm-up: steps of supervised gt answers (the same target with the gt shape picked) "
+        "from it, into OUTPUT_DIR/answer_sft, where GRPO then starts. 0 = none (GRPO learns the pick alone).",
+    )
+    sft_answer_learning_rate: float = _f(5e-4, "Peak learning rate of the gt-answer stage (cosine schedule).")
+    sft_answer_loss: str = _f(
+        "all",
+        "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from 'The query means' on: "
+        "the listing, learnt in the warm-up, stays out of the loss and the pick is not 1 token in ~125 of it).",
+    )
+    sft_only: bool = _f(False, "Stop after the warm-up (OUTPUT_DIR/warmup); no GRPO. For SFT-only arms.")
 
     # Pass-through
     grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
@@ -189,27 +255,13 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | Path | None = None, *, overrides: list[str] | None = None) -> TrainConfig:
-        """Read a YAML recipe (None = defaults) and apply ``key=value`` overrides (values parsed as YAML)."""
-        import yaml
+        """Read a YAML recipe (None = defaults) and apply ``key=value`` overrides (values parsed as YAML).
 
-        data: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise UserError(f"training config not found: {path}")
-            try:
-                loaded = yaml.safe_load(path.read_text())
-            except yaml.YAMLError as err:
-                raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
-            if loaded is not None and not isinstance(loaded, dict):
-                raise UserError(f"{path}: a training config must be a YAML mapping of field: value")
-            data = dict(loaded or {})
-        for key, value in parse_overrides(overrides or []).items():
-            if isinstance(value, dict) and isinstance(data.get(key), dict):
-                data[key] = {**data[key], **value}  # dotted overrides update one entry of a dict field
-            else:
-                data[key] = value
-        return cls.from_dict(data, source=str(path) if path else "overrides")
+        A recipe may start from another: ``base: other.yaml`` (a path relative to the recipe's folder) reads that
+        recipe first, then this one's fields replace its fields (mapping fields are updated entry by entry).
+        """
+        data = read_recipe(Path(path)) if path is not None else {}
+        return cls.from_dict(_merge(data, parse_overrides(overrides or [])), source=str(path) if path else "overrides")
 
     def validate(self) -> None:
         """Raise ``UserError`` for values that cannot work together."""
@@ -221,8 +273,10 @@ class TrainConfig:
                 raise UserError(f"training config: {f.name} must be {hint.__name__}, got {value!r}")
         if self.reward_kind not in ("segzero", "visionreasoner"):
             raise UserError(f"reward_kind must be 'segzero' or 'visionreasoner', got {self.reward_kind!r}")
-        if self.prompt not in (None, "segzero", "visionreasoner"):
-            raise UserError(f"prompt must be 'segzero', 'visionreasoner' or null, got {self.prompt!r}")
+        if self.prompt is not None and self.prompt not in PROMPT_KINDS:
+            raise UserError(f"prompt must be one of {sorted(PROMPT_KINDS)} or null, got {self.prompt!r}")
+        if self.prompt == "compact" and self.reward_kind != "segzero":
+            raise UserError("prompt 'compact' asks for Seg-Zero's single-object answer: use reward_kind 'segzero'")
         if self.vllm_mode not in ("colocate", "server"):
             raise UserError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
         if self.num_generations < 2:
@@ -239,6 +293,21 @@ class TrainConfig:
             raise UserError("sft_steps must be >= 0 and sft_batch_size >= 1")
         if (self.sft_world or self.sft_samples is not None) and self.dataset != "synthetic":
             raise UserError("sft_world / sft_samples apply to dataset: synthetic only")
+        if self.sft_target not in SFT_TARGETS or self.sft_choice not in CHOICES:
+            raise UserError(
+                f"sft_target must be one of {SFT_TARGETS} and sft_choice one of {CHOICES}, got "
+                f"{self.sft_target!r} / {self.sft_choice!r}"
+            )
+        if self.sft_target == "perception" and (self.dataset != "synthetic" or self.reward_kind != "segzero"):
+            raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
+        if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
+            raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
+        if self.sft_answer_loss not in ("all", "decision"):
+            raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
+        if self.sft_cosine_steps is not None and self.sft_cosine_steps < self.sft_steps:
+            raise UserError(f"sft_cosine_steps ({self.sft_cosine_steps}) must be >= sft_steps ({self.sft_steps})")
+        if self.sft_only and self.sft_steps < 1:
+            raise UserError("sft_only: true needs sft_steps >= 1")
         if self.sft_samples is not None and self.sft_samples < 1:
             raise UserError(f"sft_samples must be >= 1 or null, got {self.sft_samples}")
         bad = set(self.shapes_model) & {"path", "seed", "frame"}

@@ -199,11 +199,42 @@ def save_final(trainer, cfg: TrainConfig, model_path: str, final_dir: Path) -> P
     return final_dir
 
 
+def run_any_warmup(cfg: TrainConfig, model_path: str, dataset, output_dir: Path, *, resume: bool = False) -> Path:
+    """The warm-up of ``cfg.sft_target`` (kept when ``resume`` finds it finished); returns its last stage's folder
+    (``OUTPUT_DIR/warmup``, or ``OUTPUT_DIR/answer_sft`` after a gt-answer stage)."""
+    from segzero.train.data import build_warmup_dataset
+    from segzero.train.warmup import WARMUP_DIR, run_warmup
+
+    if cfg.sft_target == "perception":
+        return run_perception_stages(cfg, model_path, output_dir, resume=resume)
+    warm = output_dir / WARMUP_DIR
+    if resume and (warm / "config.json").is_file():
+        return warm
+    return run_warmup(cfg, model_path, build_warmup_dataset(cfg, dataset), output_dir)[0]
+
+
+def run_perception_stages(cfg: TrainConfig, model_path: str, output_dir: Path, *, resume: bool = False) -> Path:
+    """The perception warm-up (``OUTPUT_DIR/warmup``), then, when ``sft_answer_steps > 0``, supervised gt answers
+    from it (``OUTPUT_DIR/answer_sft``); a stage finished before is kept on ``resume``. Returns the last output."""
+    from segzero.train.perception_warmup import answer_stage, perception_stage, rows_for, run_perception_warmup
+
+    stages = [(perception_stage(cfg), cfg.sft_choice)]
+    if cfg.sft_answer_steps > 0:
+        stages.append((answer_stage(cfg), "gt"))
+    for stage, choice in stages:
+        out = output_dir / stage.name
+        if not (resume and (out / "config.json").is_file()):
+            rows = rows_for(cfg, steps=stage.cosine_steps or stage.steps, choice=choice)  # rows for the whole cosine
+            run_perception_warmup(cfg, model_path, rows, output_dir, stage=stage, resume=resume)
+        model_path = str(out)
+    return Path(model_path)
+
+
 def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False):
     """The configured ``GRPOTrainer`` (not yet trained) and the model path it starts from."""
     from trl import GRPOTrainer
 
-    from segzero.train.data import build_train_dataset, build_warmup_dataset
+    from segzero.train.data import build_train_dataset
     from segzero.train.processing import load_training_processor
     from segzero.train.rewards import SampleWriter, build_reward_functions
 
@@ -213,14 +244,8 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
     model_path = resolve_model(cfg, output_dir)
     dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
-    if cfg.sft_steps > 0:  # format warm-up (segzero.train.warmup); GRPO starts from its output
-        from segzero.train.warmup import WARMUP_DIR, run_warmup
-
-        warm = output_dir / WARMUP_DIR
-        if resume and (warm / "config.json").is_file():
-            model_path = str(warm)
-        else:
-            model_path = str(run_warmup(cfg, model_path, build_warmup_dataset(cfg, dataset), output_dir)[0])
+    if cfg.sft_steps > 0:  # warm-up (segzero.train.warmup / perception_warmup); GRPO starts from its output
+        model_path = str(run_any_warmup(cfg, model_path, dataset, output_dir, resume=resume))
     writer = None
     if cfg.sample_every > 0:
         writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
@@ -255,8 +280,15 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
     output_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) == 0:
         (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): OUTPUT_DIR/warmup is the result
+        from segzero.train.data import build_train_dataset
+
+        model_path = resolve_model(cfg, output_dir)
+        rows = build_train_dataset(cfg, output_dir=output_dir)[0] if cfg.sft_target == "answer" else None
+        warm = run_any_warmup(cfg, model_path, rows, output_dir, resume=resume)
+        return {"final": warm, "global_step": cfg.sft_steps, "resumed_from": None, "log_history": []}
     resume_from = last_checkpoint(output_dir) if resume else None
-    if resume and resume_from is None:
+    if resume and resume_from is None and not (output_dir / "warmup_run").is_dir():
         raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")
     trainer, model_path = build_trainer(cfg, output_dir, resume=resume)
     if resume_from is not None:
@@ -269,6 +301,8 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
         segmenter = {"tiny": "../tiny_models/segmenter", "shapes": "color"}.get(cfg.model) or recorded_segmenter(
             cfg.model
         )
+        if cfg.dataset == "synthetic":  # segzero demo / serve draw their scenes from the model's own world
+            info["world"] = dict(cfg.synthetic_world)
         write_model_info(final, **info, **({"segmenter": segmenter} if segmenter else {}))
     return {
         "final": final,

@@ -1,0 +1,270 @@
+"""Tests of the perception warm-up pieces: targets, the completion-only collator, number embeddings, the compact
+prompt, recipe bases and the grounding checks' bookkeeping.
+
+Run: ``OMP_NUM_THREADS=1 pytest tests/test_perception.py -x -q``
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = {"min_shapes": 2, "max_shapes": 3, "kinds": ["circle", "square", "triangle"], "overlap": False}
+
+
+def _sample(index: int, size: int = 128):
+    from segzero.worlds.shapes import make_sample, world_from_spec
+
+    config, families = world_from_spec(WORLD, size=size)
+    return make_sample(index, seed=0, config=config, split="train", families=families)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3, 4, 5])  # six scenes of 2-3 shapes, queries of several families
+def test_gt_perception_target_earns_every_paper_reward(index):
+    from segzero.parsing import parse_answer
+    from segzero.rewards import score
+    from segzero.train.perception import named_shape, perception_completion
+
+    sample = _sample(index)
+    text = perception_completion(sample, choice="gt")
+    assert score("segzero", text, sample["solution"])["total"] == 5.0  # the copied answer is the gt itself
+    answer = parse_answer(text)
+    want = sample["shapes"][sample["answers"][0]]
+    assert named_shape(answer.think) == (want["colour"], want["kind"])  # the reasoning names the answer
+    listed = re.findall(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\]", answer.think)
+    assert len(listed) == len(sample["shapes"])  # every shape is listed once
+    centres = [int(x1) + int(x2) for _, _, _, x1, _, x2, _ in listed]
+    assert centres == sorted(centres)  # left to right
+
+
+def test_random_pick_is_a_listed_shape_and_covers_them_all():
+    from segzero.parsing import parse_answer
+    from segzero.train.perception import perception_completion, seen_shapes
+
+    sample = _sample(3)
+    boxes = {s.box for s in seen_shapes(sample)}
+    picked = set()
+    for k in range(40):
+        ans = parse_answer(perception_completion(sample, choice="random", rng=np.random.default_rng(k)))
+        box = tuple(int(v) for v in ans.objects[0].box)
+        assert box in boxes  # the answer copies one of the listed shapes
+        picked.add(box)
+    assert picked == boxes  # no shape is favoured out of reach: each is picked at some seed
+
+
+def test_bad_choice_is_refused():
+    from segzero.train.perception import perception_completion
+
+    with pytest.raises(ValueError, match="choice"):
+        perception_completion(_sample(0), choice="best")
+
+
+@pytest.mark.parametrize(
+    ("think", "expected"),
+    [
+        ("I see 1 red circle [1,2,3,4] (2,3) (2,3). The query means 1, the red circle.", ("red", "circle")),
+        # several statements: the last one is the answer's
+        ("The query means 1, the red circle. The query means 2, the blue square.", ("blue", "square")),
+        ("I look for the red circle.", None),  # the answer-only warm-up's template names no pick
+        (None, None),  # no reasoning at all
+    ],
+)
+def test_named_shape(think, expected):
+    from segzero.train.perception import named_shape
+
+    assert named_shape(think) == expected
+
+
+@pytest.mark.parametrize(
+    "supervise_from",
+    [
+        None,  # the whole completion (the perception warm-up)
+        "The query means",  # from the decision on (the gt-answer stage with sft_answer_loss: decision)
+    ],
+)
+def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
+    from segzero.testing.reasoner import build_shapes_reasoner
+    from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
+    from segzero.train.processing import load_training_processor
+    from segzero.worlds.shapes import world_from_spec
+
+    path = build_shapes_reasoner(
+        tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
+    )
+    config, families = world_from_spec(WORLD, size=64)
+    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt")
+    processor = load_training_processor(path)
+    collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from)
+    batch = collate([rows[i] for i in range(3)])
+    for i in range(3):
+        supervised = processor.tokenizer.decode(batch["input_ids"][i][batch["labels"][i] != -100])
+        completion = rows[i]["completion"] + "<|im_end|>"
+        expected = completion if supervise_from is None else completion[completion.index(supervise_from) - 1 :]
+        assert supervised == expected  # (from the space before the decision: it is part of its first token)
+
+
+def test_fourier_number_rows_put_near_values_near():
+    from segzero.testing.reasoner import fourier_number_rows
+
+    rows = fourier_number_rows(list(range(128)), 32, scale=1.0).numpy()
+    d = np.linalg.norm(rows[:, None] - rows[None], axis=2)
+    assert d[60, 61] < d[60, 70] < d[60, 120]  # distance grows with the difference of the values
+    assert np.allclose(np.linalg.norm(rows, axis=1), 4.0)  # sqrt(16 periods): every row has the same norm
+
+
+def test_number_init_needs_number_tokens(tmp_path):
+    from segzero.testing.reasoner import build_shapes_reasoner
+
+    with pytest.raises(ValueError, match="number_tokens"):
+        build_shapes_reasoner(tmp_path / "m", frame=64, arch="qwen3_vl", number_init=True, hidden_size=32)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("The cup on the left.", "Please find 'the cup on the left' with bbox and points."),  # normalised query
+        ("the largest shape", "Please find 'the largest shape' with bbox and points."),
+    ],
+)
+def test_compact_prompt(query, expected):
+    from segzero.prompts import format_prompt
+
+    assert format_prompt(query, kind="compact") == expected
+
+
+def test_compact_prompt_is_accepted_everywhere_a_kind_is(tmp_path):
+    from segzero.errors import UserError
+    from segzero.models.reasoner import resolve_prompt_and_frame
+    from segzero.train.config import TrainConfig
+
+    assert resolve_prompt_and_frame(tmp_path, prompt="compact", frame=128) == ("compact", 128)
+    assert TrainConfig.from_yaml(None, overrides=["prompt=compact"]).prompt_kind == "compact"
+    with pytest.raises(UserError, match="reward_kind"):  # compact asks for a single-object answer
+        TrainConfig.from_yaml(None, overrides=["prompt=compact", "reward_kind=visionreasoner"])
+    with pytest.raises(UserError, match="prompt kind"):
+        resolve_prompt_and_frame(tmp_path, prompt="chatty", frame=128)
+
+
+def test_recipe_base_is_read_first(tmp_path):
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+
+    quick = TrainConfig.from_yaml(ROOT / "recipes/shapes_quick.yaml")
+    full = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml")
+    assert quick.sft_steps < full.sft_steps  # its own fields win
+    assert (quick.frame, quick.prompt, quick.synthetic_world) == (full.frame, full.prompt, full.synthetic_world)
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nframe: 64\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(UserError, match="cycle"):
+        TrainConfig.from_yaml(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(UserError, match="not found"):
+        TrainConfig.from_yaml(tmp_path / "c.yaml")
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sft_target=essay"], "sft_target"),  # only answer / perception
+        (["sft_choice=best"], "sft_choice"),  # only random / gt
+        (["dataset=some/hub_set"], "synthetic"),  # the perception target needs the world's shape lists
+        (["sft_only=true", "sft_steps=0"], "sft_steps"),  # nothing to stop after
+        (["sft_answer_loss=listing"], "sft_answer_loss"),  # only all / decision
+        (["sft_cosine_steps=10"], "sft_cosine_steps"),  # a cosine that ends before the run does
+        (["sft_target=answer"], "sft_answer_steps"),  # the gt-answer stage follows a perception warm-up only
+    ],
+)
+def test_bad_perception_settings(overrides, message):
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+
+
+class _Result:
+    def __init__(self, mask, reasoning):
+        self.mask, self.reasoning, self.parse_ok = mask, reasoning, True
+
+
+def test_grounding_judge_and_summary():
+    from segzero.eval.grounding import _judge, name_probes, summarise
+
+    sample = _sample(1)
+    masks = sample["shape_masks"]
+    target = sample["answers"][0]
+    other = next(i for i in range(len(masks)) if i != target)
+    name = f"{sample['shapes'][target]['colour']} {sample['shapes'][target]['kind']}"
+    reasoning = f"The query means 1, the {name}."
+    rows = [
+        _judge(_Result(masks[target], reasoning), masks[target], sample, right_iou=0.5),  # right, agrees
+        _judge(_Result(masks[other], reasoning), masks[target], sample, right_iou=0.5),  # wrong shape, disagrees
+        _judge(_Result(np.zeros_like(masks[0]), "no name"), masks[target], sample, right_iou=0.5),  # empty mask
+    ]
+    assert [r["right"] for r in rows] == [True, False, False]
+    assert [r["agree"] for r in rows] == [True, False, None]
+    s = summarise(rows)
+    assert s["right"] == pytest.approx(1 / 3, abs=1e-3) and s["agree"] == 0.5 and s["agree_n"] == 2
+    probes = name_probes([sample])
+    names = [(f["colour"], f["kind"]) for f in sample["shapes"]]
+    assert len(probes) == sum(names.count(n) == 1 for n in names)  # shapes sharing a name are not asked for
+
+
+def test_world_build_and_web_examples_follow_a_models_world(tmp_path):
+    import json
+
+    from datasets import load_from_disk
+
+    from segzero.cli.main import main
+    from segzero.models.reasoner import write_model_info
+    from segzero.serve.examples import ShapesExamples
+    from segzero.worlds.queries import TEMPLATES
+
+    model = tmp_path / "model"
+    model.mkdir()
+    world = {**WORLD, "families": ["affordance"]}  # only "something that could roll"-style queries
+    write_model_info(model, frame=128, prompt="compact", world=world)
+    assert (
+        main(
+            ["world", "build", "--out", str(tmp_path / "w"), "--layout", "eval", "--n", "val=6", "--like", str(model)]
+        )
+        == 0
+    )
+    texts = load_from_disk(str(tmp_path / "w"))["val"]["text"]
+    afford = {w.lower() for t in TEMPLATES if t.family == "affordance" for w in t.wordings}
+    assert all(q.lower().rstrip(".") in afford for q in texts)  # the model's families, not every family
+    examples = ShapesExamples.for_model(model, count=3)
+    assert json.loads(examples.world) == world
+    assert all(e["query"].lower() in afford for e in examples.list())
+    assert ShapesExamples.for_model(tmp_path).world is None  # no segzero.json: the default world
+    assert main(["world", "build", "--out", str(tmp_path / "x"), "--like", str(tmp_path)]) == 2  # no world recorded
+
+
+@pytest.mark.parametrize(
+    ("steps", "horizon", "warmup"),
+    [
+        (3300, 4500, 100),  # the shipped warm-up: stopped part-way down a 4500-step cosine
+        (400, None, 10),  # a stage that runs its whole cosine
+    ],
+)
+def test_stage_schedule_is_the_first_part_of_the_longer_cosine(steps, horizon, warmup):
+    import math
+
+    import torch
+    from transformers import get_cosine_schedule_with_warmup
+
+    from segzero.train.perception_warmup import Stage
+
+    stage = Stage("s", steps, 1.0, warmup, horizon)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = get_cosine_schedule_with_warmup(opt, warmup, steps, num_cycles=stage.num_cycles())
+    h = horizon or steps
+    for step in range(steps):
+        oracle = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (h - warmup)))
+        assert sched.get_last_lr()[0] == pytest.approx(oracle, abs=1e-9)  # the cosine to 0 at the horizon
+        opt.step()
+        sched.step()
