@@ -99,8 +99,9 @@ def by_name_checks(pipe, samples: list[dict], *, right_iou: float = RIGHT_IOU, b
 
 
 def summarise(rows: list[dict]) -> dict:
-    """``n``, ``right`` (fraction right), ``named`` (fraction whose reasoning names a shape), ``agree`` (of those
-    with a named and a landed shape, the fraction where they are the same), ``distinct_masks`` is not kept here."""
+    """``n``, ``right`` (fraction right), ``mean_iou``, ``named`` (fraction whose reasoning names a shape), ``agree``
+    (of the rows with a named and a landed shape, the fraction where they are the same; None when there are none)
+    and ``agree_n`` (how many such rows)."""
     n = len(rows)
     judged = [r["agree"] for r in rows if r["agree"] is not None]
     return {

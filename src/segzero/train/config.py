@@ -224,7 +224,7 @@ class TrainConfig:
         "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from 'The query means' on: "
         "the listing, learnt in the warm-up, stays out of the loss and the pick is not 1 token in ~125 of it).",
     )
-    sft_only: bool = _f(False, "Stop after the warm-up (OUTPUT_DIR/warmup); no GRPO. For SFT-only arms.")
+    sft_only: bool = _f(False, "Stop after the warm-up stage(s) (their last output is the result); no GRPO.")
 
     # Pass-through
     grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
