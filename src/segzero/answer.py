@@ -68,3 +68,14 @@ class Answer:
     def failure(cls, reason: str, *, raw: str = "", think: str | None = None) -> Answer:
         """A failed parse with a short ``reason``."""
         return cls(objects=(), think=think, ok=False, reason=reason, layout=None, raw=raw)
+
+
+def segzero_answer_json(box, points) -> str:
+    """Seg-Zero's single-object answer as strict JSON with integer pixels, spaced as the released models write it.
+
+    >>> segzero_answer_json((1, 2, 30, 40), ((10, 20), (15.4, 25)))
+    '{"bbox": [1,2,30,40], "points_1": [10,20], "points_2": [15,25]}'
+    """
+    x1, y1, x2, y2 = (int(round(v)) for v in box)
+    (a, b), (c, d) = ((int(round(v)) for v in p) for p in points[:2])
+    return f'{{"bbox": [{x1},{y1},{x2},{y2}], "points_1": [{a},{b}], "points_2": [{c},{d}]}}'

@@ -28,12 +28,12 @@ Usage (normally through ``segzero train`` with ``sft_target: perception``)::
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
+from segzero.answer import segzero_answer_json
 from segzero.points import mask_to_object
 
 CHOICES: tuple[str, ...] = ("random", "gt")
@@ -62,12 +62,7 @@ class SeenShape:
 
     def answer(self) -> str:
         """The Seg-Zero answer JSON of this shape: ``{"bbox": [..], "points_1": [..], "points_2": [..]}``."""
-        (a, b), (c, d) = self.points
-        return (
-            json.dumps({"bbox": list(self.box), "points_1": [a, b], "points_2": [c, d]})
-            .replace(", ", ",")
-            .replace(',"', ', "')
-        )
+        return segzero_answer_json(self.box, self.points)
 
 
 def seen_shapes(sample: dict) -> list[SeenShape]:

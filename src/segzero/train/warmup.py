@@ -20,7 +20,6 @@ Usage (normally called by ``segzero.train.trainer.train``)::
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -38,15 +37,12 @@ def answer_completion(solution: str, query: str, *, think: str = "I look for {qu
     ``solution`` is the single-object gt (``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``, model frame);
     ``think`` may contain ``{query}`` (the query, lower-cased, trailing '.' stripped, as the prompt writes it).
     """
+    from segzero.answer import segzero_answer_json
     from segzero.parsing import parse_solution
 
     (obj,) = parse_solution(solution)
-    box = [int(round(float(v))) for v in obj.box]
-    (p1, p2) = ([int(round(float(v))) for v in p] for p in obj.points[:2])
-    answer = json.dumps({"bbox": box, "points_1": p1, "points_2": p2}, separators=(",", ": "))
-    answer = answer.replace(", ", ",").replace(',"', ', "')  # {"bbox": [1,2,3,4], "points_1": [5,6], ...}
     text = think.format(query=query.strip().lower().rstrip("."))
-    return f"<think>{text}</think><answer>{answer}</answer>"
+    return f"<think>{text}</think><answer>{segzero_answer_json(obj.box, obj.points)}</answer>"
 
 
 def warmup_dataset(dataset, *, think: str):
