@@ -125,15 +125,15 @@ def _like_world(like: str | None, size):
     if like is None:
         return None, None
     from segzero.errors import UserError
-    from segzero.models.reasoner import read_model_info
+    from segzero.models.reasoner import recorded_world
     from segzero.worlds.shapes import world_from_spec
 
     if like == "shipped":
         from segzero.assets import shapes_model_path
 
         like = str(shapes_model_path())
-    world = read_model_info(like).get("world")
-    if not isinstance(world, dict):
+    world = recorded_world(like)
+    if world is None:
         raise UserError(f"--like {like}: its segzero.json records no shapes world")
     try:
         return world_from_spec(world, size=size)

@@ -26,13 +26,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from segzero.metrics import intersection_union, sample_iou
+
 RIGHT_IOU = 0.5
 """A mask with IoU above this with the intended shape's visible mask counts as right (lands on that shape)."""
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+def _iou(pred: np.ndarray, target: np.ndarray) -> float:
+    """Mask IoU with the evaluation's own convention (``segzero.metrics``: empty and empty -> 1)."""
+    return sample_iou(*intersection_union(pred, target))
 
 
 def _judge(result, target: np.ndarray, sample: dict, *, right_iou: float) -> dict:

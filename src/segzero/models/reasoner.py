@@ -67,6 +67,12 @@ def write_model_info(folder: str | Path, *, update: bool = False, **info) -> Pat
     return path
 
 
+def recorded_world(name_or_path: str | Path) -> dict | None:
+    """The shapes-world settings a reasoner folder's ``segzero.json`` records as ``world`` (None when absent)."""
+    world = read_model_info(name_or_path).get("world")
+    return world if isinstance(world, dict) else None
+
+
 def recorded_segmenter(name_or_path: str | Path) -> str | None:
     """The segmenter a reasoner folder's ``segzero.json`` names, if any.
 

@@ -32,10 +32,10 @@ class ShapesExamples:
     @classmethod
     def for_model(cls, reasoner, **kwargs) -> ShapesExamples:
         """Examples from the world a reasoner folder was trained on (``world`` in its ``segzero.json``, if any)."""
-        from segzero.models.reasoner import read_model_info
+        from segzero.models.reasoner import recorded_world
 
-        world = read_model_info(reasoner).get("world")
-        return cls(world=json.dumps(world, sort_keys=True) if isinstance(world, dict) else None, **kwargs)
+        world = recorded_world(reasoner)
+        return cls(world=None if world is None else json.dumps(world, sort_keys=True), **kwargs)
 
     def sample(self, index: int) -> dict:
         """The shapes-world sample (``image`` PIL RGB, ``problem`` query); ``IndexError`` outside ``[0, count)``."""
