@@ -1,4 +1,4 @@
-"""Tests for segzero.points: box + two distance-transform points from a mask (SPEC §5).
+"""Tests for segzero.points: box + two distance-transform points from a mask (Seg-Zero's training targets).
 
 Run: ``pytest tests/test_points.py -q``. Hand-made masks with known answers, a slow per-pixel reference
 implementation on random masks, and hypothesis for the invariants (points on the mask, inside the box).

@@ -1,6 +1,6 @@
 """Tests for segzero.prompts: the prompts are byte-for-byte the strings the released checkpoints saw.
 
-Run: ``pytest tests/test_prompts.py -q``. The expected strings below are copied literally from SPEC §3 (with
+Run: ``pytest tests/test_prompts.py -q``. The expected strings below are copied literally from the released prompts (with
 ``{Question}`` and ``{Answer}`` filled in by hand), not built from the module's constants.
 """
 

@@ -1,4 +1,4 @@
-"""Tests for segzero.rewards: every SPEC §4 term at its boundaries, reference reading quirks, TRL wrappers.
+"""Tests for segzero.rewards: every reward term at its boundaries, reference reading quirks, TRL wrappers.
 
 Run: ``OMP_NUM_THREADS=1 python -m pytest -q tests/test_rewards.py``
 """
@@ -83,7 +83,7 @@ SEGZERO_CASES = [
         "</answer>",
         (1, 0, 0, 0, 0),
     ),
-    # numeric strings are not numbers (SPEC: "4 numbers")
+    # numeric strings are not numbers (the paper: "4 numbers")
     (
         '<think>t</think><answer>{"bbox": ["100", 100, 199, 199], "points_1": [120, 120], "points_2": [180, 180]}'
         "</answer>",

@@ -1,4 +1,4 @@
-"""Tests of the shapes recipe pieces and the shipped shapes model (issue 7 items 2-4).
+"""Tests of the shapes recipe pieces and the shipped shapes model.
 
 - the shipped checkpoint (``segzero.assets.shapes_model_path``) loads, is right on a fixed val set above a floor
   written from a measured run, finds each shape of a scene by name, and follows two shapes when they swap places;

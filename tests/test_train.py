@@ -41,7 +41,7 @@ def test_every_recipe_parses_into_the_config():
 
 @pytest.mark.parametrize("name", ["segzero_7b.yaml", "segzero_3b.yaml", "visionreasoner_7b.yaml"])
 def test_paper_recipes_have_the_spec_hyperparameters(name):
-    # SPEC §5: 8 samples, T=1.0, 16 prompts, lr 1e-6, wd 1e-2, KL 5e-3, clip 1.0, bf16, grad checkpointing, 840.
+    # the paper's recipe: 8 samples, T=1.0, 16 prompts, lr 1e-6, wd 1e-2, KL 5e-3, clip 1.0, bf16, grad checkpointing, 840.
     cfg = TrainConfig.from_yaml(ROOT / "recipes" / name)
     got = (cfg.num_generations, cfg.temperature, cfg.prompts_per_step, cfg.learning_rate, cfg.weight_decay)
     assert got == (8, 1.0, 16, 1e-6, 1e-2)

@@ -1,6 +1,6 @@
 """Box and point geometry shared by rewards, the pipeline and evaluation (stdlib + scipy only).
 
-Conventions (SPEC §2, §4):
+Conventions (the Seg-Zero answer frame and reward geometry):
 
 - A box is an *inclusive pixel box* ``(x1, y1, x2, y2)``: it covers pixel columns ``x1..x2`` and rows
   ``y1..y2``, so its area is ``(x2 - x1 + 1) * (y2 - y1 + 1)``. Coordinates may be floats; they are used

@@ -11,7 +11,7 @@ Light core: numpy only. Usage::
 
     i, u = intersection_union(pred, gt)    # the per-sample counts, e.g. to store in a JSONL record
 
-Definitions (SPEC §6):
+Definitions (the ReasonSeg / LISA evaluation protocol):
 
 - per sample, intersection ``I`` and union ``U`` of the predicted and the gt mask, counted in pixels;
 - **gIoU** = mean over samples of ``I / U``; **cIoU** = ``sum(I) / sum(U)``;

@@ -10,7 +10,7 @@ Two modes:
   ``bbox_2d``/``point_2d`` dicts; ``[]`` is a valid "nothing here"). A box written with ``x2 < x1`` (or
   ``y2 < y1``) is reordered and the repair recorded in ``Answer.notes``. NaN/inf or a malformed box is a failure
   with a reason.
-- ``parse_answer(text, strict=True)`` reads as the reference rewards do (SPEC §4): single layout = the first
+- ``parse_answer(text, strict=True)`` reads as the reference rewards do: single layout = the first
   ``{...}`` without a closing brace inside, anywhere in the text, parsed with ``json.loads``; multi layout = the
   JSON between the first ``<answer>`` and the next ``</answer>``. ``ok`` is True only when the answer has the
   exact keys and finite numbers the format reward asks for. ``layout=None`` in strict mode means "multi" when the
@@ -365,7 +365,7 @@ def parse_answer(completion: str | list[dict], *, strict: bool = False, layout: 
 
     ``strict=False`` (default): tolerant inference reading (see the module docstring); ``layout="single"``
     then requires exactly one object, ``"multi"``/None accept any count. ``strict=True``: the reference rewards'
-    reading (SPEC §4). Failure is ``Answer(ok=False, reason=...)``.
+    reading. Failure is ``Answer(ok=False, reason=...)``.
     """
     text, why = completion_text(completion)
     if text is None:

@@ -1,4 +1,4 @@
-"""Box and two inner points from a binary mask: the Seg-Zero training targets (SPEC §5).
+"""Box and two inner points from a binary mask: the Seg-Zero training targets.
 
 Light core: numpy + scipy. Usage::
 

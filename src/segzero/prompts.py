@@ -1,4 +1,4 @@
-"""The Seg-Zero and VisionReasoner user prompts and the chat messages built from them (SPEC §3).
+"""The Seg-Zero and VisionReasoner user prompts and the chat messages built from them.
 
 These strings are an interface to the released checkpoints (``Ricky06662/Seg-Zero-7B``,
 ``Ricky06662/VisionReasoner-7B``): they were trained on exactly these bytes, so do not "fix" them (the

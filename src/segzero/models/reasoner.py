@@ -30,7 +30,7 @@ from segzero.prompts import PROMPT_KINDS
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
 
-# Known checkpoints -> the prompt they were trained on (SPEC §3). Matching is case-insensitive on the id.
+# Known checkpoints -> the prompt they were trained on. Matching is case-insensitive on the id.
 PROMPT_PRESETS: dict[str, str] = {
     "ricky06662/seg-zero-7b": "segzero",
     "ricky06662/seg-zero-3b": "segzero",

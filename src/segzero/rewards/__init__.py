@@ -1,4 +1,4 @@
-"""Rewards of Seg-Zero (single object) and VisionReasoner (multi object), SPEC §4. Light: stdlib, numpy, scipy.
+"""Rewards of Seg-Zero (single object) and VisionReasoner (multi object). Light: stdlib, numpy, scipy.
 
 - ``score(kind, completion, solution, **thresholds) -> dict[str, float]``: every term plus ``total``.
   ``kind="segzero"``: ``think_format``, ``answer_format``, ``box_iou``, ``box_l1``, ``points`` (each 0/1; total

@@ -1,4 +1,4 @@
-"""VisionReasoner multi-object reward terms (SPEC §4), as scalar functions of (completion, solution).
+"""VisionReasoner multi-object reward terms, as scalar functions of (completion, solution).
 
 ``think_format`` (0/1) + ``answer_format`` (0-2) + ``accuracy`` (0-3) + ``non_repeat`` (0/1); ``score`` adds
 ``total`` in [0, 7]. The prediction is the JSON between the first ``<answer>`` and the next ``</answer>``
@@ -9,7 +9,7 @@ completion never raises; malformed gt raises ``ValueError``.
 Definitions where the reference code (EasyR1 ``vision_reasoner`` reward) is silent or crashes:
 
 - ``answer_format`` of an empty list ``[]``: ``empty_list_score`` (default 2.0, a well-formed "nothing here");
-  the reference averages over no items and gives 0. Items must hold *numbers* (SPEC), NaN/inf are not numbers;
+  the reference averages over no items and gives 0. Items must hold *numbers* (the papers' wording), NaN/inf are not numbers;
   a non-dict item scores 0.
 - ``accuracy`` with no predicted and no gt objects: ``empty_score`` (default 3.0, full accuracy); the reference
   gives 0 (its numpy code fails on empty arrays). A predicted item whose ``bbox_2d`` is not 4 numbers or whose

@@ -1,4 +1,4 @@
-"""Seg-Zero single-object reward terms (SPEC §4), as scalar functions of (completion, solution).
+"""Seg-Zero single-object reward terms, as scalar functions of (completion, solution).
 
 Each term is 0.0 or 1.0; ``score`` adds ``total`` in [0, 5]. The prediction is read as the reference reads it:
 the first ``{...}`` without a closing brace inside, anywhere in the completion (tags may be missing), parsed
@@ -8,7 +8,7 @@ format terms pass. The completion may be a str or a chat message list; ``solutio
 must hold exactly one object (``ValueError`` otherwise); a gt with one point (VisionReasoner form) is matched
 to the closer predicted point. A malformed completion never raises.
 
-Where this differs from the reference code, it follows SPEC's wording: the format term asks for *numbers*
+Where this differs from the reference code, it follows the paper's wording: the format term asks for *numbers*
 (the reference only checks list lengths, so ``["a","b","c","d"]`` passed there), and NaN/Infinity (which
 Python's ``json.loads`` accepts) count as non-numbers. The accuracy terms give the same values as the reference.
 

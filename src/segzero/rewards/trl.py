@@ -8,7 +8,7 @@ name (gt strings as released, or parsed objects); other dataset columns and TRL'
 arguments (paper values by default): bind them with ``functools.partial``, which TRL unwraps for the name.
 
 Every function's ``__name__`` is its term name, so TRL logs ``rewards/<term>/mean`` (e.g. ``rewards/box_iou/mean``).
-Use ``SEGZERO_REWARDS`` / ``VISIONREASONER_REWARDS`` (term name -> function, in SPEC order) or
+Use ``SEGZERO_REWARDS`` / ``VISIONREASONER_REWARDS`` (term name -> function, in the papers' order) or
 ``reward_functions(kind, **thresholds)``::
 
     from segzero.rewards import reward_functions

@@ -1,7 +1,7 @@
 """Which models ``segzero serve`` loads when the user names none.
 
 ``default_models()`` is the single place that decides it: the shapes-world reasoner shipped in the package
-(issue 7, ``segzero.assets``) with the weight-free ``color`` segmenter, so ``segzero serve`` works offline::
+(``segzero.assets``) with the weight-free ``color`` segmenter, so ``segzero serve`` works offline::
 
     from segzero.serve.defaults import default_models
     kwargs = default_models()   # -> {"reasoner": path, "segmenter": path, **SegZeroPipeline.from_pretrained kwargs}

@@ -4,7 +4,7 @@ Modules (import them directly; this package imports nothing heavy so ``segzero -
 
 - ``config``: ``TrainConfig`` (every knob, YAML recipes + ``key=value`` overrides);
 - ``data``: released training sets (hub / disk) or the synthetic shapes world -> conversational GRPO prompts;
-- ``rewards``: one TRL reward function per SPEC §4 term, weights, ``samples.jsonl`` of completions;
+- ``rewards``: one TRL reward function per reward term, weights, ``samples.jsonl`` of completions;
 - ``processing``: segzero's image processor in the form ``GRPOTrainer`` accepts;
 - ``trainer``: ``train(cfg, output_dir, resume=False)`` -> checkpoints and ``OUTPUT_DIR/final``;
 - ``verl``: ``compute_score`` and ``export_verl`` for users who train with verl instead.

@@ -8,7 +8,7 @@ through unchanged. Usage::
     cfg = TrainConfig.from_yaml("recipes/segzero_7b.yaml", overrides=["learning_rate=2e-6", "lora=true"])
     print(cfg.describe())            # every field with its value and help
 
-Batch arithmetic (SPEC §5: 16 prompts x 8 generations per step): TRL counts completions, not prompts.
+Batch arithmetic (the paper's 16 prompts x 8 generations per step): TRL counts completions, not prompts.
 ``prompts_per_step * num_generations`` completions are generated per optimizer step; each process handles
 ``per_device_batch_size`` completions per forward/backward, and ``gradient_accumulation_steps`` is derived
 so that ``per_device_batch_size * world_size * gradient_accumulation_steps == prompts_per_step * num_generations``.
@@ -128,7 +128,7 @@ class TrainConfig:
         "max(0, 1 - L1/20px) (segzero.train.soft_rewards).",
     )
 
-    # GRPO (SPEC §5)
+    # GRPO (the paper's recipe)
     num_generations: int = _f(8, "Completions sampled per prompt (the GRPO group size).")
     prompts_per_step: int = _f(16, "Prompts per optimizer step (rollout batch); completions = this x num_generations.")
     per_device_batch_size: int = _f(8, "Completions per process per forward/backward (micro-batch).")

@@ -1,11 +1,11 @@
 """Training data for GRPO: released Seg-Zero / VisionReasoner sets (hub or disk) or the synthetic shapes world.
 
-Input rows use the released layout (SPEC §5): ``id``, ``problem`` (query), ``solution`` (gt), ``image``,
+Input rows use the released layout: ``id``, ``problem`` (query), ``solution`` (gt), ``image``,
 ``img_height``, ``img_width``. Single-object gt is ``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``
 (``Ricky06662/refCOCOg_9k_840``); multi-object gt a JSON list of ``bbox_2d``/``point_2d``
 (``Ricky06662/VisionReasoner_multi_object_7k_840``). gt coordinates are in the pixels of the stored image.
 
-Output rows (what ``GRPOTrainer`` reads): ``prompt`` (conversational: the exact SPEC prompt of
+Output rows (what ``GRPOTrainer`` reads): ``prompt`` (conversational: the exact released prompt of
 ``segzero.prompts.build_messages``, with an image placeholder that TRL fills from the ``image`` column),
 ``image`` (PIL, ``frame x frame``), ``solution`` (gt re-serialised in the released layout of the reward kind,
 integer coordinates in the model frame; the reward functions read this column), ``id``, ``problem``.

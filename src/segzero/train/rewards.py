@@ -1,6 +1,6 @@
-"""Reward wiring for GRPO: one TRL reward function per SPEC §4 term, weights, and the completions sample file.
+"""Reward wiring for GRPO: one TRL reward function per reward term, weights, and the completions sample file.
 
-The terms come from ``segzero.rewards.REWARDS[kind]`` (term name -> function, SPEC order): each is a TRL reward function
+The terms come from ``segzero.rewards.REWARDS[kind]`` (term name -> function, the papers' order): each is a TRL reward function
 ``f(completions, solution, **kwargs) -> list[float]`` named after its term. ``build_reward_functions`` wraps
 each one in a ``TermReward`` whose ``__name__`` is the term (TRL logs ``rewards/<term>/mean`` and ``/std``),
 returns them in the core's order with the weights list ``GRPOConfig.reward_weights`` expects, and feeds a
@@ -33,7 +33,7 @@ KINDS = ("segzero", "visionreasoner")
 
 
 def core_terms(kind: str) -> list[tuple[str, Callable]]:
-    """``[(term name, TRL reward function), ...]`` of the core rewards for ``kind``, in SPEC order."""
+    """``[(term name, TRL reward function), ...]`` of the core rewards for ``kind``, in the papers' order."""
     from segzero import rewards
 
     if kind not in KINDS:

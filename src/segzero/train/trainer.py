@@ -5,7 +5,7 @@ What ``train(cfg, output_dir)`` does:
 1. model: ``cfg.model`` (hub id / folder), or ``"tiny"``: the random tiny models built into
    ``OUTPUT_DIR/tiny_models`` by ``segzero.testing.build_tiny_models``;
 2. data: ``segzero.train.data.build_train_dataset`` (bad rows logged and written to ``bad_rows.jsonl``);
-3. rewards: one TRL reward function per SPEC §4 term (``segzero.train.rewards``), weighted by
+3. rewards: one TRL reward function per reward term (``segzero.train.rewards``), weighted by
    ``cfg.reward_weights``; TRL logs each as ``rewards/<term>/mean``; ``samples.jsonl`` gets completions with
    their per-term rewards every ``cfg.sample_every`` steps;
 4. ``trl.GRPOConfig`` from the config (``grpo_config``), LoRA / QLoRA through peft when ``cfg.lora``;

@@ -5,12 +5,12 @@ imported here (nor needed to test this module).
 
 - ``compute_score(data_source, solution_str, ground_truth, extra_info=None)``: verl's custom reward signature
   (``custom_reward_function.path=<this file> custom_reward_function.name=compute_score``). Returns a dict:
-  ``score`` (the reward: sum of the SPEC §4 terms, [0, 5] single-object / [0, 7] multi-object) plus every term,
+  ``score`` (the reward: sum of the reward terms, [0, 5] single-object / [0, 7] multi-object) plus every term,
   which verl logs as reward extra info. The reward kind comes from ``extra_info["reward_kind"]`` when given,
   else from ``data_source`` (``"segzero"`` / ``"visionreasoner"`` or a released hub id), else ``"segzero"``.
 - ``export_verl(dataset, out_path, *, kind="segzero")``: writes the parquet layout of verl's Qwen2.5-VL GRPO
   example (``examples/data_preprocess/geo3k.py``): ``data_source``, ``prompt`` (one user message whose content is
-  ``"<image>" + the exact SPEC prompt``; verl splits it at ``<image>``), ``images`` (one image, frame x frame),
+  ``"<image>" + the exact released prompt``; verl splits it at ``<image>``), ``images`` (one image, frame x frame),
   ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth": gt}``), ``extra_info`` (split, index, id,
   question, reward_kind). Rows go through the same preparation and bad-row rule as ``segzero train``.
 
