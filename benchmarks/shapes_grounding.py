@@ -127,7 +127,7 @@ def table(args) -> str:
         "- every row: the reasoner's own training world (`world` in its segzero.json), greedy decoding, `color` "
         "segmenter; right = mask IoU > 0.5 with the intended shape; val = the val split (trained wordings), test = "
         "held-out wordings of the trained families; OOD family = a query family never trained on",
-        "- agree = the shape the reasoning names ('The query means N, the <colour> <kind>') is the shape the mask "
+        "- agree = the shape the reasoning names ('The query means the <colour> <kind>, N') is the shape the mask "
         "lands on (of the samples where both exist); named = reasoning names a shape",
         "",
         "| run | demo seeds 0-19 right | eval val n | eval gIoU | eval cIoU | eval right | by name right (n) "

@@ -39,6 +39,9 @@ def test_gt_perception_target_earns_every_paper_reward(index):
     assert len(listed) == len(sample["shapes"])  # every shape is listed once
     centres = [int(x1) + int(x2) for _, _, _, x1, _, x2, _ in listed]
     assert centres == sorted(centres)  # left to right
+    areas = sorted(int(a) for a in re.findall(r"area (\d+)", answer.think))
+    expected = sorted(round(1000 * f["visible_area"] / 128**2) for f in sample["shapes"])
+    assert areas == expected  # area: visible pixels per thousand pixels of the image, from the scene's own facts
 
 
 def test_random_pick_is_a_listed_shape_and_covers_them_all():
@@ -66,9 +69,10 @@ def test_bad_choice_is_refused():
 @pytest.mark.parametrize(
     ("think", "expected"),
     [
-        ("I see 1 red circle [1,2,3,4] (2,3) (2,3). The query means 1, the red circle.", ("red", "circle")),
+        ("I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. The query means the red circle, 1.", ("red", "circle")),
         # several statements: the last one is the answer's
-        ("The query means 1, the red circle. The query means 2, the blue square.", ("blue", "square")),
+        ("The query means the red circle, 1. The query means the blue square, 2.", ("blue", "square")),
+        ("The query means 2, the blue square.", None),  # the number before the name: not this format
         ("I look for the red circle.", None),  # the answer-only warm-up's template names no pick
         (None, None),  # no reasoning at all
     ],
@@ -87,6 +91,8 @@ def test_named_shape(think, expected):
     ],
 )
 def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
+    import torch
+
     from segzero.testing.reasoner import build_shapes_reasoner
     from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
     from segzero.train.processing import load_training_processor
@@ -98,13 +104,43 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
     config, families = world_from_spec(WORLD, size=64)
     rows = PerceptionRows(config, families, seed=0, size=3, choice="gt")
     processor = load_training_processor(path)
-    collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from)
+    collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
     batch = collate([rows[i] for i in range(3)])
     for i in range(3):
-        supervised = processor.tokenizer.decode(batch["input_ids"][i][batch["labels"][i] != -100])
+        ids, labels, weights = batch["input_ids"][i], batch["labels"][i], batch["loss_weights"][i]
+        supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
-        expected = completion if supervise_from is None else completion[completion.index(supervise_from) - 1 :]
+        decision = completion[completion.index("The query means") - 1 :]
+        expected = completion if supervise_from is None else decision
         assert supervised == expected  # (from the space before the decision: it is part of its first token)
+        assert processor.tokenizer.decode(ids[(labels != -100) & (weights == 3.0)]) == decision  # weighed 3x
+        assert set(weights[labels != -100].tolist()) <= {1.0, 3.0} and torch.all(weights[labels == -100] >= 1.0)
+
+
+def test_weighted_loss_with_unit_weights_is_the_models_own_loss(tmp_path):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from segzero.testing.reasoner import build_shapes_reasoner
+    from segzero.train.perception_warmup import CompletionCollator, PerceptionRows, WeightedLossTrainer
+    from segzero.train.processing import load_training_processor
+    from segzero.worlds.shapes import world_from_spec
+
+    path = build_shapes_reasoner(
+        tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
+    )
+    config, families = world_from_spec(WORLD, size=64)
+    rows = PerceptionRows(config, families, seed=0, size=2, choice="gt")
+    processor = load_training_processor(path)
+    model = AutoModelForImageTextToText.from_pretrained(path, dtype="float32")
+    losses = {}
+    for w in (1.0, 4.0):
+        batch = CompletionCollator(processor, prompt_kind="compact", decision_weight=w)([rows[0], rows[1]])
+        with torch.no_grad():
+            own = model(**{k: v for k, v in batch.items() if k != "loss_weights"}).loss  # transformers' mean CE
+            losses[w] = WeightedLossTrainer.compute_loss(None, model, dict(batch))
+    assert torch.isclose(losses[1.0], own, rtol=1e-5)  # unit weights: the plain mean over supervised tokens
+    assert not torch.isclose(losses[4.0], losses[1.0])  # the decision weighs more: a different mean
 
 
 def test_fourier_number_rows_put_near_values_near():
@@ -172,7 +208,8 @@ def test_recipe_base_is_read_first(tmp_path):
         (["sft_target=essay"], "sft_target"),  # only answer / perception
         (["sft_choice=best"], "sft_choice"),  # only random / gt
         (["dataset=some/hub_set"], "synthetic"),  # the perception target needs the world's shape lists
-        (["sft_only=true", "sft_steps=0"], "sft_steps"),  # nothing to stop after
+        (["sft_only=true", "sft_steps=0", "sft_answer_steps=0"], "sft_steps"),  # nothing to stop after
+        (["sft_answer_decision_weight=0"], "sft_answer_decision_weight"),  # a weight must be positive
         (["sft_answer_loss=listing"], "sft_answer_loss"),  # only all / decision
         (["sft_cosine_steps=10"], "sft_cosine_steps"),  # a cosine that ends before the run does
         (["sft_target=answer"], "sft_answer_steps"),  # the gt-answer stage follows a perception warm-up only
@@ -199,7 +236,7 @@ def test_grounding_judge_and_summary():
     target = sample["answers"][0]
     other = next(i for i in range(len(masks)) if i != target)
     name = f"{sample['shapes'][target]['colour']} {sample['shapes'][target]['kind']}"
-    reasoning = f"The query means 1, the {name}."
+    reasoning = f"The query means the {name}, 1."
     rows = [
         _judge(_Result(masks[target], reasoning), masks[target], sample, right_iou=0.5),  # right, agrees
         _judge(_Result(masks[other], reasoning), masks[target], sample, right_iou=0.5),  # wrong shape, disagrees

@@ -20,16 +20,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Measured on the shipped checkpoint (benchmarks/shapes_grounding.md) with the fixed scene sets below, greedy
 # decoding, `color` segmenter, torch 2.13 CPU, 2026-12-02. The floors leave a margin of a few samples for numeric
-# drift across torch builds. They guard against regressions; they are not the grounding bar the model is still
-# short of (the model lists the shapes it sees well, but often picks the wrong one: right on about half the scenes).
-MEASURED_VAL_RIGHT = 0.521  # 25 of 48
-VAL_RIGHT_FLOOR = 0.40
-MEASURED_AGREE = 0.917  # the reasoning names the shape the mask lands on
+# drift across torch builds. They guard against regressions; the val floor is below the grounding target of 85%
+# that the model is still short of (superlative queries are the gap).
+MEASURED_VAL_RIGHT = 0.854  # 41 of 48
+VAL_RIGHT_FLOOR = 0.75
+MEASURED_AGREE = 0.896  # the reasoning names the shape the mask lands on
 AGREE_FLOOR = 0.80
-MEASURED_BY_NAME = 0.394  # 13 of 33
-BY_NAME_FLOOR = 0.27
-MEASURED_SWAP = 4  # of 8 swap probes
-SWAP_FLOOR = 3
+MEASURED_BY_NAME = 0.970  # 32 of 33
+BY_NAME_FLOOR = 0.88
+MEASURED_SWAP = 8  # of 8 swap probes
+SWAP_FLOOR = 7
 VAL_SCENES = 48  # val split scenes 0..47 of the model's world, at its frame
 NAME_SCENES = 16  # every uniquely named shape of val scenes 0..15
 
@@ -354,3 +354,35 @@ def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_ove
     info = json.loads((result["final"] / "segzero.json").read_text())
     assert info["frame"] == 128 and info["base_model"] == "shapes" and info["prompt"] == "compact"
     assert any("rewards/box_iou/mean" in r for r in result["log_history"])  # GRPO ran on the soft terms
+
+
+@pytest.mark.slow
+def test_answer_stage_alone_continues_a_trained_model(tmp_path, shapes_smoke_overrides):
+    from segzero.testing.reasoner import build_shapes_reasoner
+    from segzero.train.config import TrainConfig
+    from segzero.train.trainer import train
+
+    start = build_shapes_reasoner(
+        tmp_path / "start", frame=128, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
+    )
+    overrides = [*shapes_smoke_overrides, f"model={start}", "sft_steps=0", "sft_answer_decision_weight=5"]
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_continue.yaml", overrides=overrides)
+    result = train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "warmup").exists()  # sft_steps: 0 = no perception warm-up
+    info = json.loads((tmp_path / "run" / "answer_sft" / "segzero.json").read_text())
+    assert info["stage"] == "answer_sft" and info["base_model"] == str(start)  # the gt stage started from `model`
+    assert result["final"] == tmp_path / "run" / "answer_sft" and result["global_step"] == 1  # sft_only: its result
+    assert (result["final"] / "model.safetensors").is_file() and not (tmp_path / "run" / "final").exists()
+
+
+def test_shipped_is_a_reasoner_name(tmp_path, monkeypatch):
+    from segzero.assets import shapes_model_path
+    from segzero.models.reasoner import read_model_info, resolve_model_source
+
+    assert resolve_model_source("shipped") == str(shapes_model_path())  # the name means the packaged model
+    assert read_model_info("shipped")["frame"] == 128  # and its segzero.json is read through it
+    own = tmp_path / "shipped"
+    own.mkdir()
+    (own / "config.json").write_text("{}")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model_source("shipped") == "shipped"  # a local folder of that name wins

@@ -311,3 +311,37 @@ def test_colour_kind_queries_name_exactly_one_shape():
             assert (rgb == COLOURS[words[1]]).all()
             seen += 1
     assert seen > 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        (("activation_checkpointing", "gradient_checkpointing"), "activation_checkpointing"),  # transformers 5
+        (("gradient_checkpointing",), "gradient_checkpointing"),  # transformers 4 (what [vllm] may resolve)
+    ],
+)
+def test_checkpointing_argument_follows_the_installed_name(fields, expected):
+    import dataclasses
+
+    from segzero.train.compat import checkpointing_argument
+
+    config_class = dataclasses.make_dataclass("Args", [(f, bool, dataclasses.field(default=False)) for f in fields])
+    assert checkpointing_argument(config_class) == expected
+
+
+def test_installed_grpo_config_takes_the_checkpointing_setting(tmp_path):
+    from trl import GRPOConfig
+
+    from segzero.train.compat import checkpointing_argument
+    from segzero.train.trainer import grpo_config
+
+    name = checkpointing_argument(GRPOConfig)
+    import dataclasses
+
+    assert name in {f.name for f in dataclasses.fields(GRPOConfig)}  # a real field of this TRL
+    weights = [1.0] * len(reward_term_names("segzero"))
+    for on in (True, False):
+        cfg = TrainConfig.from_yaml(ROOT / "recipes/tiny_cpu.yaml", overrides=[f"gradient_checkpointing={on}"])
+        assert (
+            getattr(grpo_config(cfg, tmp_path, reward_weights=weights), name) is on
+        )  # the recipe setting reaches the installed name

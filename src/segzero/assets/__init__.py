@@ -1,7 +1,8 @@
 """Files shipped inside the package: the trained shapes-world reasoner (``shapes_model/``) and helpers to use it.
 
-``shapes_model_path()`` is the folder of the tiny Qwen3-VL trained by ``recipes/shapes_tiny.yaml`` (perception
-warm-up + GRPO, see ``benchmarks/shapes_grounding.md``); it loads with ``Reasoner.from_pretrained`` like any
+``shapes_model_path()`` is the folder of the tiny Qwen3-VL trained by ``recipes/shapes_tiny.yaml`` and continued
+by ``recipes/shapes_continue.yaml`` (perception warm-up, gt answers; see ``benchmarks/shapes_grounding.md``); the
+reasoner name ``"shipped"`` means it (``segzero.models.reasoner.SHIPPED_REASONER``). It loads with ``Reasoner.from_pretrained`` like any
 checkpoint (frame and prompt come from its ``segzero.json``). ``segzero demo`` and ``segzero serve`` (with no
 model arguments) use it with the weight-free ``color`` segmenter, so both work offline on a fresh install::
 
@@ -16,8 +17,8 @@ from pathlib import Path
 
 SHAPES_MODEL_DIR = Path(__file__).resolve().parent / "shapes_model"
 DEFAULT_SHAPES_SEGMENTER = "color"
-# Generation limit for the shipped model: its reasoning lists every shape with a box and two points (about 125
-# tokens for 3 shapes) before the answer (about 30); 192 leaves room without letting a runaway loop go on long.
+# Generation limit for the shipped model: its reasoning lists every shape with a box, two points and its area (about
+# 105 tokens for 3 shapes) before the decision and the answer (about 30); 192 leaves room without letting a runaway loop go on long.
 SHAPES_MAX_NEW_TOKENS = 192
 # The files of a trained reasoner folder that inference needs (what is copied into shapes_model/ when it ships).
 SHAPES_MODEL_FILES: tuple[str, ...] = (

@@ -31,7 +31,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="output folder")
     p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
     p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
-    p.add_argument("--reasoner", default="Ricky06662/Seg-Zero-7B", help="reasoning VLM id or folder")
+    p.add_argument(
+        "--reasoner",
+        default="Ricky06662/Seg-Zero-7B",
+        help="reasoning VLM id or folder ('shipped': the shapes model inside the package)",
+    )
     p.add_argument(
         "--segmenter",
         default=None,

@@ -30,7 +30,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image", required=True, help="image file (jpg, png, ...; EXIF orientation applied)")
     p.add_argument("--query", required=True, help="what to segment, in free form")
     p.add_argument("--out", default="segzero_out", help="output folder (default: %(default)s)")
-    p.add_argument("--reasoner", default=DEFAULT_REASONER, help="reasoning VLM: hub id or local folder")
+    p.add_argument(
+        "--reasoner",
+        default=DEFAULT_REASONER,
+        help="reasoning VLM: hub id or local folder ('shipped': the shapes model inside the package)",
+    )
     p.add_argument(
         "--segmenter",
         default=None,

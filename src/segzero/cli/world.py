@@ -125,13 +125,10 @@ def _like_world(like: str | None, size):
     if like is None:
         return None, None
     from segzero.errors import UserError
-    from segzero.models.reasoner import recorded_world
+    from segzero.models.reasoner import expand_shipped, recorded_world
     from segzero.worlds.shapes import world_from_spec
 
-    if like == "shipped":
-        from segzero.assets import shapes_model_path
-
-        like = str(shapes_model_path())
+    like = expand_shipped(like)  # "shipped": the model inside the package
     world = recorded_world(like)
     if world is None:
         raise UserError(f"--like {like}: its segzero.json records no shapes world")

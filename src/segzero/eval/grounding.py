@@ -10,7 +10,7 @@ Three measurements, each on scenes of a world (``segzero.worlds.shapes``; settin
   shape's visible mask above ``right_iou``. A model that ignores the image answers the same box for every name
   and lands about once per scene;
 - ``agreement``: whether the reasoning names the shape the answer lands on. The named shape is the last
-  "The query means N, the <colour> <kind>." of the reasoning (``segzero.train.perception.named_shape``); the
+  "The query means the <colour> <kind>, N." of the reasoning (``segzero.train.perception.named_shape``); the
   landed shape is the one with the largest mask IoU (none when every IoU is 0). A reasoning that names
   "blue square" while the mask lies on the red circle disagrees; a reasoning that names nothing is counted apart.
 

@@ -43,9 +43,25 @@ PROMPT_PRESETS: dict[str, str] = {
 MODEL_INFO_FILE = "segzero.json"
 
 
+# The name that means the shapes model shipped inside the package (``segzero.assets.shapes_model_path``), wherever
+# a reasoner folder is asked for: ``--reasoner shipped``, ``segzero world build --like shipped``.
+SHIPPED_REASONER = "shipped"
+
+
+def expand_shipped(name_or_path: str | Path) -> str:
+    """``name_or_path`` as a string, with ``SHIPPED_REASONER`` (when no such local folder exists) replaced by the
+    shipped model's folder."""
+    name = str(name_or_path)
+    if name == SHIPPED_REASONER and not Path(name).exists():
+        from segzero.assets import shapes_model_path
+
+        return str(shapes_model_path())
+    return name
+
+
 def read_model_info(name_or_path: str | Path) -> dict:
     """The ``segzero.json`` of a local reasoner folder (``{}`` for hub ids and folders without one)."""
-    path = Path(str(name_or_path)).expanduser() / MODEL_INFO_FILE
+    path = Path(expand_shipped(name_or_path)).expanduser() / MODEL_INFO_FILE
     if not path.is_file():
         return {}
     try:
@@ -84,7 +100,7 @@ def recorded_segmenter(name_or_path: str | Path) -> str | None:
     if not value:
         return None
     if str(value).startswith("."):
-        return str((Path(str(name_or_path)).expanduser() / value).resolve())
+        return str((Path(expand_shipped(name_or_path)).expanduser() / value).resolve())
     return str(value)
 
 
@@ -128,8 +144,9 @@ def resolve_model_source(name_or_path: str | Path, *, what: str = "model") -> st
     An existing folder must hold a ``config.json`` (or a PEFT ``adapter_config.json``, which transformers loads
     on top of its base model when peft is installed); a path-like name that does not exist raises
     ``UserError("<what> folder not found: ...")``. Hub ids are returned unchanged (loading reports a failure).
+    ``"shipped"`` is the shapes model inside the package (``SHIPPED_REASONER``).
     """
-    name = str(name_or_path)
+    name = expand_shipped(name_or_path)
     path = Path(name).expanduser()
     if path.exists():
         if not path.is_dir():

@@ -399,8 +399,8 @@ SHAPES_CORPUS: tuple[str, ...] = (
     "the circle left of the square, the triangle right of the circle, the square above the triangle",
     "the star below the green square, something that could roll, the shapes that are red",
     "Please find 'something sharp enough to poke you' with bbox and points.",
-    "<think>I see 1 purple triangle [20,65,66,110] (43,92) (35,100); 2 orange square [45,13,82,50] (63,31) (74,42); "
-    "3 green circle [1,2,3,4] (5,6) (7,8). The query means 2, the orange square.</think>",
+    "<think>I see 1 purple triangle [20,65,66,110] (43,92) (35,100) area 61; 2 orange square [45,13,82,50] (63,31) "
+    "(74,42) area 83; 3 green circle [1,2,3,4] (5,6) (7,8) area 9. The query means the orange square, 2.</think>",
     '<think>I look for the red circle.</think><answer>{"bbox": [12,34,56,78], "points_1": [23,45], '
     '"points_2": [67,89]}</answer>',
 )

@@ -216,13 +216,19 @@ class TrainConfig:
     sft_answer_steps: int = _f(
         0,
         "After the perception warm-up: steps of supervised gt answers (the same target with the gt shape picked) "
-        "from it, into OUTPUT_DIR/answer_sft, where GRPO then starts. 0 = none (GRPO learns the pick alone).",
+        "from it, into OUTPUT_DIR/answer_sft, where GRPO then starts. 0 = none (GRPO learns the pick alone). With "
+        "sft_steps: 0 the stage starts from `model` itself (e.g. continuing a trained shapes model).",
     )
     sft_answer_learning_rate: float = _f(5e-4, "Peak learning rate of the gt-answer stage (cosine schedule).")
     sft_answer_loss: str = _f(
         "all",
         "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from 'The query means' on: "
         "the listing, learnt in the warm-up, stays out of the loss and the pick is not 1 token in ~125 of it).",
+    )
+    sft_answer_decision_weight: float = _f(
+        1.0,
+        "Loss weight of the gt-answer stage's tokens from 'The query means' on (the shape it names, then the "
+        "answer), relative to the listing's (1 = the plain mean over the completion).",
     )
     sft_only: bool = _f(False, "Stop after the warm-up stage(s) (their last output is the result); no GRPO.")
 
@@ -304,10 +310,12 @@ class TrainConfig:
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
         if self.sft_answer_loss not in ("all", "decision"):
             raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
+        if not self.sft_answer_decision_weight > 0:
+            raise UserError(f"sft_answer_decision_weight must be > 0, got {self.sft_answer_decision_weight!r}")
         if self.sft_cosine_steps is not None and self.sft_cosine_steps < self.sft_steps:
             raise UserError(f"sft_cosine_steps ({self.sft_cosine_steps}) must be >= sft_steps ({self.sft_steps})")
-        if self.sft_only and self.sft_steps < 1:
-            raise UserError("sft_only: true needs sft_steps >= 1")
+        if self.sft_only and self.sft_steps < 1 and self.sft_answer_steps < 1:
+            raise UserError("sft_only: true needs sft_steps >= 1 or sft_answer_steps >= 1")
         if self.sft_samples is not None and self.sft_samples < 1:
             raise UserError(f"sft_samples must be >= 1 or null, got {self.sft_samples}")
         bad = set(self.shapes_model) & {"path", "seed", "frame"}

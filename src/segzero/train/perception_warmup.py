@@ -3,7 +3,9 @@
 Each training row is shapes-world sample ``index`` (``make_sample``, the train split, drawn at the model frame)
 with its perception target; a row is built in the data-loader worker when it is needed, so the warm-up can run
 for tens of thousands of rows without building or storing a dataset first. The loss is teacher-forced
-cross-entropy on the completion tokens only (prompt, image and padding tokens are masked with -100).
+cross-entropy on the completion tokens only (prompt, image and padding tokens are masked with -100), a weighted
+mean in which the tokens from the decision on ("The query means ...", then the answer) may weigh more than the
+listing (``Stage.decision_weight``): the name of the picked shape is 2 tokens of ~150.
 Checkpoints (``save_steps``) keep the optimizer, scheduler and RNG state, so an interrupted warm-up resumes where
 it stopped (``resume=True``); the result is a Hugging Face folder with the processor files and ``segzero.json``.
 
@@ -21,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import Trainer
 
 from segzero.train.perception import DECISION, perception_completion
 
@@ -66,15 +70,25 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
 
 
 class CompletionCollator:
-    """Rows -> model inputs with ``labels`` on the completion (and its end token) only; right padding.
+    """Rows -> model inputs with ``labels`` on the completion (and its end token) only, and ``loss_weights``
+    (float, same shape: ``decision_weight`` from ``DECISION`` on, 1 before it); right padding.
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
     e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the pick) are not
-    a 1-in-125 share of it."""
+    a 1-in-150 share of it."""
 
-    def __init__(self, processor, *, prompt_kind: str, supervise_from: str | None = None) -> None:
+    def __init__(
+        self, processor, *, prompt_kind: str, supervise_from: str | None = None, decision_weight: float = 1.0
+    ) -> None:
         self.processor, self.prompt_kind, self.supervise_from = processor, prompt_kind, supervise_from
+        self.decision_weight = decision_weight
         self.end = processor.tokenizer.eos_token or "<|im_end|>"
+
+    def _tokens_before(self, completion: str, text: str | None) -> int:
+        """Completion tokens before ``text`` (0 when ``text`` is None or absent)."""
+        cut = completion.find(text) if text else -1
+        tok = self.processor.tokenizer
+        return len(tok(completion[:cut].rstrip(), add_special_tokens=False)["input_ids"]) if cut > 0 else 0
 
     def __call__(self, rows: list[dict]):
         from segzero.prompts import build_messages
@@ -95,14 +109,15 @@ class CompletionCollator:
             return_tensors="pt",
         )
         labels = batch["input_ids"].clone()
+        weights = torch.ones(labels.shape, dtype=torch.float32)
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         for i, c in enumerate(completions):
-            n = len(tok(c, add_special_tokens=False)["input_ids"])
-            cut = c.find(self.supervise_from) if self.supervise_from else -1
-            skip = len(tok(c[:cut].rstrip(), add_special_tokens=False)["input_ids"]) if cut > 0 else 0
-            labels[i, : lengths[i] - n + skip] = -100
+            start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
+            labels[i, : start + self._tokens_before(c, self.supervise_from)] = -100
             labels[i, lengths[i] :] = -100
+            weights[i, start + self._tokens_before(c, DECISION) :] = self.decision_weight
         batch["labels"] = labels
+        batch["loss_weights"] = weights
         return batch
 
 
@@ -117,6 +132,7 @@ class Stage:
     warmup_steps: int
     cosine_steps: int | None = None  # the cosine's horizon when the stage stops before its end (None = ``steps``)
     supervise_from: str | None = None  # ``CompletionCollator``: loss from this text on (None = whole completion)
+    decision_weight: float = 1.0  # ``CompletionCollator``: loss weight from DECISION on, relative to the listing
 
     def num_cycles(self) -> float:
         """``transformers``' cosine ``num_cycles`` (0.5 = to 0 at ``steps``) whose curve over ``steps`` is the first
@@ -134,8 +150,29 @@ def answer_stage(cfg) -> Stage:
     """The optional stage after it: gt answers (``sft_answer_steps``, ``sft_answer_learning_rate``) -> ``answer_sft``."""
     decision = DECISION if cfg.sft_answer_loss == "decision" else None
     return Stage(
-        ANSWER_DIR, cfg.sft_answer_steps, cfg.sft_answer_learning_rate, min(10, cfg.sft_warmup_steps), None, decision
+        ANSWER_DIR,
+        cfg.sft_answer_steps,
+        cfg.sft_answer_learning_rate,
+        min(10, cfg.sft_warmup_steps),
+        None,
+        decision,
+        cfg.sft_answer_decision_weight,
     )
+
+
+class WeightedLossTrainer(Trainer):
+    """``transformers.Trainer`` whose loss is the ``loss_weights``-weighted mean of the next-token cross-entropy over
+    the supervised tokens (labels != -100); weights of 1 give the plain mean (Trainer's own loss)."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        weights = inputs.pop("loss_weights")[:, 1:]
+        labels = inputs.pop("labels")[:, 1:]
+        outputs = model(**inputs)
+        logits = outputs.logits[:, :-1].float()
+        ce = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        weights = weights.to(ce.device) * (labels != -100)
+        loss = (ce * weights).sum() / weights.sum().clamp(min=1e-8)
+        return (loss, outputs) if return_outputs else loss
 
 
 def run_perception_warmup(
@@ -147,7 +184,7 @@ def run_perception_warmup(
     ``cfg.save_total_limit`` (checkpoints in ``OUTPUT_DIR/<stage>_run``), ``cfg.seed``. ``resume``: continue
     from the last complete checkpoint of ``OUTPUT_DIR/<stage>_run``.
     """
-    from transformers import AutoModelForImageTextToText, Trainer, TrainingArguments
+    from transformers import AutoModelForImageTextToText, TrainingArguments
     from transformers.trainer_utils import get_last_checkpoint
 
     from segzero.models.reasoner import write_model_info
@@ -178,11 +215,17 @@ def run_perception_warmup(
         remove_unused_columns=False,
         report_to=[r for r in cfg.report_to if r != "none"] or "none",
     )
-    trainer = Trainer(
+    collator = CompletionCollator(
+        processor,
+        prompt_kind=cfg.prompt_kind,
+        supervise_from=stage.supervise_from,
+        decision_weight=stage.decision_weight,
+    )
+    trainer = WeightedLossTrainer(
         model=model,
         args=args,
         train_dataset=rows,
-        data_collator=CompletionCollator(processor, prompt_kind=cfg.prompt_kind, supervise_from=stage.supervise_from),
+        data_collator=collator,
         processing_class=processor,  # checkpoints carry the processor files: each one loads like the result
     )
     last = get_last_checkpoint(str(run_dir)) if resume and run_dir.is_dir() else None

@@ -35,6 +35,7 @@ from typing import Any
 
 from segzero.errors import UserError
 from segzero.models.reasoner import recorded_segmenter, write_model_info
+from segzero.train.compat import checkpointing_argument
 from segzero.train.config import TrainConfig
 
 logger = logging.getLogger("segzero.train")
@@ -102,7 +103,6 @@ def grpo_config(cfg: TrainConfig, output_dir: Path, *, reward_weights: list[floa
         num_train_epochs=cfg.num_train_epochs,
         max_steps=cfg.max_steps,
         bf16=cfg.bf16,
-        activation_checkpointing=cfg.gradient_checkpointing,  # transformers 5 name of gradient_checkpointing
         seed=cfg.seed,
         data_seed=cfg.seed,
         use_cpu=cfg.use_cpu,
@@ -122,6 +122,7 @@ def grpo_config(cfg: TrainConfig, output_dir: Path, *, reward_weights: list[floa
         log_completions=False,
         shuffle_dataset=True,
     )
+    kwargs[checkpointing_argument(GRPOConfig)] = cfg.gradient_checkpointing  # renamed in transformers 5
     kwargs.update(cfg.grpo_args)
     try:
         return GRPOConfig(**kwargs)
@@ -218,7 +219,7 @@ def run_perception_stages(cfg: TrainConfig, model_path: str, output_dir: Path, *
     from it (``OUTPUT_DIR/answer_sft``); a stage finished before is kept on ``resume``. Returns the last output."""
     from segzero.train.perception_warmup import answer_stage, perception_stage, rows_for, run_perception_warmup
 
-    stages = [(perception_stage(cfg), cfg.sft_choice)]
+    stages = [(perception_stage(cfg), cfg.sft_choice)] if cfg.sft_steps > 0 else []
     if cfg.sft_answer_steps > 0:
         stages.append((answer_stage(cfg), "gt"))
     for stage, choice in stages:
@@ -244,7 +245,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
     model_path = resolve_model(cfg, output_dir)
     dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
-    if cfg.sft_steps > 0:  # warm-up (segzero.train.warmup / perception_warmup); GRPO starts from its output
+    if cfg.sft_steps > 0 or cfg.sft_answer_steps > 0:  # warm-up (segzero.train.warmup / perception_warmup)
         model_path = str(run_any_warmup(cfg, model_path, dataset, output_dir, resume=resume))
     writer = None
     if cfg.sample_every > 0:
@@ -280,13 +281,14 @@ def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> 
     output_dir.mkdir(parents=True, exist_ok=True)
     if int(os.environ.get("RANK", "0")) == 0:
         (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-    if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): OUTPUT_DIR/warmup is the result
+    if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): its last stage's folder is the result
         from segzero.train.data import build_train_dataset
 
         model_path = resolve_model(cfg, output_dir)
         rows = build_train_dataset(cfg, output_dir=output_dir)[0] if cfg.sft_target == "answer" else None
         warm = run_any_warmup(cfg, model_path, rows, output_dir, resume=resume)
-        return {"final": warm, "global_step": cfg.sft_steps, "resumed_from": None, "log_history": []}
+        steps = cfg.sft_steps + (cfg.sft_answer_steps if cfg.sft_target == "perception" else 0)
+        return {"final": warm, "global_step": steps, "resumed_from": None, "log_history": []}
     resume_from = last_checkpoint(output_dir) if resume else None
     if resume and resume_from is None and not (output_dir / "warmup_run").is_dir():
         raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")

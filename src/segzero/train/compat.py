@@ -1,0 +1,35 @@
+"""Where segzero adapts to the installed versions of transformers / TRL: one home for renamed arguments.
+
+transformers 5 renamed ``TrainingArguments.gradient_checkpointing`` to ``activation_checkpointing``; TRL's
+``GRPOConfig`` inherits whichever name the installed transformers has (the ``[vllm]`` extra can resolve a
+transformers that only knows the old one). ``checkpointing_argument`` names the one the installed config class
+accepts, so one recipe setting (``gradient_checkpointing``) works on both.
+
+Usage::
+
+    from trl import GRPOConfig
+    kwargs[checkpointing_argument(GRPOConfig)] = cfg.gradient_checkpointing
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+CHECKPOINTING_NAMES: tuple[str, ...] = ("activation_checkpointing", "gradient_checkpointing")  # newest first
+
+
+def checkpointing_argument(config_class: type) -> str:
+    """The activation-checkpointing field of a ``TrainingArguments`` dataclass (newest name first).
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Old:
+    ...     gradient_checkpointing: bool = False
+    >>> checkpointing_argument(Old)
+    'gradient_checkpointing'
+    """
+    fields = {f.name for f in dataclasses.fields(config_class)}
+    for name in CHECKPOINTING_NAMES:
+        if name in fields:
+            return name
+    raise TypeError(f"{config_class.__name__} has none of {CHECKPOINTING_NAMES}: an unsupported transformers")
