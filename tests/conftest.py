@@ -5,9 +5,10 @@
 real code paths, e.g. ``Reasoner.from_pretrained(tiny_models["reasoner"], frame=56)`` and
 ``Segmenter.from_pretrained(tiny_models["segmenter"])``.
 
-``tiny_answering_models`` (session scope, built only when a test asks for it, ~5 s): the same segmenter and a
-tiny reasoner taught to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable Seg-Zero answer in a
-56 x 56 frame) to any image and query at frames of 28-112 px, for tests of the full reason -> parse -> SAM path.
+``tiny_answering_models`` (session scope, built only when a test asks for it, about 2 minutes on 2 CPU cores):
+the same segmenter and a tiny reasoner taught to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
+Seg-Zero answer in a 56 x 56 frame) to any image and query at frames of 28-112 px, for tests of the full
+reason -> parse -> SAM path.
 """
 
 from __future__ import annotations

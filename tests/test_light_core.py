@@ -41,8 +41,12 @@ print(json.dumps(culprits))
 
 
 def _culprits(modules: list[str]) -> dict[str, str]:
+    return _culprits_of(HEAVY, modules)
+
+
+def _culprits_of(heavy: list[str], modules: list[str]) -> dict[str, str]:
     proc = subprocess.run(
-        [sys.executable, "-c", CHILD, json.dumps(HEAVY), json.dumps(modules)],
+        [sys.executable, "-c", CHILD, json.dumps(heavy), json.dumps(modules)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -72,3 +76,14 @@ def test_detector_sees_imports():
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"fractions": "fractions"}
+
+
+# what an RL reward worker imports; scipy.optimize (~0.7 s) and scipy.ndimage (~0.4 s) load only when used
+REWARD_PATH = ["segzero.rewards", "segzero.parsing", "segzero.geometry", "segzero.answer", "segzero.prompts"]
+SLOW_TO_IMPORT = ["scipy.optimize", "scipy.ndimage"]
+
+
+def test_reward_path_defers_slow_scipy_imports():
+    # the Hungarian matching imports scipy.optimize inside the function that needs it
+    culprits = _culprits_of(SLOW_TO_IMPORT, REWARD_PATH)
+    assert culprits == {}, f"slow imports on the reward path (package: first importing module): {culprits}"

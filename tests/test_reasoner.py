@@ -275,3 +275,15 @@ def test_from_pretrained_folder_without_config(tmp_path):
     # an existing folder that is not a saved model
     with pytest.raises(UserError, match="no config.json"):
         Reasoner.from_pretrained(tmp_path)
+
+
+def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsys):
+    # `segzero tiny-models --answering` teaches for minutes on a CPU: every step shows on a progress bar
+    import shutil
+
+    from segzero.testing.reasoner import TAUGHT_ANSWER, teach_answer
+
+    shutil.copytree(tiny_models["reasoner"], tmp_path / "reasoner")
+    teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True)
+    err = capsys.readouterr().err
+    assert "teaching the tiny reasoner its answer" in err and "3/3" in err

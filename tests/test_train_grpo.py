@@ -12,6 +12,7 @@ policy gradient is non-zero. Run: ``OMP_NUM_THREADS=1 pytest tests/test_train_gr
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -209,3 +210,38 @@ def test_multi_object_reward_set_runs_and_logs_its_terms(warm_reasoner, tmp_path
     assert {f"rewards/{t}/mean" for t in reward_term_names("visionreasoner")} <= set(entry)
     rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
     assert rows[0]["solution"].startswith("[{") and set(rows[0]["rewards"]) == set(reward_term_names("visionreasoner"))
+
+
+HUGE = "1" + "0" * 400
+# answers a sampled completion can write: a 400-digit integer, and coordinates whose squares overflow a float
+OVERFLOWING = [
+    f'<think>x</think><answer>[{{"bbox_2d": [10, 10, {HUGE}, 20], "point_2d": [1, 1]}}]</answer>',
+    '<think>x</think><answer>[{"bbox_2d": [1e308, -1e308, 1e308, 1e308], "point_2d": [1e308, 1e308]}]</answer>',
+]
+
+
+def test_a_completion_with_overflowing_numbers_does_not_stop_the_step(warm_reasoner, tmp_path, monkeypatch):
+    # the first completions of the step are replaced before the rewards read them (the reward path GRPO runs)
+    from trl import GRPOTrainer
+
+    from segzero.train.trainer import train
+
+    original = GRPOTrainer._calculate_rewards
+    seen = []
+
+    def with_overflow(self, inputs, prompts, completions, completion_ids_list):
+        completions = list(completions)
+        for i, text in enumerate(OVERFLOWING):
+            c = completions[i]
+            completions[i] = [{**c[0], "content": text}] if isinstance(c, list) else text
+        seen.append(len(completions))
+        return original(self, inputs, prompts, completions, completion_ids_list)
+
+    monkeypatch.setattr(GRPOTrainer, "_calculate_rewards", with_overflow)
+    cfg = _config(warm_reasoner, reward_kind="visionreasoner", max_steps=1, save_steps=10, sample_every=0)
+    result = train(cfg, tmp_path)
+    assert seen and result["global_step"] == 1
+    (entry,) = [h for h in result["log_history"] if "loss" in h]
+    assert math.isfinite(entry["loss"]) and all(
+        math.isfinite(entry[f"rewards/{t}/mean"]) for t in reward_term_names("visionreasoner")
+    )

@@ -24,8 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy.optimize import linear_sum_assignment
-
 from segzero.answer import SegObject
 
 DEFAULT_FRAME = 840
@@ -71,8 +69,15 @@ def point_in_box(p: Sequence[Number], box: Sequence[Number]) -> bool:
 
 
 def point_distance(p: Sequence[Number], q: Sequence[Number]) -> float:
-    """Euclidean distance ``sqrt(dx**2 + dy**2)`` (computed as the references do, for bit-equal thresholds)."""
-    return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)
+    """Euclidean distance ``sqrt(dx**2 + dy**2)`` (computed as the references do, for bit-equal thresholds).
+
+    ``math.inf`` when the square overflows a float (coordinates near 1e308), where the references raise
+    ``OverflowError``: a reward then scores the pair as far apart instead of stopping a training run.
+    """
+    try:
+        return math.sqrt((p[0] - q[0]) ** 2 + (p[1] - q[1]) ** 2)
+    except OverflowError:
+        return math.inf
 
 
 def matched_point_distance(pred_pts: Sequence[Sequence[Number]], gt_pts: Sequence[Sequence[Number]]) -> float:
@@ -91,6 +96,8 @@ def matched_point_distance(pred_pts: Sequence[Sequence[Number]], gt_pts: Sequenc
         d1 = point_distance(pred_pts[0], gt_pts[0]) + point_distance(pred_pts[1], gt_pts[1])
         d2 = point_distance(pred_pts[0], gt_pts[1]) + point_distance(pred_pts[1], gt_pts[0])
         return min(d1, d2) / 2
+    from scipy.optimize import linear_sum_assignment  # lazy: scipy.optimize costs ~0.7 s to import
+
     cost = [[point_distance(p, g) for g in gt_pts] for p in pred_pts]
     rows, cols = linear_sum_assignment(cost)
     return float(sum(cost[r][c] for r, c in zip(rows, cols, strict=True)) / len(rows))

@@ -29,6 +29,7 @@ import ast
 import json
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -256,7 +257,9 @@ def _decode(span: str) -> tuple[Any, bool]:
         if depth > LITERAL_EVAL_MAX_DEPTH:
             return None, False
     try:
-        return ast.literal_eval(span), True
+        with warnings.catch_warnings():  # "[1or 2]" would print a SyntaxWarning to stderr from the compiler
+            warnings.simplefilter("ignore", SyntaxWarning)
+            return ast.literal_eval(span), True
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
         return None, False
 
@@ -386,7 +389,14 @@ _GT_POINT = re.compile(rf"\({_NUM},{_NUM}\)")
 
 
 def _num(s: str) -> int | float:
-    return int(s) if re.fullmatch(r"-?\d+", s) else float(s)
+    """A gt coordinate; ``ValueError`` unless it is a finite number (a 400-digit integer is not)."""
+    try:
+        v = int(s) if re.fullmatch(r"-?\d+", s) else float(s)
+    except ValueError:  # more digits than Python converts
+        v = math.inf
+    if not is_number(v):
+        raise ValueError(f"gt coordinate {s[:24]!r} is not a finite number")
+    return v
 
 
 def _gt_item(item: Any, i: int) -> SegObject:

@@ -10,7 +10,8 @@ Definitions where the reference code (EasyR1 ``vision_reasoner`` reward) is sile
 
 - ``answer_format`` of an empty list ``[]``: ``empty_list_score`` (default 2.0, a well-formed "nothing here");
   the reference averages over no items and gives 0. Items must hold *numbers* (the papers' wording), NaN/inf are not numbers;
-  a non-dict item scores 0.
+  a non-dict item scores 0. The average is one division (well-formed items / items); the reference adds per-item
+  fractions and can land an ulp above the maximum (2.0000000000000004 on 20 well-formed items).
 - ``accuracy`` with no predicted and no gt objects: ``empty_score`` (default 3.0, full accuracy); the reference
   gives 0 (its numpy code fails on empty arrays). A predicted item whose ``bbox_2d`` is not 4 numbers or whose
   ``point_2d`` is not 2 numbers (or is missing) makes the accuracy 0, as a missing key does in the reference.
@@ -31,7 +32,6 @@ from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from segzero import geometry as geo
 from segzero.answer import SegObject
@@ -87,14 +87,12 @@ def answer_format(completion: Any, solution: Any = None, *, empty_list_score: fl
         return 0.0
     if not data:
         return float(empty_list_score)
-    total = 0.0
+    hits = 0
     for item in data:
-        cur = 0.0
         if isinstance(item, dict):
-            cur += 1.0 if number_list(item.get("bbox_2d"), 4) is not None else 0.0
-            cur += 1.0 if number_list(item.get("point_2d"), 2) is not None else 0.0
-        total += cur / len(data)  # accumulated per item, as the reference does (same float rounding)
-    return total
+            hits += number_list(item.get("bbox_2d"), 4) is not None
+            hits += number_list(item.get("point_2d"), 2) is not None
+    return hits / len(data)
 
 
 def pair_scores(
@@ -145,6 +143,8 @@ def accuracy(
     scores = pair_scores(
         pred, gt, iou_threshold=iou_threshold, l1_threshold=l1_threshold, point_threshold=point_threshold
     )
+    from scipy.optimize import linear_sum_assignment  # lazy: scipy.optimize costs ~0.7 s to import
+
     rows, cols = linear_sum_assignment(scores, maximize=True)
     return float(scores[rows, cols].sum() / max(len(pred), len(gt)))
 

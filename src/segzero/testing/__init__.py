@@ -14,11 +14,14 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def build_tiny_models(out_dir: str | Path, *, seed: int = 0, answering: bool = False) -> dict[str, Path]:
+def build_tiny_models(
+    out_dir: str | Path, *, seed: int = 0, answering: bool = False, progress: bool = False
+) -> dict[str, Path]:
     """Build both tiny models under ``out_dir``; returns ``{"reasoner": path, "segmenter": path}``.
 
     ``answering=True`` teaches the reasoner to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
-    Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (a few seconds more).
+    Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (about 2 minutes more on 2 CPU
+    cores; ``progress`` shows a bar of the teaching steps).
     """
     from segzero.models.reasoner import write_model_info
     from segzero.testing.reasoner import build_answering_reasoner, build_tiny_reasoner
@@ -26,8 +29,10 @@ def build_tiny_models(out_dir: str | Path, *, seed: int = 0, answering: bool = F
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    build = build_answering_reasoner if answering else build_tiny_reasoner
-    reasoner = build(out_dir / "reasoner", seed=seed)
+    if answering:
+        reasoner = build_answering_reasoner(out_dir / "reasoner", seed=seed, progress=progress)
+    else:
+        reasoner = build_tiny_reasoner(out_dir / "reasoner", seed=seed)
     segmenter = Path(build_tiny_segmenter(out_dir / "segmenter", seed=seed))
     # the pair belongs together: `segzero segment --reasoner DIR/reasoner` uses DIR/segmenter unless told otherwise
     write_model_info(reasoner, update=True, segmenter="../segmenter")

@@ -196,6 +196,7 @@ def build_tiny_reasoner(
     number_tokens: bool = False,
     number_init: bool = False,
     patch_size: int | None = None,
+    progress: bool = False,
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (model, tokenizer, chat template, image processor config) to ``path``.
 
@@ -288,7 +289,7 @@ def build_tiny_reasoner(
     write_image_processor_config(path, spec["preprocessor"](frame, patch))
     write_model_info(path, frame=frame, prompt="segzero", note=note)
     if answer is not None:
-        teach_answer(path, answer, seed=seed)
+        teach_answer(path, answer, seed=seed, progress=progress)
     return path
 
 
@@ -325,24 +326,36 @@ def _init_number_rows(model, tokenizer, *, fraction: float = 0.5) -> None:
             table[ids, :dim] = rows.to(table.dtype)
 
 
-def build_answering_reasoner(path: str | Path, *, seed: int = 0) -> Path:
-    """A tiny reasoner (``ANSWERING_*`` size) taught to answer ``TAUGHT_ANSWER`` to any image and query."""
+def build_answering_reasoner(path: str | Path, *, seed: int = 0, progress: bool = False) -> Path:
+    """A tiny reasoner (``ANSWERING_*`` size) taught to answer ``TAUGHT_ANSWER`` to any image and query.
+
+    The teaching takes about 2 minutes on 2 CPU cores; ``progress`` shows a tqdm bar of its steps.
+    """
     return build_tiny_reasoner(
-        path, seed=seed, answer=TAUGHT_ANSWER, hidden_size=ANSWERING_HIDDEN_SIZE, num_layers=ANSWERING_NUM_LAYERS
+        path,
+        seed=seed,
+        answer=TAUGHT_ANSWER,
+        hidden_size=ANSWERING_HIDDEN_SIZE,
+        num_layers=ANSWERING_NUM_LAYERS,
+        progress=progress,
     )
 
 
-def teach_answer(path: str | Path, answer: str, *, steps: int = 200, lr: float = 5e-3, seed: int = 0) -> Path:
+def teach_answer(
+    path: str | Path, answer: str, *, steps: int = 200, lr: float = 5e-3, seed: int = 0, progress: bool = False
+) -> Path:
     """Fine-tune the saved model at ``path`` in place to answer ``answer`` to every (image, query).
 
     Teacher-forced cross-entropy on the completion tokens only, AdamW, batches of 4 random-noise images with
     random frame sizes (28-112 px per side) and random queries with the Seg-Zero prompt (``steps``: with
     transformers 5.24, 120 steps left one tall noise image of 43 probes answered wrongly; 200 answered all 43).
     Loads and saves through the real ``Reasoner`` / ``save_pretrained`` code. Deterministic for a given ``seed``.
+    ``progress``: a tqdm bar over the steps (stderr).
     """
     import numpy as np
     import torch
     from PIL import Image
+    from tqdm.auto import tqdm
 
     from segzero.models.reasoner import Reasoner
 
@@ -369,7 +382,7 @@ def teach_answer(path: str | Path, answer: str, *, steps: int = 200, lr: float =
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=0.0)
         # cosine decay to 0: the last steps settle the weights (robust greedy answers across torch builds)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        for _ in range(steps):
+        for _ in tqdm(range(steps), desc="teaching the tiny reasoner its answer", unit="step", disable=not progress):
             sizes = rng.choice([28, 56, 84, 112], size=(4, 2))
             images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
             queries = [
