@@ -56,23 +56,31 @@ def test_templates_keep_the_placeholders_and_no_space_between_sentences():
     )
 
 
+# Expected values written out from the reference scripts: Seg-Zero `query.lower().strip(".")`, VisionReasoner
+# `query.lower().strip(".\"?!")`.
 @pytest.mark.parametrize(
-    ("query", "expected"),
+    ("query", "segzero", "visionreasoner"),
     [
-        ("The cup.", "the cup"),  # lower-cased, trailing '.' stripped (the reference's .lower().strip("."))
-        ("the cup", "the cup"),  # already normal
-        ("What can I drink...", "what can i drink"),  # several trailing dots, like strip(".")
-        ("  The cup. \n", "the cup"),  # surrounding whitespace stripped (our choice; see module doc)
-        ("the cup .", "the cup"),  # whitespace before the trailing dot goes too
-        ("a 1.5 l bottle", "a 1.5 l bottle"),  # inner dots are kept
-        (".5 litre bottle", ".5 litre bottle"),  # a leading dot is kept (the reference would drop it)
-        ("Où est le CAFÉ?", "où est le café?"),  # unicode lower-casing, '?' kept
-        ("the {x} 'quoted' \"one\"", "the {x} 'quoted' \"one\""),  # braces/quotes are inserted verbatim
+        ("The cup.", "the cup", "the cup"),  # lower-cased, trailing '.' stripped
+        ("the cup", "the cup", "the cup"),  # already normal
+        ("What can I drink...", "what can i drink", "what can i drink"),  # several trailing dots
+        ("Where could I sit?", "where could i sit?", "where could i sit"),  # '?' goes for VisionReasoner only
+        ("Look out!", "look out!", "look out"),  # '!' likewise
+        ('"the red cup"?', '"the red cup"?', "the red cup"),  # quotes at both ends go for VisionReasoner
+        ("  The cup. \n", "  the cup. \n", "  the cup. \n"),  # surrounding whitespace is kept, and shields the dot
+        ("the cup .", "the cup ", "the cup "),  # the space before a stripped dot stays
+        ("a 1.5 l bottle", "a 1.5 l bottle", "a 1.5 l bottle"),  # inner dots are kept
+        (".5 litre bottle", "5 litre bottle", "5 litre bottle"),  # a leading dot goes too (strip, not rstrip)
+        ("?why", "?why", "why"),  # a leading '?' goes for VisionReasoner
+        ("Où est le CAFÉ?", "où est le café?", "où est le café"),  # unicode lower-casing
+        ("the {x} 'quoted' one", "the {x} 'quoted' one", "the {x} 'quoted' one"),  # braces/quotes kept verbatim
     ],
 )
-def test_normalize_query(query, expected):
-    assert normalize_query(query) == expected
-    assert f"'{expected}' with bbox" in format_prompt(query)  # braces in a query do not break str.format
+def test_normalize_query_is_the_reference_scripts(query, segzero, visionreasoner):
+    assert normalize_query(query) == normalize_query(query, "segzero") == normalize_query(query, "compact") == segzero
+    assert normalize_query(query, "visionreasoner") == visionreasoner
+    assert f"'{segzero}' with bbox" in format_prompt(query)  # braces in a query do not break str.format
+    assert f'"{visionreasoner}" with bboxs' in format_prompt(query, "visionreasoner")
 
 
 @pytest.mark.parametrize("query", ["", "   ", "...", " . "])  # nothing left to look for

@@ -287,3 +287,43 @@ def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsy
     teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True)
     err = capsys.readouterr().err
     assert "teaching the tiny reasoner its answer" in err and "3/3" in err
+
+
+def _load_eval(name):
+    from segzero.eval.datasets import load_eval_dataset
+
+    return load_eval_dataset(name)
+
+
+def _load_train(name):
+    from segzero.train.data import load_raw_dataset
+
+    return load_raw_dataset(name)
+
+
+@pytest.mark.parametrize(
+    "load, what",
+    [
+        (_load_eval, "dataset"),  # segzero eval --data OWNER/NAME
+        (_load_train, "training dataset"),  # segzero train with dataset: OWNER/NAME
+    ],
+)
+def test_unreachable_hub_dataset_fails_at_once_in_one_line(monkeypatch, tmp_path, load, what):
+    # the hub endpoint refuses connections (a closed local port) and nothing is cached: one clear error within
+    # seconds, before the datasets library starts retrying
+    import time
+
+    import datasets
+    import huggingface_hub.constants
+
+    for key in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: pytest.fail("load_dataset was reached"))
+    start = time.perf_counter()
+    with pytest.raises(UserError, match=rf"^{what} 'someone/some_set' is not a local folder and the hub") as err:
+        load("someone/some_set")
+    assert time.perf_counter() - start < 10 and "\n" not in str(err.value)
+    assert "segzero world build" in str(err.value)

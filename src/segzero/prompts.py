@@ -10,10 +10,10 @@ sentences are concatenated with no space, the example answer of Seg-Zero uses si
     messages = build_messages(image_840, "The cup on the left.")     # HF chat messages, image first
     processor.apply_chat_template(messages, add_generation_prompt=True)
 
-Query normalisation (``normalize_query``): surrounding whitespace is stripped, the query is lower-cased and
-trailing '.' are stripped (together with any whitespace between or after them). For every query without
-surrounding whitespace and without a leading '.', this equals the reference scripts'
-``query.lower().strip(".")``; the reference also strips *leading* dots (".5 litre bottle"), which we keep.
+Query normalisation (``normalize_query``) is byte-for-byte what each checkpoint family's own scripts do, for any
+query: Seg-Zero (and ``compact``) ``query.lower().strip(".")``, VisionReasoner ``query.lower().strip('."?!')`` (its
+template quotes the query in double quotes; its scripts strip quotes, '?' and '!' too, from both ends). Nothing
+else is touched: surrounding whitespace and inner punctuation stay as written.
 
 System prompt: ``build_messages`` adds no system message unless ``system`` is given. The Qwen2-VL /
 Qwen2.5-VL chat templates then insert their default ``You are a helpful assistant.`` themselves, which is
@@ -37,6 +37,7 @@ __all__ = [
     "build_messages",
     "format_prompt",
     "normalize_query",
+    "QUERY_STRIP_CHARS",
 ]
 
 PromptKind = Literal["segzero", "visionreasoner", "compact"]
@@ -81,15 +82,25 @@ DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 """The Qwen chat templates' own default system prompt (inserted by the template, not by ``build_messages``)."""
 
 
-def normalize_query(query: str) -> str:
-    """Strip surrounding whitespace, lower-case, strip trailing '.' (and whitespace around them).
+QUERY_STRIP_CHARS: dict[str, str] = {"segzero": ".", "visionreasoner": '."?!', "compact": "."}
+"""prompt kind -> the characters its reference scripts strip from both ends of the lower-cased query."""
 
-    Raises ``TypeError`` for a non-string and ``UserError`` when nothing is left (empty query).
+
+def normalize_query(query: str, kind: PromptKind = "segzero") -> str:
+    """The query as the reference scripts of ``kind`` put it in the prompt: lower-cased, then the characters of
+    ``QUERY_STRIP_CHARS[kind]`` stripped from both ends.
+
+    >>> normalize_query("Where could I sit?", "visionreasoner"), normalize_query("Where could I sit?")
+    ('where could i sit', 'where could i sit?')
+
+    Raises ``TypeError`` for a non-string and ``UserError`` when nothing but whitespace is left (empty query).
     """
     if not isinstance(query, str):
         raise TypeError(f"query must be a str, got {type(query).__name__}")
-    q = query.strip().lower().rstrip(". \t\r\n\f\v")
-    if not q:
+    if kind not in QUERY_STRIP_CHARS:
+        raise UserError(f"unknown prompt kind {kind!r}; expected one of {sorted(QUERY_STRIP_CHARS)}")
+    q = query.lower().strip(QUERY_STRIP_CHARS[kind])
+    if not q.strip(" \t\r\n\f\v" + QUERY_STRIP_CHARS[kind]):
         raise UserError(f"empty query: {query!r}")
     return q
 
@@ -104,7 +115,7 @@ def format_prompt(query: str, kind: PromptKind = "segzero") -> str:
     if kind not in PROMPT_KINDS:
         raise UserError(f"unknown prompt kind {kind!r}; expected one of {sorted(PROMPT_KINDS)}")
     template, example = PROMPT_KINDS[kind]
-    return template.format(Question=normalize_query(query), Answer=example)
+    return template.format(Question=normalize_query(query, kind), Answer=example)
 
 
 def build_messages(image, query: str, *, kind: PromptKind = "segzero", system: str | None = None) -> list[dict]:

@@ -279,6 +279,9 @@ def load_eval_dataset(
     if fmt != "hub" and not path.exists():
         raise UserError(f"dataset path not found: {path}")
     if fmt == "hub":
+        from segzero.models.reasoner import check_hub_reachable  # noqa: PLC0415
+
+        check_hub_reachable(str(data), what="dataset", repo_type="dataset")  # offline: one line at once, no retries
         try:
             loaded = datasets.load_dataset(str(data), split=split or "test")
         except (OSError, ValueError) as err:  # ConnectionError, DatasetNotFoundError, unknown split

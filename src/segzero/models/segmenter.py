@@ -102,6 +102,7 @@ class ImageTarget:
     """
 
     _embedding = None
+    description = "a segmenter"  # what turns answers into masks, in words (the web demo names it)
 
     def set_image(self, image: Image.Image | np.ndarray) -> None:
         """Embed ``image`` (once) and make it the target of later ``predict`` calls."""
@@ -123,6 +124,8 @@ class ImageTarget:
 
 class Segmenter(ImageTarget):
     """A frozen SAM2 that embeds an image once and answers box/point prompts any number of times."""
+
+    description = "SAM2"
 
     def __init__(
         self,

@@ -60,6 +60,7 @@ class _WeightFree(ImageTarget):
     """Shared image handling and prompt loop; subclasses implement ``segment_one``."""
 
     name = "weightfree"
+    description = "a weight-free segmenter"
 
     def __init__(self) -> None:
         self.num_embeddings = 0  # images "embedded" (converted to arrays) so far, as Segmenter counts them
@@ -114,6 +115,7 @@ class ColorRegionSegmenter(_WeightFree):
     """Exact colour regions for flat-coloured worlds (see the module docstring; not for photographs)."""
 
     name = "color"
+    description = "the colour segmenter (the flat-colour region under the answer; for the shapes world)"
 
     def __init__(
         self, *, tolerance: int = 12, margin_frac: float = 0.1, margin_px: int = 2, min_region_px: int = 4
@@ -187,6 +189,7 @@ class GrabCutSegmenter(_WeightFree):
     """OpenCV GrabCut from the box (probable foreground) and points (sure foreground / background discs)."""
 
     name = "grabcut"
+    description = "OpenCV GrabCut"
 
     def __init__(
         self,

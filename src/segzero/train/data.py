@@ -75,6 +75,9 @@ def load_raw_dataset(
         return load_built(path, split=split)
     if source.startswith((".", "/", "~")) or source.endswith(".parquet"):
         raise UserError(f"training dataset not found: {source}")
+    from segzero.models.reasoner import check_hub_reachable
+
+    check_hub_reachable(source, what="training dataset", repo_type="dataset")  # offline: one line at once
     try:
         return datasets.load_dataset(source, split=split)
     except (OSError, datasets.exceptions.DatasetNotFoundError) as err:  # ConnectionError is an OSError
