@@ -20,6 +20,11 @@ trained checkpoint's inference files into the package (the model ``segzero demo`
 ``segzero.json`` that records its frame, prompt, training world, recipe, step and the measured rates of a run:
 
     python benchmarks/shapes_grounding.py ship --from runs/shapes/final --result runs/grounding/final/result.json
+
+``average`` writes the uniform average of the weights of checkpoints of one architecture (a "model soup"; the
+other files are the first checkpoint's), e.g. two continuations of one model:
+
+    python benchmarks/shapes_grounding.py average runs/a/answer_sft runs/b/answer_sft --to runs/soup
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -164,8 +170,6 @@ def table(args) -> str:
 
 def ship(args) -> Path:
     """Copy ``--from``'s inference files into ``--to`` (replaced) with a ``segzero.json`` describing them."""
-    import shutil
-
     from segzero.assets import SHAPES_MODEL_FILES
     from segzero.models.reasoner import read_model_info, write_model_info
     from segzero.train.config import TrainConfig
@@ -198,6 +202,30 @@ def ship(args) -> Path:
     return dest
 
 
+def average(args) -> Path:
+    """Uniform average of the ``model.safetensors`` tensors of ``args.sources`` (same names and shapes; non-float
+    tensors from the first) into ``args.to``, with the first source's other files."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    sources, dest = [Path(x) for x in args.sources], Path(args.to)
+    states = [load_file(str(src / "model.safetensors")) for src in sources]
+    if any(st.keys() != states[0].keys() or any(st[k].shape != states[0][k].shape for k in st) for st in states):
+        raise SystemExit("average: the checkpoints differ in tensor names or shapes")
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(sources[0], dest)
+    out = {}
+    for name, first in states[0].items():
+        if first.is_floating_point():
+            out[name] = (torch.stack([st[name].double() for st in states]).mean(0)).to(first.dtype)
+        else:
+            out[name] = first
+    save_file(out, str(dest / "model.safetensors"), metadata={"format": "pt"})
+    print(f"averaged {len(sources)} checkpoints -> {dest}")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -225,7 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     h.add_argument(
         "--note", default="shapes-world reasoner trained by recipes/shapes_tiny.yaml (perception warm-up + GRPO)"
     )
+    a = sub.add_parser("average", help="uniform weight average of checkpoints of one architecture")
+    a.add_argument("sources", nargs="+", help="checkpoint folders (model.safetensors each)")
+    a.add_argument("--to", required=True, help="output folder")
     args = p.parse_args(argv)
+    if args.cmd == "average":
+        average(args)
+        return 0
     if args.cmd == "ship":
         ship(args)
         return 0
