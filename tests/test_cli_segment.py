@@ -92,7 +92,7 @@ def test_save_outputs_draws_known_answer(tiny_models, image_path, tmp_path):
     [
         (["--image", "{missing}", "--query", "x"], "not found"),  # image file does not exist
         (["--image", "{corrupt}", "--query", "x"], "image"),  # a text file named .png
-        (["--image", "{image}", "--query", "  "], "empty query"),  # empty query
+        (["--image", "{image}", "--query", "  "], "query is empty"),  # empty query
         (["--image", "{image}", "--query", "x", "--reasoner", "{missing_dir}"], "folder not found"),  # no model
         (
             ["--image", "{image}", "--query", "x", "--segmenter", "{missing_dir}"],

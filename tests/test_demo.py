@@ -35,6 +35,9 @@ def test_demo_draws_a_scene_and_writes_overlay_and_result(tmp_path, capsys):
     assert result["query"] and result["parse_ok"] is True  # the shipped model writes a readable answer
     assert result["reasoning"] and len(result["objects"]) == 1
     assert 0.0 <= result["iou"] <= 1.0 and result["image_size"] == [336, 336]
+    # the scene's ground truth is typed objects in image pixels (not a JSON string inside the JSON)
+    (gt,) = result["gt"]
+    assert len(gt["box"]) == 4 and all(0 <= v < 336 for v in gt["box"]) and len(gt["points"]) >= 1
     assert (out / "image.png").is_file() and (out / "mask.png").is_file()
     printed = capsys.readouterr().out
     assert "reasoning:" in printed and "overlay.png" in printed and f"query: {result['query']}" in printed

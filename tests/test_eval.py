@@ -2,19 +2,24 @@
 
 The dataset (``make_reasonseg``) has several queries per image, an "ignore" (255) region and an empty target.
 Checked: files and summary written; metrics equal a brute-force computation from the saved records and the gt;
-a killed (stopped + truncated mid-line) run resumes to the uninterrupted result; two shards merged equal one
-run; a hub id fails offline with a one-line error naming it. Run: ``pytest tests/test_eval.py -x -q``.
+a killed (stopped + truncated mid-line) run resumes to the uninterrupted result without rewriting run.json; a
+resume whose identity changed (weights rewritten in place, dtype, max-new-tokens, segmenter, dataset, prompt) is
+refused in one line naming the change, a moved reasoner folder is not a change, ``--overwrite`` starts over; two
+shards merged equal one run; a hub id fails offline with a one-line error naming it.
+Run: ``pytest tests/test_eval.py -x -q``.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from segzero.cli.main import main
+from segzero.testing.reasoner import perturb_weights
 
 # Fields that must not depend on how a run was cut into invocations / shards.
 STABLE = ("id", "index", "status", "stage", "intersection", "union", "iou", "gt_area", "empty_target", "completion")
@@ -100,8 +105,14 @@ def reasonseg(tmp_path_factory) -> tuple[Path, list[dict]]:
 
 @pytest.fixture(scope="module")
 def full_run(reasonseg, tiny_models, tmp_path_factory) -> Path:
+    import contextlib
+    import io
+
     out = tmp_path_factory.mktemp("full") / "run"
-    assert main(eval_cmd(reasonseg[0], out, tiny_models)) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(eval_cmd(reasonseg[0], out, tiny_models)) == 0
+    (out.parent / "stdout.txt").write_text(printed.getvalue())
     return out
 
 
@@ -124,6 +135,10 @@ def test_cli_writes_samples_summary_report(full_run, reasonseg):
     assert summary["models"]["reasoner_revision"].startswith("local:")
     html = (full_run / "report.html").read_text()
     assert "gIoU" in html and "data:image/png;base64," in html and "ignore" in html
+    # the last line names every file written, the report included
+    assert (full_run.parent / "stdout.txt").read_text().splitlines()[-1] == (
+        f"wrote {full_run}/samples.jsonl, {full_run}/summary.json, {full_run}/report.html"
+    )
 
 
 @pytest.mark.slow
@@ -150,8 +165,10 @@ def test_kill_and_resume_equals_one_run(full_run, reasonseg, tiny_models, tmp_pa
     text = samples.read_text()
     samples.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2 - 1])
     assert json.loads((out / "summary.json").read_text())["complete"] is False
-    # the same command again resumes and completes
+    run_json = (out / "run.json").read_bytes(), (out / "run.json").stat().st_mtime_ns
+    # the same command again resumes and completes, and leaves the run's identity file as the first start wrote it
     assert main(eval_cmd(reasonseg[0], out, tiny_models)) == 0
+    assert ((out / "run.json").read_bytes(), (out / "run.json").stat().st_mtime_ns) == run_json
     resumed, once = read_jsonl(samples), read_jsonl(full_run / "samples.jsonl")
     assert len({r["id"] for r in resumed}) == len(resumed) == len(once)
     key = lambda r: r["id"]  # noqa: E731
@@ -186,6 +203,88 @@ def test_other_protocol_in_same_dir_is_refused(full_run, reasonseg, tiny_models,
     # resuming into a folder of a run with another ignore-label protocol would mix two evaluations
     assert main(eval_cmd(reasonseg[0], full_run, tiny_models, "--ignore-label", "target")) == 2
     assert "ignore_label" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def partial_run(reasonseg, tiny_models, tmp_path_factory) -> Path:
+    """A run stopped after 4 of its samples (``--max-samples 4``), to be resumed by copies in the tests."""
+    out = tmp_path_factory.mktemp("partial") / "run"
+    assert main(eval_cmd(reasonseg[0], out, tiny_models, "--max-samples", "4")) == 0
+    return out
+
+
+def _other_dataset(tmp_path: Path) -> Path:
+    path = tmp_path / "other_ds"
+    make_reasonseg(path, n_images=2)
+    return path
+
+
+# (what changes on resume, the identity key the refusal must name); each builds its command from the run's own
+CHANGED_RESUMES = [
+    ("weights", "reasoner_weights"),  # new weights written into the same folder, config.json untouched
+    ("dtype", "dtype"),  # auto (float32 on this CPU) -> bfloat16
+    ("max_new_tokens", "max_new_tokens"),  # 12 -> 13 tokens
+    ("segmenter", "segmenter"),  # the tiny SAM2 folder -> the weight-free colour segmenter
+    ("dataset", "dataset"),  # another dataset (2 images instead of 3) at another path
+    ("prompt", "prompt"),  # segzero -> visionreasoner template
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("change", "key"), CHANGED_RESUMES)
+def test_resume_with_changed_identity_is_refused(partial_run, reasonseg, tiny_models, tmp_path, capsys, change, key):
+    out, reasoner = tmp_path / "run", tmp_path / "reasoner"
+    shutil.copytree(partial_run, out)
+    shutil.copytree(tiny_models["reasoner"], reasoner)  # a copy: same content, so still the run's reasoner
+    config = (reasoner / "config.json").read_bytes()
+    models, data, extra = {**tiny_models, "reasoner": reasoner}, reasonseg[0], []
+    if change == "weights":
+        perturb_weights(reasoner)
+        assert (reasoner / "config.json").read_bytes() == config
+    elif change == "dtype":
+        extra = ["--dtype", "bfloat16"]
+    elif change == "max_new_tokens":
+        extra = ["--max-new-tokens", "13"]
+    elif change == "segmenter":
+        models["segmenter"] = "color"
+    elif change == "dataset":
+        data = _other_dataset(tmp_path)
+    elif change == "prompt":
+        extra = ["--prompt", "visionreasoner"]
+    before = {name: (out / name).read_bytes() for name in ("run.json", "samples.jsonl")}
+    capsys.readouterr()
+    assert main(eval_cmd(data, out, models, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    named = err.split(" with different ", 1)[1].split(";", 1)[0].split(", ")
+    assert key in named, err
+    assert "--overwrite" in err
+    # nothing of the old run was touched
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
+@pytest.mark.slow
+def test_unchanged_resume_from_a_moved_reasoner_is_accepted(partial_run, reasonseg, tiny_models, tmp_path):
+    # the identity is the reasoner's content, not its path: a copy elsewhere resumes the same run
+    out, reasoner = tmp_path / "run", tmp_path / "elsewhere" / "reasoner"
+    shutil.copytree(partial_run, out)
+    shutil.copytree(tiny_models["reasoner"], reasoner)
+    run_json = (out / "run.json").read_bytes(), (out / "run.json").stat().st_mtime_ns
+    assert main(eval_cmd(reasonseg[0], out, {**tiny_models, "reasoner": reasoner}, "--max-samples", "1")) == 0
+    assert len(read_jsonl(out / "samples.jsonl")) == 5  # the 4 done + 1 new
+    assert ((out / "run.json").read_bytes(), (out / "run.json").stat().st_mtime_ns) == run_json
+
+
+@pytest.mark.slow
+def test_overwrite_starts_over_with_the_new_identity(partial_run, reasonseg, tiny_models, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(partial_run, out)
+    extra = ("--max-new-tokens", "13", "--max-samples", "2", "--overwrite")
+    assert main(eval_cmd(reasonseg[0], out, tiny_models, *extra)) == 0
+    # the 4 old records are gone: only the 2 new ones, and run.json states the new settings
+    assert len(read_jsonl(out / "samples.jsonl")) == 2
+    assert json.loads((out / "run.json").read_text())["identity"]["max_new_tokens"] == 13
+    assert json.loads((out / "summary.json").read_text())["n"] == 2
 
 
 def test_hub_id_offline_is_a_user_error(monkeypatch, tmp_path, capsys):

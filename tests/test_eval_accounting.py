@@ -212,3 +212,45 @@ def test_vllm_prompts_equal_hf_prompts(tiny_models):
     req = vl.request(image, "The Red Cup.")
     assert req["multi_modal_data"]["image"].size == (56, 56)
     assert req["prompt"] == hf.prompt_text(hf.to_frame(image), "The Red Cup.")
+
+
+def _snapshot(cache, commit: str, weights: bytes) -> None:
+    """A hub-cache snapshot of ``someone/reasoner`` at ``commit`` (refs/main points at it), as a download leaves it."""
+    repo = cache / "models--someone--reasoner"
+    snap = repo / "snapshots" / commit
+    snap.mkdir(parents=True)
+    (snap / "config.json").write_text("{}")
+    (snap / "model.safetensors").write_bytes(weights)
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+
+
+@pytest.mark.slow
+def test_hub_model_downloaded_at_the_first_start_resumes(dataset, pipeline, tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    import segzero.eval.runner as runner
+
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    downloads = iter([("c1", b"weights v1"), ("c1", b""), ("c2", b"weights v2")])
+
+    def load(cfg):  # loading the pipeline "downloads" the hub reasoner into the cache (the first time, then a new one)
+        commit, weights = next(downloads)
+        if weights:
+            _snapshot(cache, commit, weights)
+        return pipeline
+
+    monkeypatch.setattr(runner, "build_pipeline", load)
+    out = tmp_path / "run"
+    cfg = dict(data=str(dataset[0]), out=str(out), frame=56, progress=False, reasoner="someone/reasoner")
+    cfg["segmenter"] = "color"
+    run_eval(EvalConfig(**cfg, max_samples=2))
+    stored = json.loads((out / "run.json").read_text())["identity"]["reasoner_weights"]
+    assert stored.startswith("sha256:")  # the downloaded files, not the bare hub id
+    # resumed: the cached snapshot is the run's reasoner
+    assert run_eval(EvalConfig(**cfg, max_samples=2))["n"] == 4
+    # a newer revision arrives while loading: the identity taken after loading refuses it
+    with pytest.raises(UserError, match="reasoner_weights"):
+        run_eval(EvalConfig(**cfg))
+    assert len((out / "samples.jsonl").read_text().splitlines()) == 4

@@ -10,9 +10,12 @@ import pytest
 
 from segzero.errors import UserError
 from segzero.prompts import (
+    MAX_QUERY_CHARS,
     SEGZERO_TEMPLATE,
     VISIONREASONER_TEMPLATE,
+    QueryError,
     build_messages,
+    check_query,
     format_prompt,
     normalize_query,
 )
@@ -138,3 +141,38 @@ def test_chat_template_supplies_the_default_system_prompt():
         f"<|vision_start|><|image_pad|><|vision_end|>{SEGZERO_CUP}<|im_end|>\n<|im_start|>assistant\n"
     )
     assert _render(build_messages("img", "The cup on the left.", system="You are a helpful assistant.")) == rendered
+
+
+# a command-line argument with the byte 0xff, as Python receives it under a UTF-8 locale (surrogateescape)
+ARGV_XFF = b"the \xff red".decode("utf-8", "surrogateescape")
+
+
+@pytest.mark.parametrize(
+    ("text", "max_chars", "expected", "words"),
+    [
+        ("  the red circle \n", 20, "the red circle", None),  # surrounding whitespace stripped
+        ("x" * 20, 20, "x" * 20, None),  # exactly at the limit
+        ("  " + "x" * 20 + "  ", 20, "x" * 20, None),  # the limit counts the stripped text
+        ("où est le café ?", 16, "où est le café ?", None),  # the limit counts characters (16), not bytes (18)
+        ("x" * 21, 20, "max_query_chars", "21 characters, the limit is 20"),  # one over the limit
+        ("x" * 100_000, MAX_QUERY_CHARS, "max_query_chars", "the limit is 1000"),  # the default limit
+        ("", 20, "empty_query", "empty"),  # nothing at all
+        (" \t\n ", 20, "empty_query", "empty"),  # whitespace only
+        ("...", 20, "empty_query", "empty"),  # nothing left after the prompt's normalisation
+        (ARGV_XFF, 20, "invalid_query", "at character 4: undecodable byte 0xff"),  # a non-UTF-8 argv byte
+        ("a\ud800b", 20, "invalid_query", "at character 1: lone surrogate '\\ud800'"),  # half a surrogate pair (JSON)
+        ("   \udcff", 20, "invalid_query", "not valid UTF-8"),  # checked before stripping and emptiness
+        (b"the cup", 20, "invalid_query", "must be a string, got bytes"),  # not a str
+        (None, 20, "invalid_query", "got NoneType"),  # missing
+    ],
+)
+def test_check_query(text, max_chars, expected, words):
+    if words is None:
+        assert check_query(text, max_chars=max_chars) == expected
+        return
+    with pytest.raises(QueryError) as info:
+        check_query(text, max_chars=max_chars)
+    message = str(info.value)
+    assert info.value.code == expected and isinstance(info.value, UserError)  # the CLI turns it into exit 2
+    assert words in message and "\n" not in message and len(message) < 200  # one short line, never the query
+    message.encode("utf-8")  # printable: the bad character is escaped, not echoed

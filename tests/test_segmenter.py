@@ -21,6 +21,7 @@ from segzero.models.sam2_processing import (
     preprocess_image,
     to_input_frame,
     to_rgb_array,
+    transformers_composites_alpha,
     upsample_logits,
 )
 from segzero.models.segmenter import Prediction, Segmenter
@@ -89,6 +90,16 @@ def test_transparency_composited_onto_white():
     # a fully transparent black pixel becomes white, an opaque one keeps its colour
     image = Image.fromarray(np.array([[[0, 0, 0, 0], [10, 20, 30, 255]]], dtype=np.uint8), mode="RGBA")
     assert to_rgb_array(image).tolist() == [[[255, 255, 255], [10, 20, 30]]]
+
+
+def test_alpha_behaviour_of_the_installed_transformers_is_known():
+    # transformers_composites_alpha names what the installed transformers does with transparency (no torchvision
+    # needed): its convert_to_rgb either composites a transparent black pixel onto white or drops the alpha
+    from transformers.image_transforms import convert_to_rgb
+
+    image = Image.fromarray(np.array([[[0, 0, 0, 0]]], dtype=np.uint8), mode="RGBA")
+    got = np.array(convert_to_rgb(image)).reshape(-1).tolist()
+    assert got == ([255, 255, 255] if transformers_composites_alpha() else [0, 0, 0])
 
 
 def test_upsample_logits_shape_and_constant():
@@ -367,8 +378,11 @@ def test_matches_transformers_sam2_processor(segmenter, seg_path, image, boxes, 
 
     processor = Sam2Processor.from_pretrained(seg_path)
     labels = [[1] * len(p) for p in points]
+    # segzero composites transparency onto white on every version; a transformers that drops alpha instead is
+    # given the composited image, so the rest of the path is still compared bit for bit
+    shown = image if transformers_composites_alpha() else Image.fromarray(to_rgb_array(image))
     inputs = processor(
-        images=image, input_boxes=[boxes], input_points=[points], input_labels=[labels], return_tensors="pt"
+        images=shown, input_boxes=[boxes], input_points=[points], input_labels=[labels], return_tensors="pt"
     )
     pixels, size = preprocess_image(image, segmenter.preprocess)
     torch.testing.assert_close(pixels, inputs["pixel_values"], atol=1e-6, rtol=0)

@@ -103,15 +103,21 @@ def test_upload_query_submit_shows_overlay_and_reasoning(page):
     assert page.text_content("#reasoning").startswith("The object is in the middle.")
     assert page.locator("#objects tbody tr").count() == 1
     assert _canvas_size(page) == (150, 100)  # the overlay is drawn at the original image size
-    # the mask is tinted red on the grey image: about mask_area red pixels (boxes and points overdraw a few)
+    # outside the mask the grey image is dimmed; inside it stays grey, with a cyan edge (boxes and points overdraw a
+    # few pixels): the untouched and edge pixels number about mask_area
     mask_area = page.evaluate("() => JSON.parse(document.getElementById('raw').textContent).mask_area")
-    tinted = page.evaluate(
+    inside, dimmed = page.evaluate(
         """() => { const c = document.getElementById('overlay').getContext('2d');
-                   const d = c.getImageData(0, 0, 150, 100).data; let red = 0;
-                   for (let i = 0; i < d.length; i += 4) if (d[i] > d[i + 1] + 60 && d[i] > d[i + 2] + 60) red++;
-                   return red; }"""
+                   const d = c.getImageData(0, 0, 150, 100).data; let inside = 0, dimmed = 0;
+                   for (let i = 0; i < d.length; i += 4) {
+                     const grey = d[i] === d[i + 1] && d[i + 1] === d[i + 2];
+                     if ((grey && d[i] === 128) || (d[i] === 0 && d[i + 1] === 229 && d[i + 2] === 255)) inside++;
+                     else if (grey && d[i] < 60) dimmed++;
+                   }
+                   return [inside, dimmed]; }"""
     )
-    assert mask_area > 0 and 0.5 * mask_area < tinted <= mask_area
+    assert mask_area > 0 and 0.5 * mask_area < inside <= mask_area and dimmed > 0
+    assert page.get_attribute("#overlay", "data-mask") == "drawn"
     assert page.text_content("#error") == ""
 
 
@@ -133,3 +139,6 @@ def test_text_file_upload_shows_the_server_error(page):
     page.click("#submit")
     page.wait_for_selector('#overlay[data-state="error"]')
     assert "allowed_image_types" in page.text_content("#error")
+    # the previous example's result is gone: no reasoning, no objects, no overlay of it on the canvas
+    assert page.text_content("#reasoning") == "" and page.locator("#objects tbody tr").count() == 0
+    assert _canvas_size(page) == (480, 320)

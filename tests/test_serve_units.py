@@ -100,6 +100,7 @@ def test_decode_image_accepts(image, fmt):
         ("...", ApiError),  # empty after the prompt's normalisation (trailing dots dropped)
         ("x" * 21, ApiError),  # one over max_query_chars
         (42, ApiError),  # not a string
+        ("the \udcff red", ApiError),  # a lone surrogate (a JSON escape): not valid UTF-8
     ],
 )
 def test_check_query(query, expected):

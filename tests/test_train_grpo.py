@@ -1,5 +1,6 @@
-"""GRPO end to end on CPU with the tiny models: steps run and learn, every reward term is logged, checkpoints and
-``--resume`` (same data order), the final folder loads in ``Reasoner`` / ``SegZeroPipeline`` / ``segzero segment``,
+"""GRPO end to end on CPU with the tiny models: steps run and learn, every reward term is logged, checkpoints (written
+whole or not at all) and ``--resume`` (same data order, a partial checkpoint skipped, a changed config refused
+unless allowed), the final folder loads in ``Reasoner`` / ``SegZeroPipeline`` / ``segzero segment``,
 LoRA merged into the final weights, and the ``segzero train --config recipes/tiny_cpu.yaml`` interface.
 
 A random tiny model never writes ``<think>..</think><answer>..</answer>``, so every reward is 0, every GRPO
@@ -12,6 +13,7 @@ policy gradient is non-zero. Run: ``OMP_NUM_THREADS=1 pytest tests/test_train_gr
 from __future__ import annotations
 
 import json
+import logging
 import math
 import shutil
 from pathlib import Path
@@ -124,20 +126,34 @@ def test_samples_and_tensorboard_free_run_files(run):
     assert (run["out"] / "config.yaml").exists() and (run["out"] / "bad_rows.jsonl").exists()
 
 
-def test_checkpoint_has_optimizer_state_and_resume_keeps_the_data_order(run, tmp_path):
+def test_checkpoint_has_optimizer_state_and_resume_keeps_the_data_order(run, tmp_path, caplog):
+    from segzero.train.checkpoints import checkpoint_problems
+
     ckpt = run["out"] / "checkpoint-2"
     for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth", "trainer_state.json", "model.safetensors"):
         assert (ckpt / name).exists(), name
     assert json.loads((ckpt / "trainer_state.json").read_text())["global_step"] == 2
+    # every save was completed and renamed into place: no staging folder left, both checkpoints whole
+    assert not list(run["out"].glob("tmp-*"))
+    assert [checkpoint_problems(run["out"] / f"checkpoint-{n}") for n in (2, 3)] == [[], []]
 
     from segzero.train.trainer import train
 
     resumed_dir = tmp_path / "resumed"
     shutil.copytree(run["out"], resumed_dir)
-    shutil.rmtree(resumed_dir / "checkpoint-3")  # pretend the run stopped after step 2
+    shutil.rmtree(resumed_dir / "checkpoint-3")  # pretend the run stopped after step 2 ...
+    partial = resumed_dir / "checkpoint-999"  # ... leaving a save cut short by a kill (no weights, no state)
+    partial.mkdir()
+    (partial / "config.json").write_text("{}")
     (resumed_dir / "samples.jsonl").unlink()
+    caplog.set_level(logging.INFO, logger="segzero.train")
     result = train(_config(_model_of(run)), resumed_dir, resume=True)
     assert result["resumed_from"].name == "checkpoint-2" and result["global_step"] == 3
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming from")]
+    assert line.startswith("resuming from checkpoint-2") and "skipped incomplete checkpoint-999" in line
+    assert (resumed_dir / "incomplete-checkpoint-999").is_dir() and not partial.exists()  # set aside, not deleted
+    assert checkpoint_problems(resumed_dir / "checkpoint-3") == []
+    assert not (resumed_dir / "config.resumed-1.yaml").exists()  # the same config: nothing to record
     # steps 1-2 come from the checkpoint's trainer state, step 3 was trained again
     assert [h["step"] for h in result["log_history"] if "loss" in h] == [1, 2, 3]
 
@@ -150,6 +166,72 @@ def test_checkpoint_has_optimizer_state_and_resume_keeps_the_data_order(run, tmp
 
 def _model_of(run) -> str:
     return TrainConfig.from_yaml(run["out"] / "config.yaml").model
+
+
+def test_resume_restores_the_checkpoint_weights(run, warm_reasoner, tmp_path):
+    # resumed at step 2 with the checkpoint's weights, optimizer, RNG and data order, step 3 ends where the
+    # uninterrupted run ended (a resume that kept the starting weights would end elsewhere)
+    import torch
+
+    from segzero.train.trainer import train
+
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(run["out"], resumed_dir)
+    shutil.rmtree(resumed_dir / "checkpoint-3")
+    shutil.rmtree(resumed_dir / "final")
+    result = train(_config(_model_of(run)), resumed_dir, resume=True)
+    assert result["resumed_from"].name == "checkpoint-2" and result["global_step"] == 3
+    start, once, resumed = (_state_dict(p) for p in (warm_reasoner, run["final"], result["final"]))
+    assert any(not torch.allclose(start[k], once[k], atol=1e-6) for k in once)  # training moved the weights
+    assert once.keys() == resumed.keys()
+    assert all(torch.allclose(once[k], resumed[k], atol=1e-6) for k in once)
+
+
+def test_a_save_killed_midway_leaves_no_checkpoint_folder(warm_reasoner, tmp_path, monkeypatch):
+    # the second save dies after the weights and the optimizer are written (as a kill would stop it)
+    from transformers import Trainer
+
+    from segzero.train.checkpoints import checkpoint_problems, pick_checkpoint
+    from segzero.train.trainer import train
+
+    class Killed(BaseException):  # like a kill: nothing in the Trainer catches it
+        pass
+
+    original, saves = Trainer._save_rng_state, []
+
+    def dies_on_second_save(self, output_dir):
+        saves.append(output_dir)
+        if len(saves) == 2:
+            raise Killed("killed during the save")
+        return original(self, output_dir)
+
+    monkeypatch.setattr(Trainer, "_save_rng_state", dies_on_second_save)
+    with pytest.raises(Killed):
+        train(_config(warm_reasoner, max_steps=2, save_steps=1, sample_every=0), tmp_path)
+    assert Path(saves[1]).parent.name == "tmp-checkpoint-2"  # written in the staging folder
+    assert (tmp_path / "tmp-checkpoint-2" / "checkpoint-2" / "optimizer.pt").exists()
+    assert not (tmp_path / "checkpoint-2").exists()  # never renamed into place
+    assert checkpoint_problems(tmp_path / "checkpoint-1") == []
+    assert pick_checkpoint(tmp_path).path == tmp_path / "checkpoint-1"
+
+
+def test_resume_with_a_changed_learning_rate_goes_on_only_when_allowed(run, tmp_path):
+    from segzero.errors import UserError
+    from segzero.train.trainer import train
+
+    resumed_dir = tmp_path / "resumed"
+    shutil.copytree(run["out"], resumed_dir)
+    shutil.rmtree(resumed_dir / "checkpoint-3")
+    saved = (resumed_dir / "config.yaml").read_bytes()
+    cfg = _config(_model_of(run), learning_rate=0.5)
+    with pytest.raises(UserError, match="learning_rate"):
+        train(cfg, resumed_dir, resume=True)
+    result = train(cfg, resumed_dir, resume=True, allow_changed_config=True)
+    assert result["resumed_from"].name == "checkpoint-2" and result["global_step"] == 3
+    assert (resumed_dir / "config.yaml").read_bytes() == saved  # the first start's config is kept
+    recorded = (resumed_dir / "config.resumed-1.yaml").read_text()
+    assert recorded.startswith("# resumed from checkpoint-2 with changed learning_rate")
+    assert TrainConfig.from_yaml(resumed_dir / "config.resumed-1.yaml").learning_rate == 0.5
 
 
 def test_final_folder_loads_in_reasoner_and_pipeline(run, tiny_models):

@@ -15,6 +15,9 @@ query: Seg-Zero (and ``compact``) ``query.lower().strip(".")``, VisionReasoner `
 template quotes the query in double quotes; its scripts strip quotes, '?' and '!' too, from both ends). Nothing
 else is touched: surrounding whitespace and inner punctuation stay as written.
 
+User input: ``check_query`` is the one validator of a query from a user (the CLI and the HTTP server): valid UTF-8,
+not empty, at most ``MAX_QUERY_CHARS`` characters once surrounding whitespace is stripped.
+
 System prompt: ``build_messages`` adds no system message unless ``system`` is given. The Qwen2-VL /
 Qwen2.5-VL chat templates then insert their default ``You are a helpful assistant.`` themselves, which is
 what the checkpoints saw; passing ``system="You are a helpful assistant."`` renders the same text.
@@ -38,6 +41,9 @@ __all__ = [
     "format_prompt",
     "normalize_query",
     "QUERY_STRIP_CHARS",
+    "MAX_QUERY_CHARS",
+    "QueryError",
+    "check_query",
 ]
 
 PromptKind = Literal["segzero", "visionreasoner", "compact"]
@@ -103,6 +109,50 @@ def normalize_query(query: str, kind: PromptKind = "segzero") -> str:
     if not q.strip(" \t\r\n\f\v" + QUERY_STRIP_CHARS[kind]):
         raise UserError(f"empty query: {query!r}")
     return q
+
+
+MAX_QUERY_CHARS = 1000
+"""Longest query a user may send, in characters after stripping surrounding whitespace (the CLI's limit and the
+server's default ``max_query_chars``)."""
+
+
+class QueryError(UserError):
+    """A query ``check_query`` refuses; ``code`` names the problem: ``invalid_query`` (not a string, or not valid
+    UTF-8), ``empty_query`` or ``max_query_chars``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def check_query(text, *, max_chars: int = MAX_QUERY_CHARS) -> str:
+    """A user's query stripped of surrounding whitespace, or ``QueryError`` (one line) saying what is wrong.
+
+    Refused, in this order: not a string; not valid UTF-8 (a lone surrogate: an undecodable byte of a command-line
+    argument, which Python keeps as ``\\udc80``-``\\udcff``, or a ``\\ud800``-style JSON escape); empty (nothing
+    left after ``normalize_query``: ``"..."`` is empty too); longer than ``max_chars`` characters.
+
+    >>> check_query("  the red circle ")
+    'the red circle'
+    """
+    if not isinstance(text, str):
+        raise QueryError("invalid_query", f"the query must be a string, got {type(text).__name__}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        char = text[err.start]
+        what = f"lone surrogate {char!r}"
+        if 0xDC80 <= ord(char) <= 0xDCFF:  # how Python keeps an undecodable byte of a command-line argument
+            what = f"undecodable byte 0x{ord(char) - 0xDC00:02x} ({what})"
+        raise QueryError("invalid_query", f"the query is not valid UTF-8 at character {err.start}: {what}") from None
+    query = text.strip()
+    try:
+        normalize_query(query)
+    except UserError:
+        raise QueryError("empty_query", "the query is empty") from None
+    if len(query) > max_chars:
+        raise QueryError("max_query_chars", f"the query is {len(query)} characters, the limit is {max_chars}")
+    return query
 
 
 def format_prompt(query: str, kind: PromptKind = "segzero") -> str:

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from segzero.assets import SHAPES_MAX_NEW_TOKENS
+from segzero.prompts import MAX_QUERY_CHARS
 
 
 def add_parser(subparsers) -> None:
@@ -33,7 +34,11 @@ def add_parser(subparsers) -> None:
         "OUT/overlay.png and OUT/result.json. Runs offline with the model shipped in the package.",
     )
     p.add_argument("--image", default=None, help="your own image (default: draw a shapes scene)")
-    p.add_argument("--query", default=None, help="your own query (default: the drawn scene's query)")
+    p.add_argument(
+        "--query",
+        default=None,
+        help=f"your own query, at most {MAX_QUERY_CHARS} characters (default: the drawn scene's query)",
+    )
     p.add_argument("--out", default="segzero_demo", help="output folder (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="which scene to draw (default: %(default)s)")
     p.add_argument("--size", type=int, default=336, help="side of the drawn scene in pixels (default: %(default)s)")
@@ -79,8 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     from segzero.errors import UserError
     from segzero.images import load_image
-    from segzero.prompts import normalize_query
+    from segzero.prompts import check_query
 
+    query = None if args.query is None else check_query(args.query)  # not UTF-8, empty, too long: before any model
     if args.size < 56:
         raise UserError(f"--size must be at least 56 pixels, got {args.size}")
     if args.max_new_tokens <= 0:
@@ -102,10 +108,11 @@ def run(args: argparse.Namespace) -> int:
         except ValueError as err:
             raise UserError(f"bad shapes world in {reasoner}/segzero.json: {err}") from err
         image = scene["image"]
-    query = args.query if args.query is not None else scene["problem"]
-    normalize_query(query)  # UserError on an empty query
+    if query is None:
+        query = check_query(scene["problem"])
 
     from segzero.metrics import intersection_union, sample_iou
+    from segzero.parsing import parse_solution
     from segzero.pipeline import SegZeroPipeline
 
     pipe = SegZeroPipeline.from_pretrained(
@@ -118,7 +125,8 @@ def run(args: argparse.Namespace) -> int:
     extra: dict = {"query": query, "image": args.image, "reasoner": reasoner, "segmenter": args.segmenter}
     if scene is not None:
         inter, union = intersection_union(np.asarray(result.mask, dtype=bool), np.asarray(scene["mask"], dtype=bool))
-        extra.update(image="image.png", scene_seed=args.seed, gt_solution=scene["solution"])
+        gt = [o.to_dict() for o in parse_solution(scene["solution"])]  # original pixels, like "objects"
+        extra.update(image="image.png", scene_seed=args.seed, gt=gt)
         extra["iou"] = round(sample_iou(inter, union), 4)
         out_dir.mkdir(parents=True, exist_ok=True)
         image.save(out_dir / "image.png")

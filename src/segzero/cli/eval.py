@@ -9,7 +9,10 @@ Usage::
     segzero eval report runs/segzero7b_test                                    # rewrite report.html
 
 Writes ``DIR/samples.jsonl`` (one record per sample), ``DIR/summary.json`` (gIoU, cIoU as fractions, n, protocol,
-provenance), ``DIR/report.html`` and ``DIR/run.json``. Heavy modules are imported inside ``run``.
+provenance), ``DIR/report.html`` and ``DIR/run.json`` (the run's identity, written once at its first start). A rerun
+whose data, models (weights hashed by content), prompt, frame, generation settings, dtype, device, segmenter, shard
+or protocol differ is refused with exit code 2 naming what changed (``segzero.eval.identity``); ``--overwrite``
+starts over. Heavy modules are imported inside ``run``.
 """
 
 from __future__ import annotations
@@ -67,8 +70,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split-by", default=None, help="refer: unc / umd / google (default per dataset)")
     p.add_argument("--images", dest="images_dir", default=None, help="refer: COCO image folder (e.g. train2014)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--resume", action="store_true", help="continue an existing run (also the default)")
-    mode.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (also the default); refused when its identity in run.json differs",
+    )
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run in --out (records, summary, report, run.json), start over",
+    )
     p.add_argument("--max-samples", type=int, default=None, help="stop after this many new samples")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
     p.add_argument("--no-masks", dest="save_masks", action="store_false", help="do not store predicted mask RLEs")
@@ -88,10 +99,11 @@ def add_parser(subparsers) -> None:
     r.set_defaults(func=run_report)
 
 
-def _print_summary(summary: dict, out) -> None:
+def _print_summary(summary: dict, out, *, report: bool) -> None:
     keys = ("gIoU", "cIoU", "n", "n_expected", "complete", "parse_failures", "errors")
     print(json.dumps({k: summary.get(k) for k in keys}))
-    print(f"wrote {out}/samples.jsonl, {out}/summary.json")
+    written = ["samples.jsonl", "summary.json"] + (["report.html"] if report else [])
+    print("wrote " + ", ".join(f"{out}/{name}" for name in written))
     if summary.get("errors"):
         stages = ", ".join(f"{k}: {v}" for k, v in summary.get("errors_by_stage", {}).items())
         print(
@@ -134,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         progress=args.progress,
         gpu_memory_utilization=args.gpu_memory_utilization,
     )
-    _print_summary(run_eval(cfg), args.out)
+    _print_summary(run_eval(cfg), args.out, report=cfg.report)
     return 0
 
 
@@ -142,7 +154,7 @@ def run_merge(args: argparse.Namespace) -> int:
     from segzero.eval.summary import merge_runs
 
     summary = merge_runs(args.dirs, args.out, report=args.report, allow_incomplete=args.allow_incomplete)
-    _print_summary(summary, args.out)
+    _print_summary(summary, args.out, report=args.report)
     return 0
 
 

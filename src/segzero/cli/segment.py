@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from segzero.prompts import PROMPT_KINDS
+from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
 
@@ -28,7 +28,9 @@ def add_parser(subparsers) -> None:
         description="Reason about the query with a VLM, then segment the answer's boxes and points with SAM2.",
     )
     p.add_argument("--image", required=True, help="image file (jpg, png, ...; EXIF orientation applied)")
-    p.add_argument("--query", required=True, help="what to segment, in free form")
+    p.add_argument(
+        "--query", required=True, help=f"what to segment, in free form (at most {MAX_QUERY_CHARS} characters)"
+    )
     p.add_argument("--out", default="segzero_out", help="output folder (default: %(default)s)")
     p.add_argument(
         "--reasoner",
@@ -113,10 +115,10 @@ def save_outputs(result, image, out_dir: Path, *, extra: dict | None = None) -> 
 def run(args: argparse.Namespace) -> int:
     from segzero.errors import UserError
     from segzero.images import load_image
-    from segzero.prompts import normalize_query
+    from segzero.prompts import check_query
 
+    query = check_query(args.query)  # fail fast (not UTF-8, empty, too long), before loading any model
     image = load_image(args.image)  # fail fast on a bad image, before loading any model
-    normalize_query(args.query)  # UserError on an empty query
     if args.frame is not None and args.frame <= 0:
         raise UserError(f"--frame must be positive, got {args.frame}")
     if args.max_new_tokens <= 0:
@@ -137,8 +139,8 @@ def run(args: argparse.Namespace) -> int:
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
     )
-    result = pipe(image, args.query)
-    extra = {"image": str(args.image), "query": args.query, "reasoner": args.reasoner, "segmenter": segmenter}
+    result = pipe(image, query)
+    extra = {"image": str(args.image), "query": query, "reasoner": args.reasoner, "segmenter": segmenter}
     paths = save_outputs(result, image, out_dir, extra=extra)
     if args.json:
         print(json.dumps({**extra, **result.to_json()}, indent=2))

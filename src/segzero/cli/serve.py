@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from segzero.prompts import PROMPT_KINDS
+from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -38,7 +38,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-wait-ms", type=float, default=10.0, help="wait for more requests (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=10.0, help="largest image file (default: %(default)s)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="largest width * height (default: %(default)s)")
-    p.add_argument("--max-query-chars", type=int, default=1000, help="longest query (default: %(default)s)")
+    p.add_argument("--max-query-chars", type=int, default=MAX_QUERY_CHARS, help="longest query (default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=256, help="waiting requests before 503 (default: %(default)s)")
     p.add_argument("--prompt", choices=sorted(PROMPT_KINDS), default=None, help="prompt kind")
     p.add_argument("--frame", type=int, default=None, help="model frame side in pixels (default: 840)")

@@ -4,13 +4,18 @@ Examples::
 
     segzero train --config recipes/tiny_cpu.yaml --output-dir runs/tiny          # offline CPU smoke run
     segzero train --config recipes/segzero_7b.yaml --output-dir runs/sz7b --set lora=true --set learning_rate=2e-6
-    segzero train --config recipes/segzero_7b.yaml --output-dir runs/sz7b --resume   # from the last checkpoint
+    segzero train --config recipes/segzero_7b.yaml --output-dir runs/sz7b --resume   # newest complete checkpoint
     accelerate launch --config_file accelerate/zero3.yaml -m segzero.cli.main train --config ... --output-dir ...
     segzero train --list-fields                                                     # every config field + help
 
 Every ``TrainConfig`` field can be overridden with ``--set key=value`` (value read as YAML; ``a.b=v`` sets one
 entry of a dict field) or with its own flag ``--key value``. The run ends with a Hugging Face folder
 ``OUTPUT_DIR/final`` that ``segzero segment --reasoner OUTPUT_DIR/final`` loads.
+
+``--resume`` continues from the newest complete ``checkpoint-N`` (one line names it and any incomplete ones it
+skipped) and refuses, with exit code 2, a config whose training fields differ from ``OUTPUT_DIR/config.yaml``
+(logging, checkpoint cadence and resource fields may change: ``segzero.train.config.RESUME_NEUTRAL_FIELDS``);
+``--allow-changed-config`` goes on and records the new config as ``OUTPUT_DIR/config.resumed-K.yaml``.
 """
 
 from __future__ import annotations
@@ -29,7 +34,19 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="YAML recipe (recipes/*.yaml); fields not given keep their defaults")
     parser.add_argument("--output-dir", help="Run folder: checkpoints, logs, samples.jsonl and final/")
-    parser.add_argument("--resume", action="store_true", help="Continue from the last checkpoint in --output-dir")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Continue from the newest complete checkpoint-N in --output-dir; refused when a field that changes "
+        "the training differs from OUTPUT_DIR/config.yaml",
+    )
+    parser.add_argument(
+        "--allow-changed-config",
+        action="store_true",
+        help="With --resume: go on although training fields differ from OUTPUT_DIR/config.yaml (it is kept; the "
+        "new config is saved as config.resumed-K.yaml). The checkpoint's optimizer and scheduler state are restored, "
+        "so a changed learning_rate or weight_decay does not take effect",
+    )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a config field"
     )
@@ -67,7 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
     from segzero.train.trainer import train
 
-    result = train(cfg, args.output_dir, resume=args.resume)
+    if args.allow_changed_config and not args.resume:
+        raise UserError("--allow-changed-config applies to --resume only")
+    result = train(cfg, args.output_dir, resume=args.resume, allow_changed_config=args.allow_changed_config)
     resumed = f" (resumed from {result['resumed_from']})" if result["resumed_from"] else ""
     print(f"trained {result['global_step']} steps{resumed}; final model: {result['final']}")
     return 0

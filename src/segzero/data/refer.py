@@ -14,6 +14,9 @@ Usage::
         mask = ds.mask(ref)            # (H, W) bool, original pixels; raises BadAnnotation
         print(ref.sentences[0], ref.file_name, ref.width, ref.height, mask.sum())
 
+The refs pickle is read by ``RefsUnpickler``, which refuses every global (class or function) a pickle may name, so a
+pickle from an untrusted download cannot run code while it loads (a refused file is a ``UserError``).
+
 Masks are decoded with pycocotools: several polygons of one annotation are OR-ed; a polygon with fewer than
 3 points is skipped (and reported); an annotation whose mask decodes empty raises ``BadAnnotation``. The
 module imports only stdlib, numpy and pycocotools.
@@ -74,6 +77,51 @@ class Ref:
     height: int
     segmentation: object = field(default=None, repr=False)
     problem: str = ""
+
+
+class RefusedPickleGlobal(pickle.UnpicklingError):
+    """A refs pickle named a global (class or function); ``RefsUnpickler`` refuses them all."""
+
+
+class RefsUnpickler(pickle.Unpickler):
+    """A ``pickle.Unpickler`` that admits no global at all: only the plain data pickle builds by its own opcodes.
+
+    Genuine refs pickles (the refer toolkit's, written by Python 2, protocols 0-2, and this repository's) hold a list
+    of dicts of str/bytes, int, float and lists of the same. Pickle builds all of these (and tuples, None, True,
+    False) by opcodes of its own, without naming any global, so ``find_class`` admits nothing: not the Python 2
+    ``copy_reg._reconstructor`` (it instantiates any class it is given), not ``__builtin__``/``builtins`` names
+    (``eval``, ``getattr``, ... run code), not ``set`` either (no refs file needs one), nor ``_codecs.encode`` (how
+    Python 3, not Python 2, writes bytes at protocols 0-2; Python 2's str has opcodes of its own). Every pickle that
+    calls something (``os.system``, ``builtins.eval`` via ``__reduce__``) must name it with a global first and is
+    refused there, before anything runs (the objects pickle builds by itself are not callable). Persistent ids are
+    refused by the base class (no ``persistent_load``); an extension code needs a ``copyreg.add_extension``
+    registration (none exists here) and resolves through ``find_class`` as well.
+
+    ``path``: the file, named in the error. Use ``RefsUnpickler(f, path, encoding="bytes").load()``.
+    """
+
+    def __init__(self, file, path, **kwargs) -> None:
+        super().__init__(file, **kwargs)
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        raise RefusedPickleGlobal(
+            f"{self.path} names the global {module}.{name}; refused: a refs pickle holds only lists, dicts, strings "
+            "and numbers, and loading a global could run code"
+        )
+
+
+_PICKLE_ERRORS = (
+    pickle.UnpicklingError,
+    EOFError,
+    ValueError,
+    KeyError,
+    IndexError,
+    TypeError,
+    AttributeError,
+    RecursionError,
+)
+"""what reading a corrupt (not malicious) refs pickle can raise besides ``OSError`` (RecursionError: absurd nesting)"""
 
 
 def _to_str(obj):
@@ -210,11 +258,11 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
         raise UserError(f"refer directory not found: {refer_dir}")
     refs_path, instances_path = _find_files(refer_dir, dataset, split_by)
     try:
-        with open(refs_path, "rb") as f:
-            raw_refs = _to_str(pickle.load(f, encoding="bytes"))
+        with open(refs_path, "rb") as f:  # encoding="bytes": Python 2 str values load as bytes (see _to_str)
+            raw_refs = _to_str(RefsUnpickler(f, refs_path, encoding="bytes").load())
         with open(instances_path, encoding="utf-8") as f:
             instances = json.load(f)
-    except (OSError, pickle.UnpicklingError, EOFError, json.JSONDecodeError, UnicodeDecodeError) as err:
+    except (OSError, *_PICKLE_ERRORS, json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"cannot read refer annotations in {refer_dir}: {err}") from err
     if not isinstance(raw_refs, list) or not isinstance(instances, dict):
         raise UserError(f"{refs_path} must hold a list and {instances_path} a COCO dict")

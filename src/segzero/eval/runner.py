@@ -13,16 +13,20 @@ How it works:
   and fsynced per chunk. A failing stage (image decode, gt decode, model, scoring) becomes that sample's
   failure with ``stage`` and ``error``; when a whole chunk's model call raises, its samples are retried one by
   one so one bad sample cannot sink its neighbours;
-- ``DIR/run.json`` holds the run's identity (dataset fingerprint, split, protocol, models, prompt, frame,
-  backend, shard). Running the same command again resumes: records already present are kept, a truncated last
-  line is dropped, only the missing samples run; a different identity is refused unless ``overwrite``;
+- ``DIR/run.json`` holds the run's identity (``segzero.eval.identity``: dataset and its samples, protocol, shard,
+  content hashes of the reasoner's weights and other files and of the segmenter's, prompt, frame, generation
+  settings, dtype, device, backend) and provenance; it is written once, when the run first starts (after the
+  models load), and never by a resume. Running the same command again resumes: records already present are kept, a
+  truncated last line is dropped, only the missing samples run. An invocation whose identity differs is refused
+  with one line naming the keys that changed (``UserError``), checked before the models load and again after (a
+  hub model may have been downloaded or updated); ``overwrite`` deletes the old records, summary and report and
+  starts over;
 - ``DIR/summary.json`` and ``DIR/report.html`` are rewritten at the end of every invocation from all records
   (``segzero.eval.summary.summarize``), so a resumed run gives the same summary as an uninterrupted one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,9 +36,10 @@ import numpy as np
 from segzero import __version__
 from segzero.errors import UserError
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
+from segzero.eval.identity import identity_changes, run_identity, weights_digest
 from segzero.eval.records import RecordWriter, encode_mask, repair_records
 from segzero.eval.summary import (
-    IDENTITY_KEYS,
+    REPORT_FILE,
     RUN_FILE,
     SAMPLES_FILE,
     SUMMARY_FILE,
@@ -77,8 +82,10 @@ class EvalConfig:
     refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+ or refcocog"})
     split_by: str | None = field(default=None, metadata={"help": "refer: unc / umd / google; None = default"})
     images_dir: str | None = field(default=None, metadata={"help": "refer: folder of the COCO images"})
-    overwrite: bool = field(default=False, metadata={"help": "discard an existing run in out"})
-    max_samples: int | None = field(default=None, metadata={"help": "stop after this many new samples"})
+    overwrite: bool = field(default=False, metadata={"help": "delete an existing run in out and start over"})
+    max_samples: int | None = field(
+        default=None, metadata={"help": "stop after this many new samples (per invocation: not part of the identity)"}
+    )
     report: bool = field(default=True, metadata={"help": "write report.html"})
     save_masks: bool = field(default=True, metadata={"help": "store predicted masks (RLE) in the records"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
@@ -132,11 +139,11 @@ def plan_chunks(samples: list[SampleInfo], batch_size: int) -> list[list[SampleI
 
 
 def model_revision(name_or_path: str) -> str | None:
-    """Provenance of a model: a local folder -> ``local:<sha256 of config.json>``; a hub id -> the cached commit."""
+    """Provenance of a model: a local folder -> ``local:<content hash of its weights>``; a hub id -> the cached
+    commit (None when it is not cached or not a valid id)."""
     path = Path(name_or_path)
     if path.is_dir():
-        cfg = path / "config.json"
-        return "local:" + hashlib.sha256(cfg.read_bytes()).hexdigest()[:16] if cfg.is_file() else "local"
+        return "local:" + weights_digest(path).removeprefix("sha256:")
     from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
 
     try:
@@ -147,19 +154,17 @@ def model_revision(name_or_path: str) -> str | None:
 
 
 def build_header(cfg: EvalConfig, ds: EvalDataset, shard_size: int) -> dict:
-    """The run's identity and provenance (``run.json``)."""
-    from segzero.models.reasoner import resolve_prompt_and_frame  # noqa: PLC0415 (light: no torch at import)
-
-    prompt, frame = resolve_prompt_and_frame(cfg.reasoner, prompt=cfg.prompt, frame=cfg.frame)
-
+    """The contents of ``run.json``: ``identity`` (``segzero.eval.identity.run_identity``, what resume compares)
+    and provenance (resolved prompt, frame, dataset description, model revisions, package version, the config)."""
+    identity = run_identity(cfg, ds)
     return {
-        "dataset_fingerprint": ds.fingerprint,
+        "identity": identity,
         "split": ds.split,
         "ignore_label": cfg.ignore_label,
         "reasoner": cfg.reasoner,
         "segmenter": cfg.segmenter,
-        "prompt": prompt,
-        "frame": frame,
+        "prompt": identity["prompt"],
+        "frame": identity["frame"],
         "backend": cfg.backend,
         "shard": cfg.shard,
         "shard_size": shard_size,
@@ -175,25 +180,46 @@ def build_header(cfg: EvalConfig, ds: EvalDataset, shard_size: int) -> dict:
     }
 
 
-def prepare_out(out: Path, header: dict, *, overwrite: bool) -> list[dict]:
-    """Create ``out`` or check that it holds the same run; returns the records already done (repaired file)."""
-    out.mkdir(parents=True, exist_ok=True)
+def check_run(out: Path, header: dict) -> dict:
+    """The header of the run to continue: the stored ``run.json`` when ``out`` has one and its identity equals
+    ``header["identity"]``, else ``header`` for a new run. ``UserError`` naming the changed keys when they differ."""
+    if not (out / RUN_FILE).is_file():
+        return header
+    old = read_header(out)
+    if not isinstance(old.get("identity"), dict):
+        raise UserError(
+            f"{out} holds a run from an older segzero without a full identity in {RUN_FILE}; "
+            "use --overwrite to start over or a new --out"
+        )
+    changed = identity_changes(old["identity"], header["identity"])
+    if changed:
+        raise UserError(
+            f"{out} holds a run with different {', '.join(changed)}; use --overwrite to start over or a new --out"
+        )
+    return old
+
+
+def prepare_out(out: Path, header: dict, *, overwrite: bool) -> tuple[dict, list[dict]]:
+    """Check that ``out`` is new or holds the same run (``check_run``); returns ``(the run's header, the records
+    already done)``. ``overwrite`` first deletes the old run's files; records without a ``run.json`` raise
+    ``UserError``. A truncated last record line is dropped from the file.
+    """
     samples = out / SAMPLES_FILE
     if overwrite:
-        for name in (SAMPLES_FILE, SUMMARY_FILE, RUN_FILE, "report.html"):
+        for name in (SAMPLES_FILE, SUMMARY_FILE, RUN_FILE, REPORT_FILE):
             (out / name).unlink(missing_ok=True)
-    if (out / RUN_FILE).is_file():
-        old = read_header(out)
-        diff = [k for k in (*IDENTITY_KEYS, "shard") if old.get(k) != header.get(k)]
-        if diff:
-            raise UserError(
-                f"{out} holds a different run ({', '.join(diff)} differ); pass --overwrite or another --out"
-            )
-    elif samples.is_file():
-        raise UserError(f"{samples} exists without {RUN_FILE}; pass --overwrite or another --out")
-    write_json(out / RUN_FILE, header)
+    if not (out / RUN_FILE).is_file() and samples.is_file():
+        raise UserError(f"{samples} exists without {RUN_FILE}; use --overwrite to start over or a new --out")
+    header = check_run(out, header)
     records, _ = repair_records(samples)
-    return records
+    return header, records
+
+
+def start_run(out: Path, header: dict) -> None:
+    """Write ``run.json`` when ``out`` has none (a run's first start); an existing one is left untouched."""
+    out.mkdir(parents=True, exist_ok=True)
+    if not (out / RUN_FILE).is_file():
+        write_json(out / RUN_FILE, header)
 
 
 def _attempt(stage: str, fn, *args, **kwargs):
@@ -352,14 +378,16 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
     )
     shard_samples = select_shard(ds.samples, cfg.shard)
     out = Path(cfg.out)
-    header = build_header(cfg, ds, len(shard_samples))
-    done = prepare_out(out, header, overwrite=cfg.overwrite)
+    header, done = prepare_out(out, build_header(cfg, ds, len(shard_samples)), overwrite=cfg.overwrite)
     done_ids = {r["id"] for r in done}
     todo = [s for s in shard_samples if s.id not in done_ids]
     if cfg.max_samples is not None:
         todo = todo[: max(0, cfg.max_samples)]
     if todo and pipeline is None:
         pipeline = build_pipeline(cfg)
+        # loading may have downloaded a hub model (or a newer revision of it): its identity is taken again
+        header = check_run(out, build_header(cfg, ds, len(shard_samples)))
+    start_run(out, header)  # after the models load: a failed first start leaves no run to resume
     running = IoUAccumulator.from_records(done)
     from tqdm.auto import tqdm  # noqa: PLC0415
 
@@ -379,7 +407,9 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
             for rec in records:
                 running.add(rec["intersection"], rec["union"], failed=rec["failed"])
             bar.update(len(records))
-            bar.set_postfix(gIoU=f"{100 * running.summary()['gIoU']:.1f}", failed=running.n_failed)
+            bar.set_postfix(
+                gIoU=f"{running.summary()['gIoU']:.3f}", failed=running.n_failed
+            )  # a fraction, as in summary.json
     wall = time.perf_counter() - t0
     records, _ = repair_records(out / SAMPLES_FILE)
     summary = summarize(records, header, expected=len(shard_samples))

@@ -20,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 
 from segzero.errors import UserError
+from segzero.eval.identity import SHARD_KEYS, identity_changes
 from segzero.eval.records import RecordWriter, read_records
 from segzero.metrics import IoUAccumulator
 
@@ -27,9 +28,6 @@ RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
-
-# Header fields that must agree for two runs (or shards) to be one evaluation.
-IDENTITY_KEYS = ("dataset_fingerprint", "split", "ignore_label", "reasoner", "segmenter", "prompt", "frame", "backend")
 
 
 def protocol(ignore_label: str) -> dict:
@@ -100,6 +98,7 @@ def summarize(records: list[dict], header: dict, *, expected: int | None = None)
             "prompt": header.get("prompt"),
             "frame": header.get("frame"),
             "package_version": header.get("package_version"),
+            "identity": header.get("identity"),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
@@ -111,9 +110,9 @@ def merge_runs(
 ) -> dict:
     """Combine shard folders into ``out`` (samples.jsonl sorted by index, summary.json, report.html).
 
-    All shards must share the identity keys (dataset fingerprint, split, protocol, models, prompt, frame, backend)
-    and together cover every shard ``i/n`` completely; otherwise ``UserError`` names what differs or is missing
-    (``allow_incomplete`` writes the partial summary with ``complete: false`` instead).
+    All shards must share their identity (``segzero.eval.identity``) but for the shard itself and together cover
+    every shard ``i/n`` completely; otherwise ``UserError`` names what differs or is missing (``allow_incomplete``
+    writes the partial summary with ``complete: false`` instead).
     """
     if not dirs:
         raise UserError("eval merge needs at least one run folder")
@@ -121,7 +120,9 @@ def merge_runs(
     headers = [read_header(Path(d)) for d in dirs]
     base = headers[0]
     for d, h in zip(dirs, headers, strict=True):
-        diff = [k for k in IDENTITY_KEYS if h.get(k) != base.get(k)]
+        if not isinstance(h.get("identity"), dict):
+            raise UserError(f"{d}/{RUN_FILE} has no run identity (written by an older segzero); rerun that shard")
+        diff = identity_changes(base["identity"], h["identity"], ignore=SHARD_KEYS)
         if diff:
             raise UserError(f"{d} differs from {dirs[0]} in {', '.join(diff)}; these runs cannot be merged")
     shards = {h["shard"] for h in headers}
@@ -143,7 +144,10 @@ def merge_runs(
     if problems and not allow_incomplete:
         raise UserError("cannot merge: " + "; ".join(problems) + " (--allow-incomplete writes a partial summary)")
     out.mkdir(parents=True, exist_ok=True)
-    header = dict(base, shard=f"merged {len(shards)}/{n}", merged_from=[str(d) for d in dirs])
+    merged = f"merged {len(shards)}/{n}"
+    header = dict(
+        base, shard=merged, identity=dict(base["identity"], shard=merged), merged_from=[str(d) for d in dirs]
+    )
     write_json(out / RUN_FILE, header)
     (out / SAMPLES_FILE).unlink(missing_ok=True)
     with RecordWriter(out / SAMPLES_FILE) as writer:

@@ -15,12 +15,18 @@ needs so SAM2 runs where torchvision is not installed:
 ``Sam2PreprocessConfig.from_dict`` reads the fields of a ``preprocessor_config.json`` (the file a real
 ``Sam2Processor`` reads), so a model with a different input size works unchanged. tests/test_segmenter.py
 compares against the transformers processor when torchvision is importable.
+
+Transparency is composited onto white on every transformers version, so a mask does not depend on the installed
+transformers. transformers' own ``convert_to_rgb`` does the same from 5.21 on; before that it dropped the alpha
+channel (the colour under a transparent pixel showed). ``transformers_composites_alpha`` says which behaviour the
+installed transformers has: the one place that version difference is recorded (the parity test reads it).
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +101,27 @@ class Sam2PreprocessConfig:
         return data
 
 
+# The first transformers release whose convert_to_rgb composites transparency onto white (earlier: alpha dropped).
+TRANSFORMERS_ALPHA_ON_WHITE = (5, 21)
+
+
+def transformers_composites_alpha(version: str | None = None) -> bool:
+    """True when transformers ``version`` (default: the installed one) composites transparency onto white in its
+    image processors, as ``to_rgb_array`` always does; False when it drops the alpha channel instead.
+
+    >>> [transformers_composites_alpha(v) for v in ("4.57.6", "5.20.2", "5.21.0", "6.0.0.dev0")]
+    [False, False, True, True]
+    """
+    if version is None:
+        from importlib.metadata import version as installed_version
+
+        version = installed_version("transformers")
+    release = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    return release >= TRANSFORMERS_ALPHA_ON_WHITE
+
+
 def to_rgb_array(image: Image.Image) -> np.ndarray:
-    """PIL image -> (H, W, 3) uint8 RGB; any transparency is composited onto white (as transformers does)."""
+    """PIL image -> (H, W, 3) uint8 RGB; any transparency is composited onto white (as transformers >= 5.21 does)."""
     has_alpha = "A" in image.getbands() or image.info.get("transparency") is not None
     if has_alpha:
         rgba = image.convert("RGBA")
@@ -175,5 +200,6 @@ __all__ = [
     "preprocess_image",
     "to_input_frame",
     "to_rgb_array",
+    "transformers_composites_alpha",
     "upsample_logits",
 ]

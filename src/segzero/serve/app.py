@@ -184,7 +184,8 @@ def create_app(pipeline, config: ServeConfig | None = None) -> FastAPI:
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page():
-        return HTMLResponse(render_page(title=config.title, model=config.model_description))
+        segmenter = getattr(getattr(pipeline, "segmenter", None), "description", "a segmenter")
+        return HTMLResponse(render_page(title=config.title, model=config.model_description, segmenter=segmenter))
 
     @app.get("/v1/examples", summary="Demo examples from the shapes world")
     async def examples():

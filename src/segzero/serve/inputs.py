@@ -3,10 +3,15 @@
 Two request forms:
 
 - ``multipart/form-data``: fields ``image`` (the file), ``query`` (text), optional ``id`` (echoed back) and
-  ``mask_png`` (``true``/``1`` to get a base64 PNG mask as well);
+  ``mask_png`` (``true`` to get a base64 PNG mask as well);
 - ``application/json``: ``{"image": "<base64 or data: URL>", "query": "...", "id": "...", "mask_png": false}``.
 
-``mask_png`` may also be given as a URL query parameter (``/v1/segment?mask_png=true``).
+``mask_png`` may also be given as a URL query parameter (``/v1/segment?mask_png=true``). A flag is one of
+``FLAG_VALUES`` (``true``/``false``, ``1``/``0``, ``yes``/``no``, ``on``/``off``, any case; in JSON also
+the booleans and the integers 1/0); anything else is a 422 ``invalid_field`` naming the field and the values.
+
+A body that is not JSON, is nested too deeply, or holds an integer literal longer than ``MAX_JSON_INT_DIGITS``
+characters is a 400 ``bad_json``; a body of the wrong shape (not an object, a field of the wrong type) is a 422.
 
 The body is read as a stream and refused (413 ``max_upload_bytes``) as soon as it exceeds
 ``ServeLimits.max_body_bytes``; multipart files are kept in memory (Starlette would spool parts over 1 MB to a
@@ -27,7 +32,21 @@ from starlette.requests import Request
 
 from segzero.serve.limits import ApiError, ServeLimits, limit_error
 
-_TRUE = ("1", "true", "yes", "on")
+FLAG_VALUES: dict[str, bool] = {
+    "true": True,
+    "false": False,
+    "1": True,
+    "0": False,
+    "yes": True,
+    "no": False,
+    "on": True,
+    "off": False,
+}
+"""the accepted spellings of a boolean flag (compared case-insensitively, surrounding whitespace ignored)"""
+
+MAX_JSON_INT_DIGITS = 100
+"""longest integer literal (in characters, sign included) a JSON body may hold; no field needs more, and Python
+refuses to convert integers of more than about 4300 digits anyway"""
 
 
 @dataclass
@@ -40,12 +59,33 @@ class SegmentInput:
     mask_png: bool = False
 
 
-def _flag(value) -> bool:
+def _flag(value, name: str = "mask_png") -> bool:
+    """The boolean a flag field holds: a JSON boolean, the integer 1 or 0, or a ``FLAG_VALUES`` spelling."""
     if isinstance(value, bool):
         return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in FLAG_VALUES:
+        return FLAG_VALUES[value.strip().lower()]
     if isinstance(value, str):
-        return value.strip().lower() in _TRUE
-    raise ApiError(422, "invalid_field", f"mask_png must be a boolean, got {type(value).__name__}")
+        got = repr(value if len(value) <= 20 else value[:20] + "...")
+    elif isinstance(value, int | float):
+        got = repr(value)
+    else:
+        got = {list: "a JSON array", dict: "a JSON object", type(None): "null"}.get(type(value), type(value).__name__)
+    allowed = ", ".join(FLAG_VALUES)
+    raise ApiError(422, "invalid_field", f"{name} must be one of {allowed} (any case), got {got}")
+
+
+def _parse_json_int(text: str) -> int:
+    """``json.loads``'s ``parse_int``: refuses integer literals longer than ``MAX_JSON_INT_DIGITS`` characters."""
+    if len(text) > MAX_JSON_INT_DIGITS:
+        raise ApiError(
+            400,
+            "bad_json",
+            f"the JSON body holds an integer of {len(text)} characters, the limit is {MAX_JSON_INT_DIGITS}",
+        )
+    return int(text)
 
 
 def _too_big(limits: ServeLimits, size: int | None = None) -> ApiError:
@@ -128,8 +168,10 @@ async def _read_multipart(request: Request, limits: ServeLimits) -> SegmentInput
 async def _read_json(request: Request, limits: ServeLimits) -> SegmentInput:
     body = b"".join([chunk async for chunk in _bounded(request, limits)])
     try:
-        obj = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        obj = json.loads(body, parse_int=_parse_json_int)
+    except RecursionError:
+        raise ApiError(400, "bad_json", "the JSON body is nested too deeply") from None
+    except ValueError as err:  # JSONDecodeError, UnicodeDecodeError (not UTF-8/16/32)
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {err}") from None
     if not isinstance(obj, dict):
         raise ApiError(422, "bad_json", "the JSON body must be an object with 'image' and 'query'")
@@ -148,11 +190,22 @@ async def _read_json(request: Request, limits: ServeLimits) -> SegmentInput:
     except (binascii.Error, ValueError) as err:
         raise ApiError(400, "invalid_image", f"JSON field 'image' is not valid base64: {err}") from None
     req_id = obj.get("id")
-    if req_id is not None and not isinstance(req_id, str | int):
+    if req_id is not None and (isinstance(req_id, bool) or not isinstance(req_id, str | int)):
         raise ApiError(422, "invalid_field", "JSON field 'id' must be a string or an integer")
+    if isinstance(req_id, str) and not _is_utf8(req_id):  # a lone surrogate escape could not be echoed back
+        raise ApiError(422, "invalid_field", "JSON field 'id' is not valid UTF-8 (a lone surrogate escape)")
     return SegmentInput(
         image=data,
         query=obj["query"],
         id=None if req_id is None else str(req_id),
         mask_png=_flag(obj.get("mask_png", False)),
     )
+
+
+def _is_utf8(text: str) -> bool:
+    """False for a str holding a lone surrogate (which JSON's ``\\ud800``-style escapes can produce)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

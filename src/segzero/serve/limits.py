@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from segzero.errors import UserError
+from segzero.prompts import MAX_QUERY_CHARS, QueryError
+from segzero.prompts import check_query as check_query_text
 
 IMAGE_TYPES: tuple[str, ...] = ("png", "jpeg", "webp", "gif", "bmp", "tiff")
 """image types the server can be configured to accept (names as ``sniff_image_type`` returns them)"""
@@ -47,7 +49,9 @@ class ServeLimits:
     max_pixels: int = field(
         default=40_000_000, metadata={"help": "largest image width * height, read from the header"}
     )
-    max_query_chars: int = field(default=1000, metadata={"help": "longest query in characters (after stripping)"})
+    max_query_chars: int = field(
+        default=MAX_QUERY_CHARS, metadata={"help": "longest query in characters (after stripping)"}
+    )
     allowed_image_types: tuple[str, ...] = field(
         default=("png", "jpeg", "webp", "gif", "bmp"), metadata={"help": "accepted types, sniffed from the content"}
     )
@@ -154,22 +158,14 @@ def decode_image(data: bytes, limits: ServeLimits) -> Image.Image:
 
 
 def check_query(query, limits: ServeLimits) -> str:
-    """The query stripped of surrounding whitespace; 422 ``empty_query`` (nothing left after the prompt's
-    normalisation) / ``max_query_chars`` otherwise."""
-    if not isinstance(query, str):
-        raise ApiError(422, "invalid_query", f"query must be a string, got {type(query).__name__}")
-    from segzero.prompts import normalize_query
+    """The query as ``segzero.prompts.check_query`` returns it (stripped), within ``limits.max_query_chars``.
 
-    q = query.strip()
+    Each refusal is a 422 whose code is the ``QueryError``'s: ``invalid_query`` (not a string, not valid UTF-8),
+    ``empty_query`` (nothing left after the prompt's normalisation: "..." is empty too) or ``max_query_chars``.
+    """
     try:
-        normalize_query(q)  # what the prompt sees: "..." or " . " are empty too
-    except UserError:
-        raise ApiError(422, "empty_query", "the query is empty") from None
-    if len(q) > limits.max_query_chars:
-        raise limit_error(
-            422,
-            "max_query_chars",
-            limits.max_query_chars,
-            f"query is {len(q)} characters, the limit is {limits.max_query_chars} (max_query_chars)",
-        )
-    return q
+        return check_query_text(query, max_chars=limits.max_query_chars)
+    except QueryError as err:
+        if err.code == "max_query_chars":
+            raise limit_error(422, err.code, limits.max_query_chars, f"{err} (max_query_chars)") from None
+        raise ApiError(422, err.code, str(err)) from None

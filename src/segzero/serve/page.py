@@ -2,20 +2,27 @@
 
 The page lists the shapes examples (``GET /v1/examples``), lets the user pick an example or upload an image,
 type a query and submit it to ``POST /v1/segment`` (multipart, ``mask_png=true``). It then draws the overlay on a
-canvas (image, mask tinted red from the returned PNG, boxes in green, points in yellow, all in original pixels
-scaled to the canvas), shows the reasoning, the objects table and the raw JSON. Errors show the server's JSON
-error message. Element ids used by the browser test: ``image-input``, ``query``, ``submit``, ``examples``,
-``overlay`` (``data-state="done"`` once drawn), ``reasoning``, ``objects``, ``error``, ``status``.
+canvas (image; outside the mask dimmed to ``DIM`` of its brightness and the mask's edge drawn in cyan, so a mask
+shows on shapes of any colour; boxes in green, points in yellow; all in original pixels scaled to the canvas), shows
+the reasoning, the objects table and the raw JSON. An empty mask is said in words on the canvas and under the
+reasoning. An error (the server's JSON error message, or an image the browser cannot show) clears the previous
+result. Element ids used by the browser test: ``image-input``, ``query``, ``submit``, ``examples``, ``overlay``
+(``data-state="done"`` once drawn, ``data-mask="empty"`` or ``"drawn"``), ``reasoning``, ``objects``, ``error``,
+``status``.
 """
 
 from __future__ import annotations
 
 import html
 
+DIM = 0.35  # brightness kept outside the mask
 
-def render_page(*, title: str = "segzero", model: str = "") -> str:
-    """The demo page as an HTML string; ``title`` and ``model`` (a one-line description) are escaped."""
-    return _PAGE.replace("__TITLE__", html.escape(title)).replace("__MODEL__", html.escape(model))
+
+def render_page(*, title: str = "segzero", model: str = "", segmenter: str = "SAM2") -> str:
+    """The demo page as an HTML string; ``title``, ``model`` (a one-line description) and ``segmenter`` (what turns
+    the answer into a mask, in words, e.g. ``Segmenter.description``) are escaped."""
+    out = _PAGE.replace("__TITLE__", html.escape(title)).replace("__MODEL__", html.escape(model))
+    return out.replace("__SEGMENTER__", html.escape(segmenter)).replace("__DIM__", repr(DIM))
 
 
 _PAGE = r"""<!doctype html>
@@ -45,7 +52,7 @@ _PAGE = r"""<!doctype html>
 <body>
 <h1>__TITLE__: reasoning segmentation</h1>
 <div class="muted">Model: __MODEL__. The model reasons about the query, answers with boxes and points, and
-SAM2 turns them into a mask. API: <a href="/docs">/docs</a>.</div>
+__SEGMENTER__ turns them into a mask. API: <a href="/docs">/docs</a>.</div>
 
 <h2 style="font-size:1rem">Examples (shapes world, drawn on the fly)</h2>
 <div id="examples"></div>
@@ -76,7 +83,16 @@ const $ = (id) => document.getElementById(id);
 let currentFile = null;
 
 function setStatus(text) { $("status").textContent = text; }
-function showError(text) { $("error").textContent = text; setStatus(""); }
+function clearResult() {
+  $("reasoning").textContent = ""; $("raw").textContent = "";
+  $("objects").querySelector("tbody").replaceChildren();
+  delete $("overlay").dataset.mask;
+}
+function showError(text) { clearResult(); $("error").textContent = text; setStatus(""); }
+function blankCanvas() {
+  const canvas = $("overlay");
+  canvas.width = 480; canvas.height = 320; canvas.getContext("2d").clearRect(0, 0, 480, 320);
+}
 
 function loadImage(src) {
   return new Promise((resolve, reject) => {
@@ -95,7 +111,9 @@ async function preview(file) {
     canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
     canvas.getContext("2d").drawImage(img, 0, 0);
     canvas.dataset.state = "preview";
-  } catch (e) { showError(e.message); } finally { URL.revokeObjectURL(url); }
+  } catch (e) {
+    blankCanvas(); canvas.dataset.state = "error"; showError(e.message);
+  } finally { URL.revokeObjectURL(url); }
 }
 
 async function drawOverlay(file, result) {
@@ -114,12 +132,21 @@ async function drawOverlay(file, result) {
     octx.imageSmoothingEnabled = false;
     octx.drawImage(m, 0, 0, canvas.width, canvas.height);
     const md = octx.getImageData(0, 0, off.width, off.height).data;
-    const id = ctx.getImageData(0, 0, canvas.width, canvas.height), d = id.data, a = 0.45;
-    for (let i = 0; i < d.length; i += 4) {
-      if (md[i] > 127) { d[i] = (1 - a) * d[i] + a * 255; d[i + 1] = (1 - a) * d[i + 1] + a * 40; d[i + 2] = (1 - a) * d[i + 2] + a * 40; }
+    const W = canvas.width, H = canvas.height, dim = __DIM__;
+    const id = ctx.getImageData(0, 0, W, H), d = id.data;
+    const inside = (x, y) => x >= 0 && y >= 0 && x < W && y < H && md[4 * (y * W + x)] > 127;
+    let area = 0;
+    for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+      const i = 4 * (y * W + x);
+      if (!inside(x, y)) { d[i] *= dim; d[i + 1] *= dim; d[i + 2] *= dim; continue; }
+      area++;
+      if (!inside(x - 1, y) || !inside(x + 1, y) || !inside(x, y - 1) || !inside(x, y + 1)) {
+        d[i] = 0; d[i + 1] = 229; d[i + 2] = 255;  // the mask's edge in cyan
+      }
     }
     ctx.putImageData(id, 0, 0);
-  }
+    canvas.dataset.mask = area > 0 ? "drawn" : "empty";
+  } else canvas.dataset.mask = "empty";
   const lw = Math.max(2, Math.round(Math.min(canvas.width, canvas.height) / 150));
   const r = Math.max(3, Math.round(Math.min(canvas.width, canvas.height) / 60));
   for (const obj of result.objects) {
@@ -134,6 +161,12 @@ async function drawOverlay(file, result) {
       ctx.beginPath(); ctx.arc(x * sx, y * sy, r - 1, 0, 2 * Math.PI); ctx.fillStyle = "#ffe600"; ctx.fill();
     }
   }
+  if (canvas.dataset.mask === "empty") {
+    const fs = Math.max(12, Math.round(Math.min(canvas.width, canvas.height) / 12));
+    ctx.font = "bold " + fs + "px sans-serif"; ctx.textBaseline = "top";
+    ctx.fillStyle = "rgba(0,0,0,.7)"; ctx.fillRect(0, 0, ctx.measureText("empty mask").width + fs, fs * 1.6);
+    ctx.fillStyle = "#fff"; ctx.fillText("empty mask", fs / 2, fs * 0.3);
+  }
   canvas.dataset.state = "done";
 }
 
@@ -141,6 +174,7 @@ function showResult(result) {
   let text = result.reasoning ?? "(the model wrote no <think> reasoning)";
   if (!result.parse_ok) text += "\n\nThe answer could not be parsed: " + result.parse_error;
   else if (result.objects.length === 0) text += "\n\nThe model found nothing to segment.";
+  else if (result.mask_area === 0) text += "\n\nThe mask is empty: the answer did not land on anything.";
   $("reasoning").textContent = text;
   const body = $("objects").querySelector("tbody");
   body.replaceChildren();
@@ -159,7 +193,7 @@ function showResult(result) {
 
 async function submit(event) {
   event.preventDefault();
-  $("error").textContent = "";
+  $("error").textContent = ""; clearResult();
   const query = $("query").value.trim();
   if (!currentFile) { showError("Choose an image or an example first."); return; }
   if (!query) { showError("Type a query."); return; }
@@ -175,6 +209,7 @@ async function submit(event) {
     const result = await resp.json();
     if (!resp.ok) {
       const e = result.error || {};
+      await preview(currentFile);  // the plain image (or a blank canvas): no overlay of an earlier answer
       showError((e.message || resp.statusText) + (e.code ? " [" + e.code + "]" : ""));
       $("overlay").dataset.state = "error";
       return;

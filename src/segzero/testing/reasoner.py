@@ -444,3 +444,16 @@ def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, 
         note="shapes-world reasoner built from config (segzero.testing.build_shapes_reasoner)",
         **kwargs,
     )
+
+
+def perturb_weights(model_dir: str | Path, *, delta: float = 0.01) -> None:
+    """Rewrite the first float tensor of ``model_dir/model.safetensors`` in place (+``delta``): new weights under
+    the same config.json, as when a checkpoint folder is overwritten by another training run."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = Path(model_dir) / "model.safetensors"
+    state = load_file(str(path))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = state[name] + delta * torch.ones_like(state[name])
+    save_file(state, str(path), metadata={"format": "pt"})

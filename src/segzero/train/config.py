@@ -28,6 +28,23 @@ from segzero.train.perception import CHOICES
 
 SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
 
+# Fields a resumed run may change without --allow-changed-config: they decide what is logged, how often checkpoints
+# are written and kept, and which resources are used, never what is trained (gradient checkpointing recomputes the
+# same activations). Every other field is compared with OUTPUT_DIR/config.yaml on --resume.
+RESUME_NEUTRAL_FIELDS: tuple[str, ...] = (
+    "logging_steps",
+    "report_to",
+    "run_name",
+    "save_steps",
+    "save_total_limit",
+    "sample_every",
+    "sample_count",
+    "num_proc",
+    "gradient_checkpointing",
+    "vllm_gpu_memory_utilization",
+    "vllm_server_base_url",
+)
+
 
 def _f(default, help: str, **kw):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
     if isinstance(default, (list, dict)):
@@ -341,6 +358,17 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def changed_fields(self, saved: dict[str, Any]) -> list[str]:
+        """The fields (in declaration order, then keys only ``saved`` has) whose values differ from ``saved``, a
+        config mapping as ``config.yaml`` holds it; a field ``saved`` lacks (an older version) counts as its
+        default. Values are compared after a YAML round trip (tuples as lists)."""
+        import yaml
+
+        new = yaml.safe_load(yaml.safe_dump(self.to_dict()))
+        defaults = yaml.safe_load(yaml.safe_dump(type(self)().to_dict()))
+        changed = [k for k in new if saved.get(k, defaults[k]) != new[k]]
+        return changed + [k for k in saved if k not in new]
 
     def describe(self) -> str:
         """One line per field: ``name = value  # help``."""

@@ -10,15 +10,20 @@ What ``train(cfg, output_dir)`` does:
    their per-term rewards every ``cfg.sample_every`` steps;
 4. ``trl.GRPOConfig`` from the config (``grpo_config``), LoRA / QLoRA through peft when ``cfg.lora``;
 5. ``trainer.train(resume_from_checkpoint=...)``: checkpoints ``OUTPUT_DIR/checkpoint-N`` every
-   ``save_steps`` with optimizer, scheduler, RNG and trainer state; ``resume=True`` continues from the last
-   one (same seed, so the same data order: the Trainer skips the batches already seen);
+   ``save_steps`` with optimizer, scheduler, RNG and trainer state, each written whole or not at all
+   (``segzero.train.checkpoints``); ``resume=True`` continues from the newest complete one (same seed, so the same
+   data order: the Trainer skips the batches already seen), logs one line naming it and any incomplete ones
+   skipped (renamed ``incomplete-checkpoint-N``), and refuses (``UserError``) when none is complete or when a field
+   that changes the training differs from ``OUTPUT_DIR/config.yaml`` (``allow_changed_config=True`` goes on);
 6. final model in Hugging Face format at ``OUTPUT_DIR/final`` with the processor files (LoRA merged into the
    weights when ``cfg.merge_lora``, else the adapter is saved), loadable by ``Reasoner.from_pretrained``, plus
    ``segzero.json`` (model frame, prompt kind, reward kind, base model), which ``Reasoner.from_pretrained``
    reads, so ``segzero segment`` / ``segzero eval`` drive the model at the frame it was trained on.
 
 TensorBoard event files go to ``OUTPUT_DIR/runs/`` (transformers' default); ``config.yaml`` records the
-resolved config. Usage::
+resolved config of the run's first start and is never rewritten by a resume; a resume whose config differs in any
+field (``RESUME_NEUTRAL_FIELDS`` included) writes it to ``config.resumed-K.yaml`` (K = 1, 2, ...), headed by a
+comment naming the changed fields and the checkpoint it resumed from. Usage::
 
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
@@ -35,8 +40,15 @@ from typing import Any
 
 from segzero.errors import UserError
 from segzero.models.reasoner import recorded_segmenter, write_model_info
+from segzero.train.checkpoints import (
+    AtomicCheckpoints,
+    CheckpointChoice,
+    ResumeWithKeyConversion,
+    pick_checkpoint,
+    set_aside,
+)
 from segzero.train.compat import checkpointing_argument
-from segzero.train.config import TrainConfig
+from segzero.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 
 logger = logging.getLogger("segzero.train")
 
@@ -163,15 +175,85 @@ def peft_and_quantization(cfg: TrainConfig):
     return peft_config, quant
 
 
-def last_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``checkpoint-N`` folder in ``output_dir`` (None when there is none)."""
-    from transformers.trainer_utils import get_last_checkpoint
+CONFIG_FILE = "config.yaml"
+# A resume with a changed config records it as config.resumed-K.yaml (K = 1, 2, ...) next to config.yaml.
+RESUMED_CONFIG = "config.resumed-{}.yaml"
 
-    output_dir = Path(output_dir)
-    if not output_dir.is_dir():
-        return None
-    found = get_last_checkpoint(str(output_dir))
-    return Path(found) if found else None
+
+def check_resume_config(cfg: TrainConfig, output_dir: Path, *, allow_changed: bool = False) -> list[str]:
+    """The fields in which ``cfg`` differs from ``OUTPUT_DIR/config.yaml`` ([] when equal or when there is none).
+
+    Raises ``UserError`` naming them when any of them changes the training (not in ``RESUME_NEUTRAL_FIELDS``),
+    unless ``allow_changed``.
+    """
+    import yaml
+
+    path = output_dir / CONFIG_FILE
+    if not path.is_file():
+        return []
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise UserError(f"--resume: cannot read {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"--resume: {path} is not a config mapping")
+    changed = cfg.changed_fields(saved)
+    training = [k for k in changed if k not in RESUME_NEUTRAL_FIELDS]
+    if training and not allow_changed:
+        raise UserError(
+            f"--resume: {output_dir} was trained with other {', '.join(training)} (see {path}); pass "
+            "--allow-changed-config to go on with the new values, or use a new --output-dir"
+        )
+    return changed
+
+
+def record_config(
+    cfg: TrainConfig, output_dir: Path, *, resume: bool, changed: list[str], resumed_from: Path | None
+) -> None:
+    """Write ``config.yaml`` at a run's start (a resume only when there is none); on a resume with ``changed``
+    fields, write the new config to the next free ``config.resumed-K.yaml`` instead (``config.yaml`` is never
+    rewritten by a resume)."""
+    import yaml
+
+    text = yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    if not resume or not (output_dir / CONFIG_FILE).is_file():
+        (output_dir / CONFIG_FILE).write_text(text)
+        return
+    if not changed:
+        return
+    k = 1
+    while (output_dir / RESUMED_CONFIG.format(k)).exists():
+        k += 1
+    origin = resumed_from.name if resumed_from is not None else "the warm-up"
+    head = f"# resumed from {origin} with changed {', '.join(changed)}; {CONFIG_FILE} holds the first start's config\n"
+    (output_dir / RESUMED_CONFIG.format(k)).write_text(head + text)
+    logger.warning("config changed on resume (%s): saved as %s", ", ".join(changed), RESUMED_CONFIG.format(k))
+
+
+def warmup_started(cfg: TrainConfig, output_dir: Path) -> bool:
+    """Whether ``cfg`` has warm-up stages and one of them left a folder (a resume then continues the warm-up)."""
+    if cfg.sft_steps <= 0 and cfg.sft_answer_steps <= 0:
+        return False
+    from segzero.train.warmup import WARMUP_DIR
+
+    names = [WARMUP_DIR]
+    if cfg.sft_target == "perception":
+        from segzero.train.perception_warmup import ANSWER_DIR
+
+        names.append(ANSWER_DIR)
+    return any((output_dir / n).is_dir() or (output_dir / f"{n}_run").is_dir() for n in names)
+
+
+def choose_checkpoint(cfg: TrainConfig, output_dir: Path) -> CheckpointChoice:
+    """The complete checkpoint ``--resume`` continues from (``pick_checkpoint``); ``UserError`` when there is none
+    and no warm-up stage to continue either."""
+    choice = pick_checkpoint(output_dir, optimizer=not cfg.grpo_args.get("save_only_model", False))
+    if choice.path is None and not warmup_started(cfg, output_dir):
+        if choice.skipped:
+            none = f"no complete checkpoint-N in {output_dir}"
+            raise UserError(f"--resume: {choice.describe(none=none)}; start again without --resume")
+        raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")
+    return choice
 
 
 def save_final(trainer, cfg: TrainConfig, model_path: str, final_dir: Path) -> Path:
@@ -257,9 +339,13 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         funcs = apply_variant(funcs, cfg.reward_kind, cfg.reward_variant, thresholds=cfg.reward_thresholds)
     args = grpo_config(cfg, output_dir, reward_weights=weights)
     peft_config, quant = peft_and_quantization(cfg)
+
+    class SegZeroGRPOTrainer(AtomicCheckpoints, ResumeWithKeyConversion, GRPOTrainer):
+        """TRL's GRPOTrainer whose checkpoints are written whole or not at all and resume with their weights."""
+
     try:
         processor = load_training_processor(model_path)
-        trainer = GRPOTrainer(
+        trainer = SegZeroGRPOTrainer(
             model=model_path,
             reward_funcs=funcs,
             args=args,
@@ -273,28 +359,41 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
     return trainer, model_path
 
 
-def train(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train, save ``OUTPUT_DIR/final``; returns ``{"final", "global_step", "resumed_from", "log_history"}``."""
-    import yaml
+def train(
+    cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False, allow_changed_config: bool = False
+) -> dict[str, Any]:
+    """Train, save ``OUTPUT_DIR/final``; returns ``{"final", "global_step", "resumed_from", "log_history"}``.
 
+    ``resume``: continue from the newest complete checkpoint (see the module docstring); refused when a field that
+    changes the training differs from ``OUTPUT_DIR/config.yaml`` unless ``allow_changed_config``.
+    """
     output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if int(os.environ.get("RANK", "0")) == 0:
-        (output_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    changed = check_resume_config(cfg, output_dir, allow_changed=allow_changed_config) if resume else []
     if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): its last stage's folder is the result
         from segzero.train.data import build_train_dataset
 
+        output_dir.mkdir(parents=True, exist_ok=True)
+        if main_process:
+            record_config(cfg, output_dir, resume=resume, changed=changed, resumed_from=None)
         model_path = resolve_model(cfg, output_dir)
         rows = build_train_dataset(cfg, output_dir=output_dir)[0] if cfg.sft_target == "answer" else None
         warm = run_any_warmup(cfg, model_path, rows, output_dir, resume=resume)
         steps = cfg.sft_steps + (cfg.sft_answer_steps if cfg.sft_target == "perception" else 0)
         return {"final": warm, "global_step": steps, "resumed_from": None, "log_history": []}
-    resume_from = last_checkpoint(output_dir) if resume else None
-    if resume and resume_from is None and not (output_dir / "warmup_run").is_dir():
-        raise UserError(f"--resume: no checkpoint-N folder in {output_dir}")
+    resume_from = None
+    if resume:
+        choice = choose_checkpoint(cfg, output_dir)
+        resume_from = choice.path
+        if main_process:
+            warmup = "no complete GRPO checkpoint-N yet: the warm-up resumes (finished stages are kept)"
+            line = choice.describe(none=warmup)
+            (logger.warning if choice.skipped or choice.staging else logger.info)("%s", line)
+            set_aside(choice)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if main_process:
+        record_config(cfg, output_dir, resume=resume, changed=changed, resumed_from=resume_from)
     trainer, model_path = build_trainer(cfg, output_dir, resume=resume)
-    if resume_from is not None:
-        logger.info("resuming from %s", resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = save_final(trainer, cfg, model_path, output_dir / "final")
     if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
