@@ -385,10 +385,12 @@ def teach_answer(
         for _ in tqdm(range(steps), desc="teaching the tiny reasoner its answer", unit="step", disable=not progress):
             sizes = rng.choice([28, 56, 84, 112], size=(4, 2))
             images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
-            queries = [
-                " ".join(rng.choice(words, size=int(rng.integers(1, 9))))
-                if rng.random() < 0.5
-                else "".join(rng.choice(letters, size=int(rng.integers(1, 50)))) + "a"
+            queries = [  # stripped: user queries reach the prompt without surrounding whitespace (check_query)
+                (
+                    " ".join(rng.choice(words, size=int(rng.integers(1, 9))))
+                    if rng.random() < 0.5
+                    else "".join(rng.choice(letters, size=int(rng.integers(1, 50)))) + "a"
+                ).strip()
                 for _ in images
             ]
             texts = [reasoner.prompt_text(im, q) + target for im, q in zip(images, queries, strict=True)]
