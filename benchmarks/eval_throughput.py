@@ -119,8 +119,8 @@ def main() -> int:
     from segzero.eval.runner import EvalConfig, run_eval
     from segzero.models.reasoner import Reasoner
     from segzero.models.segmenter import Segmenter
+    from segzero.models.tiny import build_tiny_models
     from segzero.pipeline import SegZeroPipeline
-    from segzero.testing import build_tiny_models
 
     tmp = Path(tempfile.mkdtemp(prefix="eval_bench_"))
     models = build_tiny_models(tmp / "models")

@@ -199,7 +199,7 @@ def _summary(out: Path) -> dict:
 
 def eval_rounds(work: Path, kills: int, env: dict, seed: int = 0) -> dict:
     """Kill/resume rounds of ``segzero eval``; counts of rounds, kills, mixed, lost, tracebacks, accepted changes."""
-    from segzero.testing import build_tiny_models
+    from segzero.models.tiny import build_tiny_models
 
     rng = random.Random(seed)
     models = build_tiny_models(work / "tiny")
@@ -240,7 +240,7 @@ def eval_rounds(work: Path, kills: int, env: dict, seed: int = 0) -> dict:
     partial = work / "eval_changed"
     proc = _segzero([*base[:5], str(changed), *base[6:], "--out", str(partial)], env)
     _kill_after(proc, 0.5 * full)
-    from segzero.testing.reasoner import perturb_weights
+    from segzero.models.tiny.reasoner import perturb_weights
 
     perturb_weights(changed)
     for extra in ([], ["--max-new-tokens", "25"]):
@@ -385,7 +385,7 @@ def abuse(work: Path, rounds: int, env: dict) -> dict:
     """Counts of the server abuse: requests, 4xx, 5xx, transport errors, healthz after."""
     import httpx
 
-    from segzero.testing import build_tiny_models
+    from segzero.models.tiny import build_tiny_models
 
     models = build_tiny_models(work / "tiny_serve")
     port = _free_port()

@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory(prefix="serve_load_") as tmp:
         if args.reasoner is None or args.segmenter is None:
-            from segzero.testing import build_tiny_models
+            from segzero.models.tiny import build_tiny_models
 
             models = build_tiny_models(Path(tmp) / "models", answering=True)
             args.reasoner, args.segmenter = str(models["reasoner"]), str(models["segmenter"])

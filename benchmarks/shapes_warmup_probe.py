@@ -5,7 +5,7 @@
     python benchmarks/shapes_warmup_probe.py run RUNS/p1 --kw rope_theta=10 --set synthetic_world.max_shapes=1 ...
     python benchmarks/shapes_warmup_probe.py table RUNS/* --out benchmarks/shapes_warmup_probe.md
 
-``run`` builds ``segzero.testing.build_shapes_reasoner`` (``--kw`` overrides its arguments, e.g. the RoPE bases),
+``run`` builds ``segzero.worlds.reasoner.build_shapes_reasoner`` (``--kw`` overrides its arguments, e.g. the RoPE bases),
 runs only the format warm-up of ``recipes/shapes_tiny.yaml`` (``--set`` overrides the recipe, as
 ``segzero train --set``; the real ``segzero.train.warmup.run_warmup`` with TRL's SFTTrainer), then measures
 
@@ -69,10 +69,10 @@ def _number_or_text(value: str):
 def run(args) -> dict:
     from segzero.assets.shapes_eval import evaluate, val_dataset
     from segzero.eval.records import read_records
-    from segzero.testing.reasoner import build_shapes_reasoner
     from segzero.train.config import TrainConfig
     from segzero.train.data import build_train_dataset
     from segzero.train.warmup import run_warmup
+    from segzero.worlds.reasoner import build_shapes_reasoner
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

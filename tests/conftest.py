@@ -1,12 +1,12 @@
 """Shared pytest fixtures.
 
 ``tiny_models`` (session scope): builds the tiny offline reasoner and segmenter once per test session with
-``segzero.testing.build_tiny_models`` and returns ``{"reasoner": Path, "segmenter": Path}``. Load them with the
+``segzero.models.tiny.build_tiny_models`` and returns ``{"reasoner": Path, "segmenter": Path}``. Load them with the
 real code paths, e.g. ``Reasoner.from_pretrained(tiny_models["reasoner"], frame=56)`` and
 ``Segmenter.from_pretrained(tiny_models["segmenter"])``.
 
 ``tiny_answering_models`` (session scope, built only when a test asks for it, about 2 minutes on 2 CPU cores):
-the same segmenter and a tiny reasoner taught to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
+the same segmenter and a tiny reasoner taught to answer ``segzero.models.tiny.reasoner.TAUGHT_ANSWER`` (a parseable
 Seg-Zero answer in a 56 x 56 frame) to any image and query at frames of 28-112 px, for tests of the full
 reason -> parse -> SAM path.
 """
@@ -21,7 +21,7 @@ import pytest
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Paths of the tiny random-weight models saved to disk (built once per session, a few seconds)."""
-    from segzero.testing import build_tiny_models
+    from segzero.models.tiny import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))
 
@@ -29,7 +29,7 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_answering_models(tiny_models, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """``tiny_models`` with the reasoner replaced by one that always answers ``TAUGHT_ANSWER``."""
-    from segzero.testing.reasoner import build_answering_reasoner
+    from segzero.models.tiny.reasoner import build_answering_reasoner
 
     reasoner = build_answering_reasoner(tmp_path_factory.mktemp("tiny_answering") / "reasoner")
     return {"reasoner": reasoner, "segmenter": tiny_models["segmenter"]}

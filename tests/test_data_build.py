@@ -180,7 +180,8 @@ def test_multi_layout(fx, tmp_path):
     for row in ds:
         items = json.loads(row["solution"])
         refs = [int(part.split(".")[0]) for part in row["id"].split("-")[-1].split("+")]
-        assert len(items) == len(refs) == row["problem"].count(" and ") + 1
+        assert len(items) == len(refs) == row["problem"].count("' and '") + 1  # 'a' and 'b', as the reference
+        assert row["problem"].startswith("'") and row["problem"].endswith("'")
         for item, ref_id in zip(items, refs, strict=True):
             ann = next(r["ann_id"] for r in fx["refs"] if r["ref_id"] == ref_id)
             mask = fx["masks"][ann]
@@ -342,3 +343,40 @@ def test_bad_options_are_user_errors(fx, tmp_path, options, message):
     with pytest.raises(UserError, match=message):
         build(cfg)
     assert not (tmp_path / "out").exists()  # nothing written before the options are checked
+
+
+@pytest.mark.parametrize(
+    ("raw", "sent", "options", "expected"),
+    [
+        # the reference: raw.strip().strip(".?!").lower()
+        ("  The man on the LEFT?  ", "the man on the left", {}, "the man on the left"),
+        ("...what is it?!", "what is it", {}, "what is it"),  # both ends, several characters
+        ("a cat . ", "a cat", {}, "a cat "),  # the inner space stays, as in the reference
+        ("Dog.", "dog", {"strip": "."}, "dog"),
+        ("Dog?", "dog", {"strip": "."}, "dog?"),  # only the characters asked for
+        ("Dog?", "dog", {"text": "sent"}, "dog"),  # refer's tokenised sentence
+    ],
+)
+def test_expression_text_options(raw, sent, options, expected):
+    from segzero.data.build import _texts
+    from segzero.data.refer import Ref
+
+    ref = Ref(1, 2, 3, "train", 1, sentences=(sent,), raw=(raw,), sent_ids=(7,), file_name="a.jpg", width=9, height=9)
+    opts = {"text": "raw", "strip": ".?!", **options}
+    assert _texts(ref, opts["text"], opts["strip"]) == [(7, expected)]
+
+
+@pytest.mark.parametrize("multimask", [False, True])  # False: SAM2's single mask, as the reference's filter
+def test_sam_filter_asks_for_the_chosen_output(multimask):
+    from segzero.answer import SegObject
+    from segzero.data.samples import _sam_iou
+
+    class Recorder:
+        def predict(self, **kwargs):
+            self.kwargs = kwargs
+            return type("P", (), {"mask": np.ones((4, 4), bool)})()
+
+    seg = Recorder()
+    iou = _sam_iou(seg, SegObject((0, 0, 3, 3), ((1, 1), (2, 2))), np.ones((4, 4), bool), multimask=multimask)
+    assert seg.kwargs["multimask"] is multimask and iou == 1.0
+    assert seg.kwargs["points"].tolist() == [[[1.0, 1.0]]]  # the gt box and point 1 only

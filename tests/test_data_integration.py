@@ -159,7 +159,7 @@ def test_verl_export(fx, tmp_path):
     target = tmp_path / "verl" / "train.parquet"
     assert main(["data", "export", "--format", "verl", "--data", str(out), "--out", str(target)]) == 0
     assert target.is_file() and target.stat().st_size > 0
-    from segzero.data.export import export_verl_file
+    from segzero.train.verl import export_verl_file
 
     result = export_verl_file(out, tmp_path / "again.parquet")  # the reusable entry point, kind from layout
     assert result["rows"] == len(load_built(out)) and result["dropped"] == []

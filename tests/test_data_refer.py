@@ -227,6 +227,22 @@ def test_decode_segmentation(segmentation, expected_sum, skipped):
     assert n_skipped == skipped
 
 
+@pytest.mark.parametrize(
+    ("segmentation", "covered_once", "covered_twice"),
+    [
+        ([[1, 1, 4, 1, 4, 4, 1, 4], [6, 5, 9, 5, 9, 8, 6, 8]], 18, 0),  # apart: the union, each pixel once
+        ([[1, 1, 5, 1, 5, 5, 1, 5], [3, 3, 7, 3, 7, 7, 3, 7]], 2 * (16 - 4), 4),  # overlapping 4x4 squares: 2x2
+        ({"size": [10, 12], "counts": _rle_counts(RECT)}, 18, 0),  # one RLE
+    ],
+)
+def test_decode_segmentation_counts_parts(segmentation, covered_once, covered_twice):
+    covers, _ = decode_segmentation(segmentation, 10, 12, count=True)
+    assert covers.dtype == np.uint8  # how many parts cover each pixel, as the notebook's sum over them
+    assert (int((covers == 1).sum()), int((covers == 2).sum())) == (covered_once, covered_twice)
+    union, _ = decode_segmentation(segmentation, 10, 12)
+    np.testing.assert_array_equal(covers > 0, union)
+
+
 def test_compressed_rle_str_and_bytes():
     from pycocotools import mask as mask_utils
 

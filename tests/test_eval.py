@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from segzero.cli.main import main
-from segzero.testing.reasoner import perturb_weights
+from segzero.models.tiny.reasoner import perturb_weights
 
 # Fields that must not depend on how a run was cut into invocations / shards.
 STABLE = ("id", "index", "status", "stage", "intersection", "union", "iou", "gt_area", "empty_target", "completion")

@@ -254,3 +254,70 @@ def test_hub_model_downloaded_at_the_first_start_resumes(dataset, pipeline, tmp_
     with pytest.raises(UserError, match="reasoner_weights"):
         run_eval(EvalConfig(**cfg))
     assert len((out / "samples.jsonl").read_text().splitlines()) == 4
+
+
+def _reference_oracle(protocol: str, rows, pred) -> dict:
+    """(intersection, union) per id as each reference script computes it, None = skipped; ``pred`` is the mask the
+    scripted answer gets (the same prompts under every protocol here: no rounding difference at these sizes)."""
+    gt_ignore, box = np.asarray(rows[0]["mask"]), np.asarray(rows[1]["mask"])
+
+    def counts(g, *, exclude=False):
+        valid = g != 255 if exclude else np.ones(g.shape, bool)
+        target = (g == 1) if exclude else (g != 0)
+        return int((pred & target & valid).sum()), int(((pred | target) & valid).sum())
+
+    if protocol == "seg-zero":
+        return {
+            "a:0": counts(gt_ignore),  # the 255 region is target (the hub copies the script reads)
+            "a:1": counts(box),
+            "a:2": (0, 360),  # the model failed: the script's failure branch, union = gt pixels
+            "a:3": (0, 360),  # no {...} in the answer: failure
+            "b:0": (0, 0),  # "[]" has no {...}: failure on an empty target, counted with IoU 0
+            "c:0": None,  # unreadable image / gt: the script skips
+            "d:0": None,
+        }
+    if protocol == "visionreasoner":
+        return {
+            "a:0": (0, 460),  # a Seg-Zero dict is not a list of bbox_2d objects: failure, union = 360 + 100
+            "a:1": (0, 360),
+            "a:2": (0, 360),
+            "a:3": (0, 360),
+            "b:0": None,  # "[]": no object, an empty mask on an empty target: union 0, skipped
+            "c:0": None,
+            "d:0": None,
+        }
+    return {  # lisa: segzero's mask, 255 excluded, nothing skipped
+        "a:0": counts(gt_ignore, exclude=True),
+        "a:1": counts(box, exclude=True),
+        "a:2": (0, 360),
+        "a:3": (0, 360),
+        "b:0": (0, 0),
+        "c:0": None,  # unreadable image / gt: no scoring at all
+        "d:0": None,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("protocol", ["seg-zero", "visionreasoner", "lisa"])
+def test_reference_protocol_beside_segzeros(dataset, pipeline, tmp_path, protocol):
+    from segzero.eval.protocols import reference_iou
+
+    summary, rec = _run(dataset, pipeline, tmp_path / protocol, protocol=protocol)
+    expected = _reference_oracle(protocol, dataset[1], decode_mask(rec["a:0"]["pred_rle"]))
+    got = {
+        k: None if r["reference"]["union"] is None else (r["reference"]["intersection"], r["reference"]["union"])
+        for k, r in rec.items()
+    }
+    assert got == expected
+    kept = [v for v in expected.values() if v is not None]
+    ious = [reference_iou(protocol, i, u) for i, u in kept]
+    ref = summary["reference"]
+    assert ref["protocol"] == protocol and ref["n"] == len(kept) and ref["skipped"] == len(expected) - len(kept)
+    assert ref["gIoU"] == pytest.approx(np.mean(ious), abs=1e-12)
+    eps = 1e-10 if protocol == "lisa" else 0.0
+    assert ref["cIoU"] == pytest.approx(sum(i for i, _ in kept) / (sum(u for _, u in kept) + eps), abs=1e-12)
+    differs = sum(v is None or abs(reference_iou(protocol, *v) - rec[k]["iou"]) > 1e-9 for k, v in expected.items())
+    assert ref["differs"] == differs and ref["resegmented"] == 0
+    own, _ = _run(dataset, pipeline, tmp_path / "own")  # segzero's own scores do not move with --protocol
+    assert (summary["gIoU"], summary["cIoU"], summary["n"]) == (own["gIoU"], own["cIoU"], own["n"])
+    assert "reference" not in own

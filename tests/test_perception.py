@@ -44,6 +44,54 @@ def test_gt_perception_target_earns_every_paper_reward(index):
     assert areas == expected  # area: visible pixels per thousand pixels of the image, from the scene's own facts
 
 
+def _seen(*shapes):
+    """SeenShapes from (colour, kind, box, area) in list order."""
+    from segzero.train.perception import SeenShape
+
+    return [SeenShape(i, c, k, box, ((0, 0), (1, 1)), a) for i, (c, k, box, a) in enumerate(shapes)]
+
+
+THREE = _seen(
+    ("red", "triangle", (4, 9, 44, 44), 45),
+    ("orange", "triangle", (69, 79, 107, 112), 44),
+    ("red", "circle", (71, 1, 107, 37), 71),
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "params", "pick", "expected"),
+    [
+        # the running winner against each next shape, in list order: 45 beats 44, 71 beats 45
+        ("largest", {}, 2, "Compare largest: 1 (45) or 2 (44): 1; 1 (45) or 3 (71): 3."),
+        ("smallest", {}, 1, "Compare smallest: 1 (45) or 2 (44): 2; 2 (44) or 3 (71): 2."),
+        # only the red shapes are candidates (1 and 3)
+        ("largest_colour", {"colour": "red"}, 2, "Compare largest: 1 (45) or 3 (71): 3."),
+        ("smallest_colour", {"colour": "orange"}, 1, "Compare smallest: only 2."),  # one candidate
+        # extremes compare a box edge: top y1 (smaller wins), bottom y2 (larger), left x1 (smaller), right x2
+        ("extreme", {"direction": "top"}, 2, "Compare topmost: 1 (9) or 2 (79): 1; 1 (9) or 3 (1): 3."),
+        ("extreme", {"direction": "bottom"}, 1, "Compare bottommost: 1 (44) or 2 (112): 2; 2 (112) or 3 (37): 2."),
+        ("extreme", {"direction": "left"}, 0, "Compare leftmost: 1 (4) or 2 (69): 1; 1 (4) or 3 (71): 1."),
+        ("extreme_kind", {"direction": "right", "kind": "triangle"}, 1, "Compare rightmost: 1 (44) or 2 (107): 2."),
+        ("largest", {}, 0, None),  # the chain ends on 3, the gt is 1: no chain rather than a contradiction
+        ("name", {"colour": "red", "kind": "circle"}, 2, None),  # not a superlative
+        ("extreme", {"direction": "right"}, 2, None),  # 2 and 3 tie on x2 = 107: no chain
+    ],
+)
+def test_comparison_chain(template, params, pick, expected):
+    from segzero.train.perception import comparison
+
+    assert comparison({"template": template, "params": params}, THREE, pick) == expected
+
+
+def test_gt_target_of_a_superlative_compares_then_decides():
+    from segzero.train.perception import perception_completion
+
+    sample = next(s for s in map(_sample, range(40)) if s["family"] == "superlative")
+    gt, random = (perception_completion(sample, choice=c, rng=np.random.default_rng(0)) for c in ("gt", "random"))
+    assert re.search(r"\. Compare \w+: .+\. The query means the \w+ \w+, \d\.</think>", gt)  # chain, then decision
+    assert "Compare" not in random  # the random warm-up pick is never justified by a chain
+
+
 def test_random_pick_is_a_listed_shape_and_covers_them_all():
     from segzero.parsing import parse_answer
     from segzero.train.perception import perception_completion, seen_shapes
@@ -93,9 +141,9 @@ def test_named_shape(think, expected):
 def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
     import torch
 
-    from segzero.testing.reasoner import build_shapes_reasoner
     from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
     from segzero.train.processing import load_training_processor
+    from segzero.worlds.reasoner import build_shapes_reasoner
     from segzero.worlds.shapes import world_from_spec
 
     path = build_shapes_reasoner(
@@ -106,11 +154,13 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
     processor = load_training_processor(path)
     collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
     batch = collate([rows[i] for i in range(3)])
+    assert any("Compare" in rows[i]["completion"] for i in range(3))  # the rows include a superlative's chain
     for i in range(3):
         ids, labels, weights = batch["input_ids"][i], batch["labels"][i], batch["loss_weights"][i]
         supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
-        decision = completion[completion.index("The query means") - 1 :]
+        decides = "Compare" if "Compare" in completion else "The query means"  # a superlative's chain decides too
+        decision = completion[completion.index(decides) - 1 :]
         expected = completion if supervise_from is None else decision
         assert supervised == expected  # (from the space before the decision: it is part of its first token)
         assert processor.tokenizer.decode(ids[(labels != -100) & (weights == 3.0)]) == decision  # weighed 3x
@@ -121,9 +171,9 @@ def test_weighted_loss_with_unit_weights_is_the_models_own_loss(tmp_path):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from segzero.testing.reasoner import build_shapes_reasoner
     from segzero.train.perception_warmup import CompletionCollator, PerceptionRows, WeightedLossTrainer
     from segzero.train.processing import load_training_processor
+    from segzero.worlds.reasoner import build_shapes_reasoner
     from segzero.worlds.shapes import world_from_spec
 
     path = build_shapes_reasoner(
@@ -144,7 +194,7 @@ def test_weighted_loss_with_unit_weights_is_the_models_own_loss(tmp_path):
 
 
 def test_fourier_number_rows_put_near_values_near():
-    from segzero.testing.reasoner import fourier_number_rows
+    from segzero.models.tiny.reasoner import fourier_number_rows
 
     rows = fourier_number_rows(list(range(128)), 32, scale=1.0).numpy()
     d = np.linalg.norm(rows[:, None] - rows[None], axis=2)
@@ -153,7 +203,7 @@ def test_fourier_number_rows_put_near_values_near():
 
 
 def test_number_init_needs_number_tokens(tmp_path):
-    from segzero.testing.reasoner import build_shapes_reasoner
+    from segzero.worlds.reasoner import build_shapes_reasoner
 
     with pytest.raises(ValueError, match="number_tokens"):
         build_shapes_reasoner(tmp_path / "m", frame=64, arch="qwen3_vl", number_init=True, hidden_size=32)

@@ -50,11 +50,8 @@ def test_call_gives_mask_at_original_size(pipe):
     res = pipe(_noise(123, 77), "the cat on the left.")
     assert res.mask.shape == (77, 123) and res.mask.dtype == bool
     assert res.size == (123, 77)
-    # a parse failure is a value: empty mask and a stated reason; a success has one mask per object
-    if res.parse_ok:
-        assert len(res.object_masks) == len(res.objects) == len(res.scores)
-    else:
-        assert not res.mask.any() and res.parse_error and res.objects == []
+    # (a random model may or may not parse: the failure and success branches have their own tests below, with
+    # completions given)
     assert set(res.to_json()) >= {"reasoning", "objects", "scores", "parse_ok", "parse_error", "completion", "answer"}
 
 
@@ -154,8 +151,8 @@ def answering_pipe(tiny_answering_models) -> SegZeroPipeline:
 )
 def test_full_path_one_embedding_per_distinct_image(answering_pipe, order, batch_size, distinct):
     from segzero.geometry import to_original
+    from segzero.models.tiny.reasoner import TAUGHT_ANSWER
     from segzero.parsing import parse_answer
-    from segzero.testing.reasoner import TAUGHT_ANSWER
 
     pool = {"a": _noise(64, 48, 1), "b": _noise(90, 40, 2), "c": _noise(33, 70, 3)}
     images = [pool[k].copy() for k in order]

@@ -6,6 +6,8 @@ implementation on random masks, and hypothesis for the invariants (points on the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -138,3 +140,60 @@ def test_large_mask_is_fast_enough():
     assert obj.box == (170, 90, 470, 390)
     px, py = obj.points[1]
     assert (px - 320) ** 2 + (py - 240) ** 2 > (150 / 2**0.5 - 1) ** 2  # in the outer half (median radius)
+
+
+def notebook_points(m):
+    """Seg-Zero's data notebook's two points on its summed polygon mask ``m`` (0 / 1 / 2 ...), as
+    ``benchmarks/data_points.py`` writes the notebook's function out (and times it): box and candidates from the
+    pixels equal to 1, the distance transform of the unpadded mask, its first row-major maximum; point 2 the first
+    maximum among candidates strictly farther than the median, else the maximum in the window [c - 10, c + 10) at
+    the centroid, moved to the nearest candidate when off the mask."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "data_points.py"
+    spec = importlib.util.spec_from_file_location("data_points_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    box, p1, p2 = module.notebook_two_points(np.asarray(m))
+    return SegObject(box=box, points=(p1, p2))
+
+
+def _notebook_cases():
+    """(name, summed polygon mask) pairs: blobs touching the edges, masks without far pixels, overlaps."""
+    rng = np.random.default_rng(100)
+    cases = []
+    for k in range(6):  # random blobs filling most of the image, so that they touch its edges
+        h, w = rng.integers(8, 30, size=2)
+        blob = (rng.random((h, w)) > rng.uniform(0.1, 0.3)).astype(np.uint8)
+        blob[0, :] |= k % 2 == 0  # every other case: a full top row
+        cases.append((f"blob{k}", blob))
+    cases.append(("plus", canvas(30, 30, (14, 13, 14, 15), (13, 14, 15, 14))))  # no far pixel: the centroid window
+    cases.append(("pixel", canvas(25, 25, (20, 3, 20, 3))))  # one pixel near an edge: the window is clipped
+    two = canvas(20, 24, (2, 2, 12, 10)) + canvas(20, 24, (8, 6, 20, 16))  # two polygons overlapping (value 2)
+    cases.append(("overlap", two))
+    return cases
+
+
+@pytest.mark.parametrize(("name", "summed"), _notebook_cases(), ids=[n for n, _ in _notebook_cases()])
+def test_notebook_options_match_the_notebook(name, summed):
+    obj = mask_to_object(summed != 0, border="open", fallback="centroid", counted=summed == 1)
+    assert obj == notebook_points(summed)
+
+
+@pytest.mark.parametrize(
+    ("mask", "points"),
+    [
+        # the 4x4 block filling its image has no background at all: scipy then measures from just before the
+        # first row and column, so the distance grows towards the bottom-right corner (the notebook's points)
+        (canvas(4, 4, (0, 0, 3, 3)), ((3, 3), (0, 3))),
+        # away from the edges both borders give the same points
+        (canvas(7, 7, (1, 1, 5, 5)), ((3, 3), (1, 1))),
+    ],
+)
+def test_open_border_known_masks(mask, points):
+    assert mask_to_object(mask, border="open").points == points
+
+
+def test_unknown_border_is_refused():
+    with pytest.raises(ValueError, match="border"):
+        mask_to_object(canvas(3, 3, (1, 1, 1, 1)), border="wrap")

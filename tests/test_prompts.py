@@ -126,7 +126,7 @@ def _render(messages) -> str:
     """Render with the Qwen2.5-VL chat template the way transformers does (sandboxed jinja2, trim/lstrip)."""
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from segzero.testing.reasoner import QWEN_VL_CHAT_TEMPLATE
+    from segzero.models.tiny.reasoner import QWEN_VL_CHAT_TEMPLATE
 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     return env.from_string(QWEN_VL_CHAT_TEMPLATE).render(messages=messages, add_generation_prompt=True)

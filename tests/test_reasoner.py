@@ -107,6 +107,24 @@ def test_load_processor_falls_back_without_torchvision(tiny_models):
     assert isinstance(load_processor(tiny_models["reasoner"]), ImageOnlyProcessor)
 
 
+def test_image_only_processor_reads_nested_processor_config(tiny_models, tmp_path):
+    # a stock processor of newer transformers (with torchvision) saves one processor_config.json with the image
+    # settings under "image_processor" and no preprocessor_config.json: machines without torchvision load it too
+    import json
+    import shutil
+
+    folder = tmp_path / "saved"
+    shutil.copytree(tiny_models["reasoner"], folder)
+    flat = json.loads((folder / "preprocessor_config.json").read_text())
+    (folder / "preprocessor_config.json").unlink()
+    (folder / "processor_config.json").write_text(json.dumps({"image_processor": flat, "processor_class": "X"}))
+    loaded = ImageOnlyProcessor.from_pretrained(folder).image_processor
+    assert loaded == ImageOnlyProcessor.from_pretrained(tiny_models["reasoner"]).image_processor
+    (folder / "processor_config.json").unlink()
+    with pytest.raises(OSError, match="image processor settings"):
+        ImageOnlyProcessor.from_pretrained(folder)
+
+
 @pytest.mark.skipif(not HAS_TORCHVISION, reason="the stock Qwen-VL processor needs torchvision")
 def test_image_only_processor_matches_stock_processor(tiny_models):
     from segzero.models.processor import load_processor
@@ -231,7 +249,7 @@ def test_generate_batched_equals_single(reasoner):
     ],
 )
 def test_generate_respects_max_new_tokens(tiny_answering_models, max_new_tokens, complete):
-    from segzero.testing.reasoner import TAUGHT_ANSWER
+    from segzero.models.tiny.reasoner import TAUGHT_ANSWER
 
     taught = Reasoner.from_pretrained(tiny_answering_models["reasoner"], frame=FRAME)
     (text,) = taught.generate([_noise(50, 40)], ["the cat"], max_new_tokens=max_new_tokens)
@@ -281,7 +299,7 @@ def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsy
     # `segzero tiny-models --answering` teaches for minutes on a CPU: every step shows on a progress bar
     import shutil
 
-    from segzero.testing.reasoner import TAUGHT_ANSWER, teach_answer
+    from segzero.models.tiny.reasoner import TAUGHT_ANSWER, teach_answer
 
     shutil.copytree(tiny_models["reasoner"], tmp_path / "reasoner")
     teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True)

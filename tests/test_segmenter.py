@@ -174,7 +174,7 @@ def test_loads_hub_style_sam2_video_checkpoint(tmp_path):
     # the hub's facebook/sam2-* repos are Sam2VideoModel checkpoints: their image part must load unchanged
     from transformers import Sam2VideoModel
 
-    from segzero.testing.segmenter import build_tiny_segmenter
+    from segzero.models.tiny.segmenter import build_tiny_segmenter
 
     path = build_tiny_segmenter(tmp_path / "video", checkpoint_format="sam2_video")
     seg = Segmenter.from_pretrained(path)

@@ -315,7 +315,7 @@ def _family_of(query: str) -> set[str]:
 def test_shapes_builder_is_small_and_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from segzero.testing.reasoner import build_shapes_reasoner
+    from segzero.worlds.reasoner import build_shapes_reasoner
 
     a = build_shapes_reasoner(tmp_path / "a", hidden_size=32, num_layers=1, vision_hidden_size=32, vision_depth=1)
     b = build_shapes_reasoner(tmp_path / "b", hidden_size=32, num_layers=1, vision_hidden_size=32, vision_depth=1)
@@ -358,9 +358,9 @@ def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_ove
 
 @pytest.mark.slow
 def test_answer_stage_alone_continues_a_trained_model(tmp_path, shapes_smoke_overrides):
-    from segzero.testing.reasoner import build_shapes_reasoner
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
+    from segzero.worlds.reasoner import build_shapes_reasoner
 
     start = build_shapes_reasoner(
         tmp_path / "start", frame=128, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1

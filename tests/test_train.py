@@ -277,6 +277,21 @@ def test_export_verl_writes_the_vlm_parquet_layout(tmp_path):
     assert first["extra_info"]["id"] == rows[0]["id"] and first["extra_info"]["reward_kind"] == "segzero"
 
 
+@pytest.mark.parametrize(
+    ("prompt_kind", "prefix"),
+    [
+        ("segzero", "<image>Please find '"),  # Seg-Zero's training dataset: the image tag, then the prompt
+        ("visionreasoner", '<image>\nPlease find "'),  # VisionReasoner's: the image tag and a newline
+    ],
+)
+def test_verl_prompt_prefix_per_family(prompt_kind, prefix):
+    from segzero.train.verl import _verl_row
+
+    row = {"problem": "the cat", "image": None, "solution": "[]", "id": "r0"}
+    content = _verl_row(row, 0, kind=prompt_kind, prompt_kind=prompt_kind, data_source="x", split="train")
+    assert content["prompt"][0]["content"].startswith(prefix)
+
+
 # ----------------------------------------------------------------------------- synthetic shapes world
 def test_shapes_world_is_deterministic_and_gt_matches_the_mask():
     cfg = ShapesConfig(size=(96, 80))

@@ -257,12 +257,29 @@ class SegZeroPipeline:
             return result, []
         return result, objects
 
+    def mask_for(self, image, objects: list[SegObject]) -> np.ndarray:
+        """The OR-ed SAM mask ((H, W) bool) of ``objects`` given in original pixels, used as they are (no rounding,
+        no clipping): how a reference protocol segments prompts it derived itself. Embeds ``image`` afresh."""
+        from segzero.images import load_image
+
+        pil = load_image(image)
+        w, h = pil.size
+        masks, _ = self._predict(objects, self.segmenter.embed([pil])[0], (h, w))
+        return np.logical_or.reduce(masks, axis=0) if masks else np.zeros((h, w), dtype=bool)
+
     def _fill(self, result: SegResult, objects: list[SegObject], embedding) -> None:
-        """SAM masks for ``objects`` (original pixels) on ``embedding``: per-object masks, scores, OR-ed mask.
+        """SAM masks for ``objects`` (original pixels) on ``embedding``: per-object masks, scores, OR-ed mask."""
+        masks, scores = self._predict(objects, embedding, result.mask.shape)
+        result.object_masks = masks
+        result.scores = scores
+        result.mask = np.logical_or.reduce(masks, axis=0) if masks else result.mask
+
+    def _predict(self, objects: list[SegObject], embedding, shape: tuple[int, int]):
+        """(per-object (H, W) bool masks, scores) of ``objects`` on ``embedding``.
 
         One ``predict`` call when every object has a box and the same number of points, else one per object.
         """
-        h, w = result.mask.shape
+        h, w = shape
         if all(o.box is not None for o in objects) and len({len(o.points) for o in objects}) == 1:
             groups = [objects]
         else:
@@ -282,6 +299,4 @@ class SegZeroPipeline:
             pred = self.segmenter.predict(boxes=boxes, points=points, labels=labels, embedding=embedding)
             masks.extend(np.asarray(m, dtype=bool) for m in pred.object_masks)
             scores.extend(float(v) for v in np.asarray(pred.scores).reshape(-1))
-        result.object_masks = masks
-        result.scores = scores
-        result.mask = np.logical_or.reduce(masks, axis=0) if masks else result.mask
+        return masks, scores

@@ -57,7 +57,35 @@ def add_parser(subparsers) -> None:
     b.add_argument("--max-objects", type=int, default=3, help="multi layout: most objects per row")
     b.add_argument("--min-objects", type=int, default=1, help="multi layout: fewest objects per row")
     b.add_argument("--joiner", default=" and ", help="multi layout: text between joined expressions")
-    b.add_argument("--text", choices=["sent", "raw"], default="sent", help="refer's normalised or raw sentence")
+    b.add_argument(
+        "--quote", default="'", help="multi layout: quote around each joined expression (default ', as the reference)"
+    )
+    b.add_argument(
+        "--text", choices=["raw", "sent"], default="raw", help="annotators' raw sentence (default) or refer's tokens"
+    )
+    b.add_argument(
+        "--strip",
+        default=".?!",
+        help="characters stripped from both ends of an expression, then lower-cased (default .?!, as the reference)",
+    )
+    b.add_argument(
+        "--points-border",
+        choices=["open", "background"],
+        default="open",
+        help="distance transform for the points: unpadded as the reference (open) or the image edge as background",
+    )
+    b.add_argument(
+        "--points-fallback",
+        choices=["centroid", "farthest"],
+        default="centroid",
+        help="point 2 when no pixel is farther than the median: near the centroid (the reference) or the farthest",
+    )
+    b.add_argument(
+        "--polygons",
+        choices=["once", "or"],
+        default="once",
+        help="box and points from the pixels exactly one polygon of the object covers (the reference) or any",
+    )
     b.add_argument("--image-format", choices=["JPEG", "PNG"], default="JPEG", help="stored frame image encoding")
     b.add_argument(
         "--sam-filter",
@@ -66,6 +94,11 @@ def add_parser(subparsers) -> None:
         help="SAM2 name/path: drop objects whose gt box+point prompt gives IoU < --min-iou",
     )
     b.add_argument("--min-iou", type=float, default=0.6, help="SAM2 filter threshold (default 0.6)")
+    b.add_argument(
+        "--sam-multimask",
+        action="store_true",
+        help="SAM2 filter: best of 3 candidate masks (default: SAM2's single mask, as the reference)",
+    )
     b.add_argument("--sam-device", default=None, help="torch device for the SAM2 filter")
     b.add_argument("--workers", type=int, default=1, help="worker processes")
     b.add_argument("--shard-size", type=int, default=64, help="images per resumable shard")
@@ -118,7 +151,13 @@ def run_build(args) -> int:
         max_objects=args.max_objects,
         min_objects=args.min_objects,
         joiner=args.joiner,
+        quote=args.quote,
         text=args.text,
+        strip=args.strip,
+        points_border=args.points_border,
+        points_fallback=args.points_fallback,
+        polygons=args.polygons,
+        sam_multimask=args.sam_multimask,
         image_format=args.image_format,
         sam_filter=args.sam_filter,
         min_iou=args.min_iou,
@@ -136,7 +175,7 @@ def run_build(args) -> int:
 
 
 def run_export(args) -> int:
-    from segzero.data.export import export_verl_file
+    from segzero.train.verl import export_verl_file
 
     result = export_verl_file(args.data, args.out, kind=args.kind, split=args.split)
     dropped = result.get("dropped", []) if isinstance(result, dict) else []

@@ -7,12 +7,14 @@ Usage::
     segzero eval --data ... --out runs/part3 --shard 3/8                       # one of 8 parts (one GPU each)
     segzero eval merge runs/part0 ... runs/part7 --out runs/segzero7b_test     # summary equal to a single run
     segzero eval report runs/segzero7b_test                                    # rewrite report.html
+    segzero eval --data ... --out runs/x --protocol seg-zero     # also Seg-Zero's own scoring, side by side
+    segzero eval sweep 'runs/sz7b/checkpoint-*' --data test=Ricky06662/ReasonSeg_test --out runs/sweep  # table
 
 Writes ``DIR/samples.jsonl`` (one record per sample), ``DIR/summary.json`` (gIoU, cIoU as fractions, n, protocol,
 provenance), ``DIR/report.html`` and ``DIR/run.json`` (the run's identity, written once at its first start). A rerun
 whose data, models (weights hashed by content), prompt, frame, generation settings, dtype, device, segmenter, shard
-or protocol differ is refused with exit code 2 naming what changed (``segzero.eval.identity``); ``--overwrite``
-starts over. Heavy modules are imported inside ``run``.
+or protocol (``--ignore-label``, ``--protocol``) differ is refused with exit code 2 naming what changed
+(``segzero.eval.identity``); ``--overwrite`` starts over. Heavy modules are imported inside ``run``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from segzero.eval.protocols import PROTOCOLS
 from segzero.prompts import PROMPT_KINDS
 
 
@@ -32,13 +36,59 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--data", help="hub id, save_to_disk folder, parquet file/folder, LISA folder or refer folder")
     p.add_argument("--out", help="output folder")
-    p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
-    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
     p.add_argument(
         "--reasoner",
         default="Ricky06662/Seg-Zero-7B",
         help="reasoning VLM id or folder ('shipped': the shapes model inside the package)",
     )
+    p.add_argument("--shard", default="0/1", help="run part i of n (by image), e.g. 3/8 (default 0/1)")
+    _add_run_flags(p)
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out (also the default); refused when its identity in run.json differs",
+    )
+    mode.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="delete the run in --out (records, summary, report, run.json), start over",
+    )
+    p.set_defaults(func=run)
+
+    sub = p.add_subparsers(dest="eval_command", metavar="{merge,report,sweep}")
+    m = sub.add_parser("merge", help="combine shard folders into one summary", description="Combine eval shards.")
+    m.add_argument("dirs", nargs="+", help="shard output folders")
+    m.add_argument("--out", required=True, help="merged output folder")
+    m.add_argument("--allow-incomplete", action="store_true", help="write a partial summary for missing samples")
+    m.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
+    m.set_defaults(func=run_merge)
+    r = sub.add_parser("report", help="rewrite DIR/report.html", description="Rewrite an eval folder's report.")
+    r.add_argument("dir", help="eval output folder")
+    r.add_argument("--gallery", type=int, default=6, help="best and worst samples shown (default 6 each)")
+    r.set_defaults(func=run_report)
+    w = sub.add_parser(
+        "sweep",
+        help="evaluate checkpoints on benchmarks into one table (Markdown, CSV) and plot; resumable",
+        description="Evaluate every checkpoint on every --data (each an ordinary, resumable eval run under "
+        "OUT/runs), then write OUT/sweep.md, OUT/sweep.csv and OUT/sweep.png.",
+    )
+    w.add_argument("checkpoints", nargs="+", help="checkpoint folders, globs ('runs/x/checkpoint-*') or hub ids")
+    w.add_argument("--out", required=True, help="sweep folder")
+    w.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="a benchmark: NAME=DATA or DATA, either with @SPLIT (repeat for several; DATA as for eval --data)",
+    )
+    _add_run_flags(w)
+    w.set_defaults(func=run_sweep_cmd)
+
+
+def _add_run_flags(p) -> None:
+    """The settings of an evaluation run shared by ``segzero eval`` and ``segzero eval sweep``."""
+    p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
+    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
     p.add_argument(
         "--segmenter",
         default=None,
@@ -58,50 +108,35 @@ def add_parser(subparsers) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: GPU memory fraction")
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--dtype", default=None, help="reasoner dtype: bfloat16 / float16 / float32 (default: auto)")
-    p.add_argument("--shard", default="0/1", help="run part i of n (by image), e.g. 3/8 (default 0/1)")
     p.add_argument(
         "--ignore-label",
         default="exclude",
         choices=["exclude", "target"],
         help="gt pixels 255: exclude from I and U (LISA, default) or count as target (hub copies)",
     )
+    p.add_argument(
+        "--protocol",
+        default="segzero",
+        choices=PROTOCOLS,
+        help="also score every sample as a reference script does (seg-zero, visionreasoner, lisa) and report both "
+        "side by side, with the count of samples where they differ (default: segzero's protocol only)",
+    )
     p.add_argument("--sentences", default="first", choices=["first", "all"], help="LISA folders: queries per image")
     p.add_argument("--refer-dataset", default="refcocog", choices=["refcoco", "refcoco+", "refcocog"])
     p.add_argument("--split-by", default=None, help="refer: unc / umd / google (default per dataset)")
     p.add_argument("--images", dest="images_dir", default=None, help="refer: COCO image folder (e.g. train2014)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in --out (also the default); refused when its identity in run.json differs",
-    )
-    mode.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="delete the run in --out (records, summary, report, run.json), start over",
-    )
     p.add_argument("--max-samples", type=int, default=None, help="stop after this many new samples")
     p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
     p.add_argument("--no-masks", dest="save_masks", action="store_false", help="do not store predicted mask RLEs")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.set_defaults(func=run)
-
-    sub = p.add_subparsers(dest="eval_command", metavar="{merge,report}")
-    m = sub.add_parser("merge", help="combine shard folders into one summary", description="Combine eval shards.")
-    m.add_argument("dirs", nargs="+", help="shard output folders")
-    m.add_argument("--out", required=True, help="merged output folder")
-    m.add_argument("--allow-incomplete", action="store_true", help="write a partial summary for missing samples")
-    m.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
-    m.set_defaults(func=run_merge)
-    r = sub.add_parser("report", help="rewrite DIR/report.html", description="Rewrite an eval folder's report.")
-    r.add_argument("dir", help="eval output folder")
-    r.add_argument("--gallery", type=int, default=6, help="best and worst samples shown (default 6 each)")
-    r.set_defaults(func=run_report)
 
 
 def _print_summary(summary: dict, out, *, report: bool) -> None:
     keys = ("gIoU", "cIoU", "n", "n_expected", "complete", "parse_failures", "errors")
     print(json.dumps({k: summary.get(k) for k in keys}))
+    ref = summary.get("reference")
+    if ref:  # the reference protocol's scores on the same predictions, next to segzero's
+        print(json.dumps({k: ref[k] for k in ("protocol", "gIoU", "cIoU", "n", "skipped", "differs")}))
     written = ["samples.jsonl", "summary.json"] + (["report.html"] if report else [])
     print("wrote " + ", ".join(f"{out}/{name}" for name in written))
     if summary.get("errors"):
@@ -113,6 +148,16 @@ def _print_summary(summary: dict, out, *, report: bool) -> None:
         )
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """``EvalConfig`` fields from the flags ``_add_run_flags`` defines."""
+    names = (
+        "split", "fmt", "segmenter", "prompt", "frame", "batch_size", "max_new_tokens", "backend", "device", "dtype",
+        "ignore_label", "protocol", "sentences", "refer_dataset", "split_by", "images_dir", "max_samples", "report",
+        "save_masks", "progress", "gpu_memory_utilization",
+    )  # fmt: skip
+    return {name: getattr(args, name) for name in names}
+
+
 def run(args: argparse.Namespace) -> int:
     from segzero.errors import UserError
     from segzero.eval.runner import EvalConfig, run_eval
@@ -122,38 +167,34 @@ def run(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         data=args.data,
         out=args.out,
-        split=args.split,
-        fmt=args.fmt,
         reasoner=args.reasoner,
-        segmenter=args.segmenter,
-        prompt=args.prompt,
-        frame=args.frame,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        backend=args.backend,
-        device=args.device,
-        dtype=args.dtype,
         shard=args.shard,
-        ignore_label=args.ignore_label,
-        sentences=args.sentences,
-        refer_dataset=args.refer_dataset,
-        split_by=args.split_by,
-        images_dir=args.images_dir,
         overwrite=args.overwrite,
-        max_samples=args.max_samples,
-        report=args.report,
-        save_masks=args.save_masks,
-        progress=args.progress,
-        gpu_memory_utilization=args.gpu_memory_utilization,
+        **_settings(args),
     )
     _print_summary(run_eval(cfg), args.out, report=cfg.report)
+    return 0
+
+
+def run_sweep_cmd(args: argparse.Namespace) -> int:
+    from segzero.eval.sweep import PLOT_PNG, TABLE_CSV, TABLE_MD, expand_checkpoints, parse_benchmarks, run_sweep
+
+    rows = run_sweep(_settings(args), expand_checkpoints(args.checkpoints), parse_benchmarks(args.data), args.out)
+    for r in rows:
+        print(json.dumps({k: r[k] for k in ("checkpoint", "benchmark", "n", "gIoU", "cIoU", "protocol", "ref_gIoU")}))
+    written = [TABLE_MD, TABLE_CSV] + ([PLOT_PNG] if (Path(args.out) / PLOT_PNG).is_file() else [])
+    print("wrote " + ", ".join(f"{args.out}/{name}" for name in written))
     return 0
 
 
 def run_merge(args: argparse.Namespace) -> int:
     from segzero.eval.summary import merge_runs
 
-    summary = merge_runs(args.dirs, args.out, report=args.report, allow_incomplete=args.allow_incomplete)
+    summary = merge_runs(args.dirs, args.out, allow_incomplete=args.allow_incomplete)
+    if args.report:
+        from segzero.eval.report import write_report
+
+        write_report(args.out)
     _print_summary(summary, args.out, report=args.report)
     return 0
 

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out exists and is not a folder: {out}")
-    from segzero.testing import build_tiny_models
+    from segzero.models.tiny import build_tiny_models
 
     paths = build_tiny_models(out, seed=args.seed, answering=args.answering, progress=True)
     for name, path in paths.items():

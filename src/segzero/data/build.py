@@ -51,6 +51,7 @@ from segzero.data.samples import (
     process_image,
 )
 from segzero.errors import UserError
+from segzero.points import BORDERS, FALLBACKS
 
 SOURCES = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}  # source -> default split_by
 
@@ -72,10 +73,16 @@ class BuildConfig:
     max_objects: int = 3  # multi layout: most objects joined into one row
     min_objects: int = 1  # multi layout: images with fewer valid objects give no row
     joiner: str = " and "  # multi layout: text between the joined expressions
-    text: str = "sent"  # "sent" (refer's normalised text) or "raw" (annotators' text)
+    quote: str = "'"  # multi layout: each joined expression inside it ('a' and 'b', as the reference writes)
+    text: str = "raw"  # "raw" (annotators' text, as the reference) or "sent" (refer's tokenised text)
+    strip: str = ".?!"  # characters stripped from both ends of an expression (after whitespace), then lower-cased
     image_format: str = "JPEG"  # JPEG or PNG for the stored frame image
     sam_filter: str | None = None  # Segmenter name/path for the SAM2 quality filter
     min_iou: float = 0.6  # SAM2 filter threshold
+    sam_multimask: bool = False  # SAM2 filter: best of 3 candidate masks (False: SAM2's single mask, the reference)
+    points_border: str = "open"  # "open" (the reference's unpadded distance transform) or "background"
+    points_fallback: str = "centroid"  # point 2 without far pixels: "centroid" (the reference) or "farthest"
+    polygons: str = "once"  # box and points from pixels exactly one polygon covers ("once", the reference) or "or"
     sam_device: str | None = None  # device for the SAM2 filter (not part of the fingerprint)
     shard_size: int = 64  # images per resumable shard
     workers: int = 1  # worker processes (not part of the fingerprint)
@@ -91,10 +98,11 @@ class BuildConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _texts(ref: Ref, text: str) -> list[tuple[int, str]]:
-    """``(sent_id, text)`` pairs of a ref, lower-case text stripped of a trailing '.' as the prompts expect."""
+def _texts(ref: Ref, text: str, strip: str) -> list[tuple[int, str]]:
+    """``(sent_id, text)`` pairs of a ref: whitespace, then ``strip``'s characters, stripped from both ends, then
+    lower-cased (the reference: ``raw.strip().strip(".?!").lower()``)."""
     src = ref.raw if text == "raw" else ref.sentences
-    return [(sid, s.strip().rstrip(".").strip()) for sid, s in zip(ref.sent_ids, src, strict=True)]
+    return [(sid, s.strip().strip(strip).lower()) for sid, s in zip(ref.sent_ids, src, strict=True)]
 
 
 def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
@@ -117,7 +125,7 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
         by_image[ref.image_id].append(ref)
     if cfg.layout == "single":
         for ref in (r for group in by_image.values() for r in group):
-            for sid, text in _texts(ref, cfg.text):
+            for sid, text in _texts(ref, cfg.text, cfg.strip):
                 rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
     elif cfg.layout == "multi":
         for image_id in sorted(by_image):
@@ -135,11 +143,12 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
                 continue
             k = rng.randint(cfg.min_objects, min(cfg.max_objects, len(group)))
             chosen = sorted(rng.sample(group, k), key=lambda r: r.ref_id)
-            parts = [rng.choice(_texts(r, cfg.text)) for r in chosen]
+            parts = [rng.choice(_texts(r, cfg.text, cfg.strip)) for r in chosen]
             row_id = f"{prefix}-img{image_id}-" + "+".join(
                 f"{r.ref_id}.{sid}" for r, (sid, _) in zip(chosen, parts, strict=True)
             )
-            rows.append((chosen[0], tuple(chosen), row_id, cfg.joiner.join(t for _, t in parts)))
+            text = cfg.joiner.join(f"{cfg.quote}{t}{cfg.quote}" for _, t in parts)
+            rows.append((chosen[0], tuple(chosen), row_id, text))
     else:
         raise UserError(f"unknown layout {cfg.layout!r}; use single or multi")
     rows_total = len(rows)
@@ -246,6 +255,9 @@ def _check(cfg: BuildConfig) -> None:
         (cfg.workers < 1 or cfg.shard_size < 1, "--workers and --shard-size must be at least 1"),
         (not 0.0 <= cfg.min_iou <= 1.0 and cfg.sam_filter is not None, "--min-iou must be in [0, 1]"),
         (cfg.text not in ("sent", "raw"), "--text must be sent or raw"),
+        (cfg.points_border not in BORDERS, f"--points-border must be one of {', '.join(BORDERS)}"),
+        (cfg.points_fallback not in FALLBACKS, f"--points-fallback must be one of {', '.join(FALLBACKS)}"),
+        (cfg.polygons not in ("once", "or"), "--polygons must be once or or"),
         (cfg.image_format.upper() not in ("JPEG", "PNG"), "--image-format must be JPEG or PNG"),
     ]
     for bad, message in problems:
@@ -306,6 +318,10 @@ def build(cfg: BuildConfig, *, overwrite: bool = False) -> dict:
         sam_filter=cfg.sam_filter,
         min_iou=cfg.min_iou,
         sam_device=cfg.sam_device,
+        sam_multimask=cfg.sam_multimask,
+        points_border=cfg.points_border,
+        points_fallback=cfg.points_fallback,
+        polygons=cfg.polygons,
     )
     shards = _shards(tasks, cfg.shard_size)
     done = {i for i in range(len(shards)) if (work / f"shard-{i:05d}.json").exists()}

@@ -2,10 +2,9 @@
 
 Usage::
 
-    from segzero.data.export import load_built, detect_layout, export_verl_file
+    from segzero.data.export import load_built, detect_layout
     ds = load_built("out/refcocog_840")               # datasets.Dataset of split "train"
     detect_layout(ds)                                  # "single" or "multi"
-    export_verl_file("out/refcocog_840", "out/train.parquet")   # calls segzero.train.verl.export_verl
 
 Columns (``FEATURES``): ``id`` str, ``problem`` str (the query), ``solution`` str (gt in the model frame:
 ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a JSON list of ``bbox_2d``/``point_2d``),
@@ -54,10 +53,18 @@ def save_dataset(
     if not progress:
         datasets.disable_progress_bars()
     try:
-        datasets.DatasetDict({split: ds}).save_to_disk(str(out))
+        # an empty split skips datasets' size estimate, which divides by zero on an empty image table in
+        # datasets 4.7-5.0: one shard, and the parquet file written by pyarrow (the same empty table and schema)
+        empty = len(ds) == 0
+        datasets.DatasetDict({split: ds}).save_to_disk(str(out), num_shards={split: 1} if empty else None)
         if parquet:
             (out / "parquet").mkdir(parents=True, exist_ok=True)
-            ds.to_parquet(str(out / "parquet" / f"{split}.parquet"))
+            if empty:
+                import pyarrow.parquet as pq
+
+                pq.write_table(ds.data.table, str(out / "parquet" / f"{split}.parquet"))
+            else:
+                ds.to_parquet(str(out / "parquet" / f"{split}.parquet"))
     finally:
         if was_enabled:
             datasets.enable_progress_bars()
@@ -91,25 +98,6 @@ def detect_layout(ds: datasets.Dataset) -> str:
         return "single"
     solution = ds[0]["solution"]
     return "multi" if not isinstance(solution, str) or solution.lstrip().startswith("[") else "single"
-
-
-def export_verl_file(data: str | Path, out: str | Path, *, kind: str | None = None, split: str = "train"):
-    """Export built data for veRL/EasyR1 with ``segzero.train.verl.export_verl``.
-
-    ``kind`` defaults from the layout: ``"segzero"`` for single-object rows, ``"visionreasoner"`` for multi.
-    The frame is the one recorded in the build's ``stats.json`` (840 when absent). Returns what ``export_verl``
-    returns (``{"path", "rows", "dropped"}``).
-    """
-    from segzero.train.verl import export_verl
-
-    ds = load_built(data, split=split)
-    if kind is None:
-        kind = "visionreasoner" if detect_layout(ds) == "multi" else "segzero"
-    frame = built_frame(data) or (840, 840)
-    if frame[0] != frame[1]:
-        raise UserError(f"{data} was built for a {frame[0]}x{frame[1]} frame; the veRL export needs a square one")
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return export_verl(ds, out, kind=kind, frame=frame[0], split=split)
 
 
 def built_frame(data: str | Path) -> tuple[int, int] | None:

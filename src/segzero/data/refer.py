@@ -135,8 +135,9 @@ def _to_str(obj):
     return obj
 
 
-def decode_segmentation(segmentation, height: int, width: int) -> tuple[np.ndarray, int]:
-    """Decode one COCO segmentation into a (height, width) bool mask in original pixels.
+def decode_segmentation(segmentation, height: int, width: int, *, count: bool = False) -> tuple[np.ndarray, int]:
+    """Decode one COCO segmentation into a (height, width) bool mask in original pixels (``count``: a uint8 mask of
+    how many of its parts cover each pixel, as Seg-Zero's notebook sums them, instead of their union).
 
     Accepts a list of polygons ``[[x0, y0, x1, y1, ...], ...]`` (OR-ed), an uncompressed RLE
     ``{"size": [h, w], "counts": [int, ...]}`` or a compressed one (``counts`` str/bytes), or a list of RLEs.
@@ -176,13 +177,17 @@ def decode_segmentation(segmentation, height: int, width: int) -> tuple[np.ndarr
             encoded = mask_utils.frPyObjects(polygons, height, width)
         else:
             raise BadAnnotation("bad_segmentation", f"unexpected type {type(segmentation).__name__}")
-        rle = mask_utils.merge(encoded) if len(encoded) > 1 else encoded[0]
-        mask = mask_utils.decode(rle).astype(bool)
+        if count:
+            parts = mask_utils.decode(list(encoded))  # (H, W, parts)
+            mask = parts.sum(axis=2, dtype=np.uint8) if parts.ndim == 3 else parts.astype(np.uint8)
+        else:
+            rle = mask_utils.merge(encoded) if len(encoded) > 1 else encoded[0]
+            mask = mask_utils.decode(rle).astype(bool)
     except (KeyError, TypeError, ValueError) as err:
         if isinstance(err, BadAnnotation):
             raise
         raise BadAnnotation("bad_segmentation", str(err)) from err
-    if mask.ndim == 3:
+    if mask.ndim == 3 and not count:
         mask = mask.any(axis=2)
     if not mask.any():
         raise BadAnnotation("empty_mask", "the segmentation decodes to no pixel")

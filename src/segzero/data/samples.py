@@ -72,6 +72,10 @@ class SampleOptions:
     sam_filter: str | None = None  # Segmenter name/path: drop objects SAM2 cannot reproduce
     min_iou: float = 0.6  # SAM2 filter: keep an object when IoU(SAM2 mask, gt mask) >= min_iou
     sam_device: str | None = None  # torch device of the SAM2 filter (None: the Segmenter's default)
+    sam_multimask: bool = False  # SAM2 filter: best of 3 candidates; False: SAM2's single mask (the reference)
+    points_border: str = "open"  # segzero.points.mask_to_object's border (open: the reference's transform)
+    points_fallback: str = "centroid"  # ... and its fallback for point 2 (centroid: the reference's)
+    polygons: str = "once"  # box and points from pixels one polygon covers ("once", the reference) or any ("or")
 
 
 @dataclass
@@ -143,14 +147,16 @@ def _segmenter(name: str, device: str | None):
     return _SEGMENTERS[key]
 
 
-def _sam_iou(segmenter, obj: SegObject, gt: np.ndarray) -> float:
-    """IoU of SAM2's mask, prompted with the gt box and point 1 (original pixels), against ``gt``."""
+def _sam_iou(segmenter, obj: SegObject, gt: np.ndarray, *, multimask: bool) -> float:
+    """IoU of SAM2's mask, prompted with the gt box and point 1 (original pixels), against ``gt``; ``multimask``:
+    the best-scored of 3 candidates, else SAM2's single-mask output."""
     from segzero.metrics import intersection_union, sample_iou
 
     pred = segmenter.predict(
         boxes=np.asarray([obj.box], dtype=np.float32),
         points=np.asarray([[obj.points[0]]], dtype=np.float32),
         labels=np.ones((1, 1), dtype=np.int64),
+        multimask=multimask,
     )
     return sample_iou(*intersection_union(np.asarray(pred.mask, dtype=bool), gt))
 
@@ -215,15 +221,17 @@ def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
     failed: dict[int, str] = {}
     for idx, ot in enumerate(task.objects):
         try:
-            mask, skipped = decode_segmentation(ot.segmentation, height, width)
+            covers, skipped = decode_segmentation(ot.segmentation, height, width, count=True)
             if skipped:
                 result.warnings["polygon_skipped_too_few_points"] += skipped
                 result.note("polygon_skipped_too_few_points", f"ann {ot.ann_id}: {skipped} polygon(s) skipped")
-            obj = mask_to_object(mask)
+            mask = covers > 0
+            counted = covers == 1 if opts.polygons == "once" else None
+            obj = mask_to_object(mask, border=opts.points_border, fallback=opts.points_fallback, counted=counted)
             if obj is None:
                 raise BadAnnotation("empty_mask", "no point found")
             if segmenter is not None:
-                iou = _sam_iou(segmenter, obj, mask)
+                iou = _sam_iou(segmenter, obj, mask, multimask=opts.sam_multimask)
                 result.add_hist("sam_iou", iou)
                 if iou < opts.min_iou:
                     raise BadAnnotation("sam_iou_below_threshold", f"IoU {iou:.3f} < {opts.min_iou}")

@@ -7,7 +7,8 @@ evaluations. Keys:
 
 - ``dataset``: the loader's fingerprint of the data (``datasets`` fingerprint; hash of the LISA files or the refer
   expressions); ``dataset_samples``: sha256 of every sample's id and query, all shards; ``split``;
-- ``ignore_label`` (the scoring protocol) and ``shard``;
+- ``ignore_label`` and ``protocol`` (the scoring: segzero's, plus the reference protocol computed beside it) and
+  ``shard``;
 - ``reasoner_weights``: a content hash of the reasoner's weight files (``weights_digest``); ``reasoner_files``:
   the same for every other file it loads (config, generation config, tokenizer, processor, chat template,
   ``segzero.json``);
@@ -173,6 +174,7 @@ def run_identity(cfg, ds) -> dict:
         "dataset_samples": samples_digest(ds),
         "split": ds.split,
         "ignore_label": cfg.ignore_label,
+        "protocol": cfg.protocol,
         "shard": cfg.shard,
         "reasoner_weights": weights_digest(reasoner),
         "reasoner_files": weights_digest(reasoner, weights=False),

@@ -37,6 +37,7 @@ from segzero import __version__
 from segzero.errors import UserError
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
 from segzero.eval.identity import identity_changes, run_identity, weights_digest
+from segzero.eval.protocols import SEGZERO, check_protocol, score_reference
 from segzero.eval.records import RecordWriter, encode_mask, repair_records
 from segzero.eval.summary import (
     REPORT_FILE,
@@ -78,6 +79,10 @@ class EvalConfig:
     dtype: str | None = field(default=None, metadata={"help": "bfloat16 / float32; None = auto"})
     shard: str = field(default="0/1", metadata={"help": "i/n: run the i-th of n parts (by image)"})
     ignore_label: str = field(default="exclude", metadata={"help": "exclude (LISA) or target (hub copies)"})
+    protocol: str = field(
+        default="segzero",
+        metadata={"help": "also score by a reference protocol: seg-zero, visionreasoner or lisa (segzero: only ours)"},
+    )
     sentences: str = field(default="first", metadata={"help": "LISA folders: first or all sentences per image"})
     refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+ or refcocog"})
     split_by: str | None = field(default=None, metadata={"help": "refer: unc / umd / google; None = default"})
@@ -317,12 +322,34 @@ def evaluate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConf
             outs = [_attempt("model", pipe, images[s.image_key], s.query) for s in runnable]
         results.update({s.id: r for s, r in zip(runnable, outs, strict=True)})
     seconds = (time.perf_counter() - t0) / len(chunk)
-    return [
+    records = [
         make_record(
             s, gts[s.id], results[s.id], ignore_label=cfg.ignore_label, seconds=seconds, save_masks=cfg.save_masks
         )
         for s in chunk
     ]
+    if cfg.protocol != SEGZERO:
+        for s, rec in zip(chunk, records, strict=True):
+            rec["reference"] = _reference(pipe, cfg.protocol, images[s.image_key], gts[s.id], results[s.id])
+    return records
+
+
+def _reference(pipe, protocol: str, image, gt, result) -> dict:
+    """The ``reference`` field of a record: the sample scored by ``protocol`` (``segzero.eval.protocols``)."""
+    if isinstance(image, StageError) or isinstance(gt, StageError):
+        return score_reference(protocol, None, None, image_size=(1, 1), segment=None)
+    scored = _attempt(
+        "reference",
+        score_reference,
+        protocol,
+        None if isinstance(result, StageError) else result,
+        gt,
+        image_size=(gt.shape[1], gt.shape[0]),  # original pixels (W, H)
+        segment=lambda objects: pipe.mask_for(image, objects),
+    )
+    if isinstance(scored, StageError):  # the reference's own segmentation raised: its script skips the sample
+        return {"intersection": None, "union": None, "resegmented": True, "error": scored.reason}
+    return scored
 
 
 def build_pipeline(cfg: EvalConfig):
@@ -365,6 +392,10 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
     if cfg.batch_size < 1:
         raise UserError("--batch-size must be >= 1")
     protocol(cfg.ignore_label)  # validates
+    try:
+        check_protocol(cfg.protocol)
+    except ValueError as err:
+        raise UserError(f"--protocol: {err}") from None
     if cfg.backend not in ("hf", "vllm"):
         raise UserError(f"unknown backend {cfg.backend!r}; choose hf or vllm")
     ds = dataset or load_eval_dataset(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from segzero.errors import UserError
 from segzero.eval.identity import SHARD_KEYS, identity_changes
+from segzero.eval.protocols import SEGZERO, reference_summary
 from segzero.eval.records import RecordWriter, read_records
 from segzero.metrics import IoUAccumulator
 
@@ -102,13 +103,15 @@ def summarize(records: list[dict], header: dict, *, expected: int | None = None)
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
+    reference = (header.get("identity") or {}).get("protocol", SEGZERO)
+    if reference != SEGZERO:
+        summary["reference"] = reference_summary(ordered, reference)
     return summary
 
 
-def merge_runs(
-    dirs: list[str | Path], out: str | Path, *, report: bool = True, allow_incomplete: bool = False
-) -> dict:
-    """Combine shard folders into ``out`` (samples.jsonl sorted by index, summary.json, report.html).
+def merge_runs(dirs: list[str | Path], out: str | Path, *, allow_incomplete: bool = False) -> dict:
+    """Combine shard folders into ``out`` (samples.jsonl sorted by index, summary.json, run.json; the report is
+    ``segzero.eval.report.write_report(out)``'s, which ``segzero eval merge`` calls).
 
     All shards must share their identity (``segzero.eval.identity``) but for the shard itself and together cover
     every shard ``i/n`` completely; otherwise ``UserError`` names what differs or is missing (``allow_incomplete``
@@ -154,8 +157,4 @@ def merge_runs(
         writer.write_many(records)
     summary = summarize(records, header, expected=expected)
     write_json(out / SUMMARY_FILE, summary)
-    if report:
-        from segzero.eval.report import write_report  # noqa: PLC0415
-
-        write_report(out)
     return summary

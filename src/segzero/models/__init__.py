@@ -1,5 +1,6 @@
-"""Model adapters: the reasoning VLM (``segzero.models.reasoner``), SAM2 (``segzero.models.segmenter``) and an
-image-only Qwen-VL processor (``segzero.models.processor``).
+"""Model adapters: the reasoning VLM (``segzero.models.reasoner``), SAM2 (``segzero.models.segmenter``), an
+image-only Qwen-VL processor (``segzero.models.processor``), and tiny models built from configs
+(``segzero.models.tiny``: the offline reasoner and segmenter of tests, smoke runs and ``segzero tiny-models``).
 
 Importing this package is cheap: ``Reasoner`` and ``Segmenter`` are resolved lazily on first attribute access,
 so torch and transformers load only when a model is used.

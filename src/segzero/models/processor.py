@@ -159,8 +159,16 @@ class ImageOnlyProcessor:
         from transformers.utils import cached_file
 
         tokenizer = AutoTokenizer.from_pretrained(str(path), **tokenizer_kwargs)
-        cfg_file = cached_file(str(path), "preprocessor_config.json")
-        cfg = json.loads(Path(cfg_file).read_text())
+        cfg_file = cached_file(str(path), "preprocessor_config.json", _raise_exceptions_for_missing_entries=False)
+        if cfg_file:
+            cfg = json.loads(Path(cfg_file).read_text())
+        else:  # saved by a stock processor of a newer transformers: the image settings nest in processor_config.json
+            combined = cached_file(str(path), "processor_config.json", _raise_exceptions_for_missing_entries=False)
+            cfg = json.loads(Path(combined).read_text()).get("image_processor") if combined else None
+            if not isinstance(cfg, dict):
+                raise OSError(
+                    f"{path} has no image processor settings (preprocessor_config.json or processor_config.json)"
+                )
         if tokenizer.chat_template is None:
             tmpl_file = cached_file(str(path), "chat_template.json", _raise_exceptions_for_missing_entries=False)
             if tmpl_file:

@@ -91,12 +91,12 @@ class TrainConfig:
     model: str = _f(
         "Qwen/Qwen2.5-VL-7B-Instruct",
         "Policy model: hub id or local folder. 'tiny' builds the random tiny models into OUTPUT_DIR/tiny_models "
-        "(segzero.testing.build_tiny_models) and trains that reasoner (CPU smoke runs); 'shapes' builds the "
-        "from-scratch shapes-world reasoner into OUTPUT_DIR/shapes_model (segzero.testing.build_shapes_reasoner).",
+        "(segzero.models.tiny.build_tiny_models) and trains that reasoner (CPU smoke runs); 'shapes' builds the "
+        "from-scratch shapes-world reasoner into OUTPUT_DIR/shapes_model (segzero.worlds.reasoner.build_shapes_reasoner).",
     )
     shapes_model: dict[str, Any] = _f(
         {},
-        "With model 'shapes': keyword arguments of segzero.testing.build_shapes_reasoner (e.g. arch: qwen3_vl, "
+        "With model 'shapes': keyword arguments of segzero.worlds.reasoner.build_shapes_reasoner (e.g. arch: qwen3_vl, "
         "number_tokens: true, vocab_size, hidden_size); {} = its defaults. Ignored for other models (so a "
         "recipe's checkpoint can be resumed with --set model=FOLDER).",
     )
@@ -239,7 +239,8 @@ class TrainConfig:
     sft_answer_learning_rate: float = _f(5e-4, "Peak learning rate of the gt-answer stage (cosine schedule).")
     sft_answer_loss: str = _f(
         "all",
-        "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from 'The query means' on: "
+        "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from a superlative's "
+        "comparison chain, else 'The query means', on: "
         "the listing, learnt in the warm-up, stays out of the loss and the pick is not 1 token in ~125 of it).",
     )
     sft_answer_decision_weight: float = _f(

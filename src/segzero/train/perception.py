@@ -10,6 +10,18 @@ that shape) and its area, then names one listed shape and copies its numbers int
     (63,31) (74,42) area 83. The query means the red square, 2.</think><answer>{"bbox": [45,13,82,50],
     "points_1": [63,31], "points_2": [74,42]}</answer>
 
+For a superlative query (the largest / smallest [colour] shape, the leftmost / rightmost / topmost / bottommost
+[kind]) the gt target compares before it decides, one pair at a time, keeping the running winner::
+
+    ... area 71. Compare largest: 1 (45) or 2 (44): 1; 1 (45) or 3 (71): 3. The query means the red circle, 3.
+
+Each step copies two listed numbers (the area, or the box edge the direction looks at: left x1, top y1, right x2,
+bottom y2) and names the winner: a comparison of two adjacent numbers, where picking the largest of three numbers
+spread over the listing in one step is what a small model fails at (chance level on "the largest shape"). The
+candidates are the listed shapes of the query's colour or kind. The chain is written only where it ends on the gt
+shape (the world's rules use whole silhouettes with a margin; the listing shows visible pixels, which an occluding
+shape can change) and never in the ``"random"`` warm-up.
+
 The decision names the shape first ("the red square"), then its number in the list (two shapes may share a name):
 naming is a copy of the query's words for naming queries, and the number and the answer's numbers then follow the
 listed name (what a small transformer learns first: find the earlier occurrence, copy what is next to it). The area (visible pixels per thousand pixels of the image,
@@ -42,6 +54,12 @@ from segzero.answer import segzero_answer_json
 from segzero.points import mask_to_object
 
 CHOICES: tuple[str, ...] = ("random", "gt")
+# The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
+COMPARE = "Compare"
+# superlative template -> which listed number it compares ("area" or the box edge 0-3) and whether larger wins; the
+# direction of "extreme" templates comes from the query's params
+_SIZE_TEMPLATES = {"largest": True, "largest_colour": True, "smallest": False, "smallest_colour": False}
+_EDGES = {"left": (0, False), "top": (1, False), "right": (2, True), "bottom": (3, True)}
 # The sentence that names the picked shape: "The query means the red square, 2." (see ``named_shape``); DECISION is
 # where it starts (the reasoning's conclusion, after the listing).
 DECISION = "The query means"
@@ -87,6 +105,54 @@ def seen_shapes(sample: dict) -> list[SeenShape]:
     return sorted(out, key=lambda s: (s.box[0] + s.box[2], s.box[1] + s.box[3], s.index))
 
 
+def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
+    """The comparison chain of a superlative ``sample`` over its listed ``shapes`` (``seen_shapes``), or None when
+    the query is not a superlative, two compared numbers tie, or the chain does not end on ``pick`` (the gt shape's
+    position in ``shapes``). Numbers in the chain are 1-based list positions.
+
+    >>> s = [SeenShape(i, c, "circle", (10 * i, 0, 10 * i + 5, 5), ((0, 0), (1, 1)), a)
+    ...      for i, (c, a) in enumerate([("red", 45), ("blue", 44), ("red", 71)])]
+    >>> comparison({"template": "largest", "params": {}}, s, 2)
+    'Compare largest: 1 (45) or 2 (44): 1; 1 (45) or 3 (71): 3.'
+    >>> comparison({"template": "smallest_colour", "params": {"colour": "blue"}}, s, 1)
+    'Compare smallest: only 2.'
+    >>> comparison({"template": "extreme", "params": {"direction": "right"}}, s, 2)
+    'Compare rightmost: 1 (5) or 2 (15): 2; 2 (15) or 3 (25): 3.'
+    >>> comparison({"template": "name", "params": {}}, s, 0) is None
+    True
+    """
+    from segzero.worlds.rules import EXTREMES
+
+    template, params = sample.get("template"), sample.get("params") or {}
+    if template in _SIZE_TEMPLATES:
+        word, larger = ("largest" if _SIZE_TEMPLATES[template] else "smallest"), _SIZE_TEMPLATES[template]
+        value = lambda s: s.area  # noqa: E731
+    elif template in ("extreme", "extreme_kind"):
+        edge, larger = _EDGES[params["direction"]]
+        word = EXTREMES[params["direction"]]
+        value = lambda s: s.box[edge]  # noqa: E731
+    else:
+        return None
+    keep = [
+        k
+        for k, s in enumerate(shapes)
+        if s.colour == params.get("colour", s.colour) and s.kind == params.get("kind", s.kind)
+    ]
+    if not keep:
+        return None
+    best, steps = keep[0], []
+    for k in keep[1:]:
+        a, b = value(shapes[best]), value(shapes[k])
+        if a == b:
+            return None
+        winner = k if (b > a) == larger else best
+        steps.append(f"{best + 1} ({a}) or {k + 1} ({b}): {winner + 1}")
+        best = winner
+    if best != pick:
+        return None
+    return f"{COMPARE} {word}: " + ("; ".join(steps) if steps else f"only {best + 1}") + "."
+
+
 def perception_completion(sample: dict, *, choice: str = "random", rng: np.random.Generator | None = None) -> str:
     """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick."""
     if choice not in CHOICES:
@@ -100,6 +166,9 @@ def perception_completion(sample: dict, *, choice: str = "random", rng: np.rando
     listed = "; ".join(f"{k + 1} {s.listing()}" for k, s in enumerate(shapes))
     chosen = shapes[pick]
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
+    chain = comparison(sample, shapes, pick) if choice == "gt" else None
+    if chain:
+        means = f"{chain} {means}"
     return f"<think>I see {listed}. {means}</think><answer>{chosen.answer()}</answer>"
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from segzero.train.perception import DECISION, perception_completion
+from segzero.train.perception import COMPARE, DECISION, perception_completion
 
 logger = logging.getLogger("segzero.train")
 
@@ -71,11 +71,12 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
 
 class CompletionCollator:
     """Rows -> model inputs with ``labels`` on the completion (and its end token) only, and ``loss_weights``
-    (float, same shape: ``decision_weight`` from ``DECISION`` on, 1 before it); right padding.
+    (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, where it has
+    one, else ``DECISION``), 1 before it); right padding.
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
-    e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the pick) are not
-    a 1-in-150 share of it."""
+    e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the comparison
+    chain where there is one, the pick) are not a 1-in-150 share of it."""
 
     def __init__(
         self, processor, *, prompt_kind: str, supervise_from: str | None = None, decision_weight: float = 1.0
@@ -113,9 +114,11 @@ class CompletionCollator:
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         for i, c in enumerate(completions):
             start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
-            labels[i, : start + self._tokens_before(c, self.supervise_from)] = -100
+            decides = COMPARE if COMPARE in c else DECISION  # a superlative's comparison chain is part of it
+            supervise_from = decides if self.supervise_from == DECISION else self.supervise_from
+            labels[i, : start + self._tokens_before(c, supervise_from)] = -100
             labels[i, lengths[i] :] = -100
-            weights[i, start + self._tokens_before(c, DECISION) :] = self.decision_weight
+            weights[i, start + self._tokens_before(c, decides) :] = self.decision_weight
         batch["labels"] = labels
         batch["loss_weights"] = weights
         return batch

@@ -5,7 +5,7 @@ TRL accepts only a tokenizer or a ``transformers.ProcessorMixin`` as ``processin
 (unpadded ``input_ids`` per prompt plus the image fields), ``apply_chat_template(messages, tokenize=False)``
 (prompt text), ``__call__(text=[...], images=[[img], ...], padding=True, return_tensors="pt")``,
 ``batch_decode``, ``.tokenizer`` and ``save_pretrained`` (checkpoints). segzero loads processors with
-``segzero.models.processor.load_processor`` (H3a): the stock ``AutoProcessor`` when torchvision is present
+``segzero.models.processor.load_processor``: the stock ``AutoProcessor`` when torchvision is present
 (already a ``ProcessorMixin``; used as is) or ``ImageOnlyProcessor`` otherwise, which this module wraps:
 every call is delegated to it, images are flattened in order, and saving writes the tokenizer files and
 ``preprocessor_config.json`` exactly as the tiny-model builder does (``tokenizer.save_pretrained`` +
@@ -114,7 +114,7 @@ class TrlProcessor(ProcessorMixin):
         return self.tokenizer.decode(ids, **kwargs)
 
     def save_pretrained(self, save_directory, **_unused) -> list[str]:
-        """Tokenizer files + ``preprocessor_config.json``, as ``segzero.testing.reasoner`` writes them."""
+        """Tokenizer files + ``preprocessor_config.json``, as ``segzero.models.tiny.reasoner`` writes them."""
         from segzero.models.processor import write_image_processor_config
 
         save_directory = Path(save_directory)

@@ -8,10 +8,14 @@ gets no signal. The soft variant keeps the term names (so logs and tables line u
 - ``box_l1`` by ``max(0, 1 - L1 / l1_scale)`` (``l1_scale`` = 2 x the L1 threshold: 20 px by default);
 
 reading the prediction exactly as the hard terms do (the first flat ``{...}`` of the completion, strict JSON
-numbers; missing -> 0). ``think_format``, ``answer_format`` and ``points`` stay the paper's. Usage::
+numbers; missing -> 0). ``think_format``, ``answer_format`` and ``points`` stay the paper's. Usage:
 
-    from segzero.train.soft_rewards import soft_box_iou
-    soft_box_iou(['<answer>{"bbox": [0,0,9,9], ...}</answer>'], ["<box>(0,0),(9,9)</box><points>...</points>"])  # [1.0]
+>>> from segzero.train.soft_rewards import soft_box_iou
+>>> answer = '<answer>{"bbox": [0,0,9,9], "points_1": [2,2], "points_2": [5,5]}</answer>'
+>>> soft_box_iou([answer], ["<box>(0,0),(9,9)</box><points>(2,2),(5,5)</points>"])
+[1.0]
+>>> soft_box_iou([answer], ["<box>(0,0),(9,19)</box><points>(2,2),(5,5)</points>"])  # half the gt box
+[0.5]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 What ``train(cfg, output_dir)`` does:
 
 1. model: ``cfg.model`` (hub id / folder), or ``"tiny"``: the random tiny models built into
-   ``OUTPUT_DIR/tiny_models`` by ``segzero.testing.build_tiny_models``;
+   ``OUTPUT_DIR/tiny_models`` by ``segzero.models.tiny.build_tiny_models``;
 2. data: ``segzero.train.data.build_train_dataset`` (bad rows logged and written to ``bad_rows.jsonl``);
 3. rewards: one TRL reward function per reward term (``segzero.train.rewards``), weighted by
    ``cfg.reward_weights``; TRL logs each as ``rewards/<term>/mean``; ``samples.jsonl`` gets completions with
@@ -68,8 +68,8 @@ def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
     reasoner = tiny_dir / "reasoner"
     if not (reasoner / "config.json").exists():
         if int(os.environ.get("LOCAL_RANK", "0")) == 0:
-            from segzero.testing import build_tiny_models
-            from segzero.testing.reasoner import build_shapes_reasoner
+            from segzero.models.tiny import build_tiny_models
+            from segzero.worlds.reasoner import build_shapes_reasoner
 
             if cfg.model == "tiny":
                 build_tiny_models(tiny_dir, seed=cfg.seed)

@@ -10,9 +10,13 @@ imported here (nor needed to test this module).
   else from ``data_source`` (``"segzero"`` / ``"visionreasoner"`` or a released hub id), else ``"segzero"``.
 - ``export_verl(dataset, out_path, *, kind="segzero")``: writes the parquet layout of verl's Qwen2.5-VL GRPO
   example (``examples/data_preprocess/geo3k.py``): ``data_source``, ``prompt`` (one user message whose content is
-  ``"<image>" + the exact released prompt``; verl splits it at ``<image>``), ``images`` (one image, frame x frame),
+  ``IMAGE_PREFIX[prompt kind] + the exact released prompt``: ``"<image>"`` before the Seg-Zero prompt and
+  ``"<image>\n"`` before the VisionReasoner one, as each family's training dataset writes it; verl splits it at
+  ``<image>``), ``images`` (one image, frame x frame),
   ``ability``, ``reward_model`` (``{"style": "rule", "ground_truth": gt}``), ``extra_info`` (split, index, id,
   question, reward_kind). Rows go through the same preparation and bad-row rule as ``segzero train``.
+- ``export_verl_file(data, out)``: the same for a ``segzero data build`` folder (``segzero data export --format
+  verl``), the kind from its layout and the frame from its ``stats.json``.
 
 Launch command: docs/verl.md.
 """
@@ -25,6 +29,8 @@ from typing import Any
 from segzero.errors import UserError
 
 KINDS = ("segzero", "visionreasoner")
+# What comes before the prompt text in the user message, per prompt kind (the families' training datasets).
+IMAGE_PREFIX = {"segzero": "<image>", "visionreasoner": "<image>\n", "compact": "<image>"}
 
 
 def reward_kind_of(data_source: str | None, extra_info: dict | None = None) -> str:
@@ -57,7 +63,9 @@ def _verl_row(row: dict, idx: int, *, kind: str, prompt_kind: str, data_source: 
 
     return {
         "data_source": data_source,
-        "prompt": [{"role": "user", "content": "<image>" + format_prompt(row["problem"], prompt_kind)}],
+        "prompt": [
+            {"role": "user", "content": IMAGE_PREFIX[prompt_kind] + format_prompt(row["problem"], prompt_kind)}
+        ],
         "images": [row["image"]],
         "ability": "segmentation",
         "reward_model": {"style": "rule", "ground_truth": row["solution"]},
@@ -118,3 +126,22 @@ def export_verl(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     verl_ds.to_parquet(str(out_path))
     return {"path": out_path, "rows": len(verl_ds), "dropped": dropped}
+
+
+def export_verl_file(data: str | Path, out: str | Path, *, kind: str | None = None, split: str = "train"):
+    """Export a ``segzero data build`` folder for veRL/EasyR1 with ``export_verl``.
+
+    ``kind`` defaults from the layout: ``"segzero"`` for single-object rows, ``"visionreasoner"`` for multi.
+    The frame is the one recorded in the build's ``stats.json`` (840 when absent). Returns what ``export_verl``
+    returns (``{"path", "rows", "dropped"}``).
+    """
+    from segzero.data.export import built_frame, detect_layout, load_built
+
+    ds = load_built(data, split=split)
+    if kind is None:
+        kind = "visionreasoner" if detect_layout(ds) == "multi" else "segzero"
+    frame = built_frame(data) or (840, 840)
+    if frame[0] != frame[1]:
+        raise UserError(f"{data} was built for a {frame[0]}x{frame[1]} frame; the veRL export needs a square one")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    return export_verl(ds, out, kind=kind, frame=frame[0], split=split)

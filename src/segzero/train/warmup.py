@@ -1,7 +1,7 @@
 """The optional format warm-up before GRPO: a short supervised fine-tune (TRL ``SFTTrainer``) on gt answers.
 
 Why: Seg-Zero starts GRPO from an instruct model that already writes text and JSON. A model built from scratch
-(``segzero.testing.build_shapes_reasoner``, ``recipes/shapes_tiny.yaml``) writes random tokens, never hits the
+(``segzero.worlds.reasoner.build_shapes_reasoner``, ``recipes/shapes_tiny.yaml``) writes random tokens, never hits the
 ``<think>..</think><answer>{..}</answer>`` format by chance, and GRPO then sees all-zero rewards and no signal.
 So, for such models only, ``sft_steps > 0`` first teaches the *format* with a few hundred teacher-forced steps.
 

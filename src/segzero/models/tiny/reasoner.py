@@ -5,7 +5,7 @@
 chat template and the image processor config), but is a few MB and builds in about a second:
 
 - ``Qwen2_5_VLForConditionalGeneration`` from a ``Qwen2_5_VLConfig`` with tiny text and vision towers
-  (``arch="qwen3_vl"``: a ``Qwen3VLForConditionalGeneration``, see ``segzero.testing.arches``), weights drawn
+  (``arch="qwen3_vl"``: a ``Qwen3VLForConditionalGeneration``, see ``segzero.models.tiny.arches``), weights drawn
   from a seeded generator (the same seed gives the same weights);
 - a byte-level BPE tokenizer trained locally with ``tokenizers`` on a small built-in corpus (prompt text,
   ``<think>``/``<answer>`` tags, JSON boxes and points), carrying Qwen2.5-VL's special tokens
@@ -20,7 +20,7 @@ for any image and query at small frames (28-112 px), so the whole reason -> pars
 
 Usage::
 
-    from segzero.testing.reasoner import build_tiny_reasoner
+    from segzero.models.tiny.reasoner import build_tiny_reasoner
     build_tiny_reasoner("/tmp/tiny/reasoner")
 """
 
@@ -189,7 +189,7 @@ def build_tiny_reasoner(
     intermediate_size: int | None = None,
     vision_intermediate_size: int | None = None,
     extra_corpus: tuple[str, ...] = (),
-    note: str = "tiny random-weight test model (segzero.testing)",
+    note: str = "tiny random-weight test model (segzero.models.tiny)",
     rope_theta: float | None = None,
     vision_rope_theta: float = 10_000.0,
     arch: str = "qwen2_5_vl",
@@ -206,7 +206,7 @@ def build_tiny_reasoner(
     model write it (then ``<|im_end|>``) for any input at small frames. ``frame`` is recorded in the folder's
     ``segzero.json`` (the frame ``Reasoner.from_pretrained`` uses by default). ``rope_theta`` /
     ``vision_rope_theta`` are the RoPE bases of the text decoder and of the vision tower (None: the architecture's
-    own, see ``segzero.testing.arches.ARCHES``). Returns ``path``.
+    own, see ``segzero.models.tiny.arches.ARCHES``). Returns ``path``.
 
     ``arch`` picks the architecture (``ARCHES``): ``"qwen2_5_vl"`` (Qwen2.5-VL: patch 14, a vision tower with
     relative 2-D RoPE only, M-RoPE sections t/h/w = 2/3/3 of the 8 frequency pairs of a 16-dim head) or
@@ -224,7 +224,7 @@ def build_tiny_reasoner(
 
     from segzero.models.processor import write_image_processor_config
     from segzero.models.reasoner import write_model_info
-    from segzero.testing.arches import ARCHES, model_config
+    from segzero.models.tiny.arches import ARCHES, model_config
 
     if arch not in ARCHES:
         raise ValueError(f"arch must be one of {sorted(ARCHES)}, got {arch!r}")
@@ -407,47 +407,6 @@ def teach_answer(
 
 
 # Words of the shapes world (segzero.worlds), so that queries tokenise into few tokens.
-SHAPES_CORPUS: tuple[str, ...] = (
-    "the red circle, the green square, the blue triangle, the yellow star, the purple hexagon, the orange diamond",
-    "the largest red shape, the smallest shape, the leftmost shape, the rightmost shape, the topmost shape",
-    "the bottommost shape, the shape with the most corners, the shape with the fewest corners",
-    "the circle left of the square, the triangle right of the circle, the square above the triangle",
-    "the star below the green square, something that could roll, the shapes that are red",
-    "Please find 'something sharp enough to poke you' with bbox and points.",
-    "<think>I see 1 purple triangle [20,65,66,110] (43,92) (35,100) area 61; 2 orange square [45,13,82,50] (63,31) "
-    "(74,42) area 83; 3 green circle [1,2,3,4] (5,6) (7,8) area 9. The query means the orange square, 2.</think>",
-    '<think>I look for the red circle.</think><answer>{"bbox": [12,34,56,78], "points_1": [23,45], '
-    '"points_2": [67,89]}</answer>',
-)
-
-
-def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, **sizes) -> Path:
-    """The from-scratch VLM of the shapes recipe (``recipes/shapes_tiny.yaml``): about 1M parameters.
-
-    Same architectures and files as ``build_tiny_reasoner`` (which it calls), sized to learn the shapes world on a
-    CPU: text decoder hidden 128 x 4 layers, vision tower hidden 64 x 2 blocks, a BPE vocabulary of 640 (1024 with
-    ``number_tokens=True``) trained on the prompt corpus plus ``SHAPES_CORPUS``; ``frame`` (default 112: 8 x 8
-    patches, 16 image tokens) goes into ``segzero.json``. ``sizes`` override any other ``build_tiny_reasoner``
-    argument (``arch``, ``number_tokens``, sizes, RoPE bases). Random weights: train it with
-    ``segzero train --config recipes/shapes_tiny.yaml`` (its ``shapes_model`` field passes these arguments).
-    """
-    from segzero.worlds.queries import TEMPLATES
-
-    # the seen (train/val) wordings, so that their words become tokens; held-out wordings stay out of the vocabulary
-    seen = tuple(w.replace("{", "").replace("}", "") for t in TEMPLATES for w in t.wordings)
-    kwargs = dict(vocab_size=1024 if sizes.get("number_tokens") else 640, hidden_size=128, num_layers=4)
-    kwargs.update(vision_hidden_size=64, vision_depth=2)
-    kwargs.update(sizes)
-    return build_tiny_reasoner(
-        path,
-        seed=seed,
-        frame=frame,
-        extra_corpus=SHAPES_CORPUS + seen,
-        note="shapes-world reasoner built from config (segzero.testing.build_shapes_reasoner)",
-        **kwargs,
-    )
-
-
 def perturb_weights(model_dir: str | Path, *, delta: float = 0.01) -> None:
     """Rewrite the first float tensor of ``model_dir/model.safetensors`` in place (+``delta``): new weights under
     the same config.json, as when a checkpoint folder is overwritten by another training run."""

@@ -1,6 +1,6 @@
 """A tiny random-weight SAM2 (transformers ``Sam2Model``) saved to disk, for offline tests and setup checks.
 
-    from segzero.testing.segmenter import build_tiny_segmenter
+    from segzero.models.tiny.segmenter import build_tiny_segmenter
     path = build_tiny_segmenter("/tmp/tiny/segmenter")     # config.json, model.safetensors, preprocessor_config.json
     Segmenter.from_pretrained(path)                         # the same loading code as facebook/sam2-hiera-large
 

@@ -1,10 +1,10 @@
-"""The architectures ``segzero.testing.build_tiny_reasoner`` can write: transformers configs and image settings.
+"""The architectures ``segzero.models.tiny.build_tiny_reasoner`` can write: transformers configs and image settings.
 
 ``ARCHES[name]`` holds the config class, vision patch size, text head size, default RoPE base and image
 preprocessor of each (``"qwen2_5_vl"``, ``"qwen3_vl"``); ``model_config(spec, ids, **sizes)`` builds the tiny
 ``transformers`` config. Usage (normally through the builder)::
 
-    from segzero.testing.reasoner import build_tiny_reasoner
+    from segzero.models.tiny.reasoner import build_tiny_reasoner
     build_tiny_reasoner("/tmp/q3", arch="qwen3_vl", frame=64)
 """
 

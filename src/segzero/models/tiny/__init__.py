@@ -1,11 +1,11 @@
 """Tiny offline models for tests, benchmarks and setup checks (no hub access needed).
 
 ``build_tiny_models(out_dir)`` writes ``out_dir/reasoner`` (a random-weight Qwen2.5-VL with a locally trained
-tokenizer, see ``segzero.testing.reasoner``) and ``out_dir/segmenter`` (a random-weight SAM2, see
-``segzero.testing.segmenter``), both loadable with the same ``from_pretrained`` code as the real checkpoints.
+tokenizer, see ``segzero.models.tiny.reasoner``) and ``out_dir/segmenter`` (a random-weight SAM2, see
+``segzero.models.tiny.segmenter``), both loadable with the same ``from_pretrained`` code as the real checkpoints.
 The CLI form is ``segzero tiny-models --out DIR``.
 
-    from segzero.testing import build_tiny_models
+    from segzero.models.tiny import build_tiny_models
     paths = build_tiny_models("/tmp/tiny")   # {"reasoner": Path, "segmenter": Path}
 """
 
@@ -19,13 +19,13 @@ def build_tiny_models(
 ) -> dict[str, Path]:
     """Build both tiny models under ``out_dir``; returns ``{"reasoner": path, "segmenter": path}``.
 
-    ``answering=True`` teaches the reasoner to answer ``segzero.testing.reasoner.TAUGHT_ANSWER`` (a parseable
+    ``answering=True`` teaches the reasoner to answer ``segzero.models.tiny.reasoner.TAUGHT_ANSWER`` (a parseable
     Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (about 2 minutes more on 2 CPU
     cores; ``progress`` shows a bar of the teaching steps).
     """
     from segzero.models.reasoner import write_model_info
-    from segzero.testing.reasoner import build_answering_reasoner, build_tiny_reasoner
-    from segzero.testing.segmenter import build_tiny_segmenter
+    from segzero.models.tiny.reasoner import build_answering_reasoner, build_tiny_reasoner
+    from segzero.models.tiny.segmenter import build_tiny_segmenter
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
