@@ -87,9 +87,12 @@ def test_gt_target_of_a_superlative_compares_then_decides():
     from segzero.train.perception import perception_completion
 
     sample = next(s for s in map(_sample, range(40)) if s["family"] == "superlative")
-    gt, random = (perception_completion(sample, choice=c, rng=np.random.default_rng(0)) for c in ("gt", "random"))
+    gt, random = (
+        perception_completion(sample, choice=c, rng=np.random.default_rng(0), compare=True) for c in ("gt", "random")
+    )
     assert re.search(r"\. Compare \w+: .+\. The query means the \w+ \w+, \d\.</think>", gt)  # chain, then decision
     assert "Compare" not in random  # the random warm-up pick is never justified by a chain
+    assert "Compare" not in perception_completion(sample, choice="gt")  # off unless asked for
 
 
 def test_random_pick_is_a_listed_shape_and_covers_them_all():
@@ -150,7 +153,7 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
         tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
     config, families = world_from_spec(WORLD, size=64)
-    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt")
+    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", compare=True)
     processor = load_training_processor(path)
     collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
     batch = collate([rows[i] for i in range(3)])
@@ -355,3 +358,19 @@ def test_stage_schedule_is_the_first_part_of_the_longer_cosine(steps, horizon, w
         assert sched.get_last_lr()[0] == pytest.approx(oracle, abs=1e-9)  # the cosine to 0 at the horizon
         opt.step()
         sched.step()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "choice", "compare"),
+    [
+        ([], "gt", False),  # off by default: the recipes' targets decide without a chain
+        (["sft_compare=true"], "gt", True),  # asked for: gt targets of superlatives carry it
+        (["sft_compare=true"], "random", False),  # never in the random warm-up
+    ],
+)
+def test_sft_compare_reaches_the_rows(overrides, choice, compare):
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception_warmup import rows_for
+
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    assert rows_for(cfg, steps=1, choice=choice).compare is compare

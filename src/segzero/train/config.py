@@ -224,6 +224,12 @@ class TrainConfig:
         "Perception warm-up: which listed shape the target picks: 'random' (the query is never supervised; GRPO "
         "learns the choice) or 'gt' (the shape the query means: supervised fine-tuning on gt answers).",
     )
+    sft_compare: bool = _f(
+        False,
+        "gt-answer targets: a superlative query's target compares the candidates pair by pair before it decides "
+        "('Compare largest: 1 (45) or 2 (44): 1; ...'). Measured on the shapes model: it did not help (the tiny "
+        "model copies the numbers but does not learn to compare them; benchmarks/shapes_grounding.md).",
+    )
     sft_warmup_steps: int = _f(10, "Perception warm-up: linear learning-rate warm-up steps before the cosine decay.")
     sft_cosine_steps: int | None = _f(
         None,

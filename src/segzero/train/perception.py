@@ -10,8 +10,9 @@ that shape) and its area, then names one listed shape and copies its numbers int
     (63,31) (74,42) area 83. The query means the red square, 2.</think><answer>{"bbox": [45,13,82,50],
     "points_1": [63,31], "points_2": [74,42]}</answer>
 
-For a superlative query (the largest / smallest [colour] shape, the leftmost / rightmost / topmost / bottommost
-[kind]) the gt target compares before it decides, one pair at a time, keeping the running winner::
+With ``compare=True`` (``sft_compare``), the gt target of a superlative query (the largest / smallest [colour]
+shape, the leftmost / rightmost / topmost / bottommost [kind]) compares before it decides, one pair at a time,
+keeping the running winner::
 
     ... area 71. Compare largest: 1 (45) or 2 (44): 1; 1 (45) or 3 (71): 3. The query means the red circle, 3.
 
@@ -20,7 +21,9 @@ bottom y2) and names the winner: a comparison of two adjacent numbers, where pic
 spread over the listing in one step is what a small model fails at (chance level on "the largest shape"). The
 candidates are the listed shapes of the query's colour or kind. The chain is written only where it ends on the gt
 shape (the world's rules use whole silhouettes with a margin; the listing shows visible pixels, which an occluding
-shape can change) and never in the ``"random"`` warm-up.
+shape can change) and never in the ``"random"`` warm-up. Measured on the shapes model (2500 steps from the shipped
+one): the model writes the chain and copies the numbers, but does not learn to compare two numbers, so its
+superlatives got worse (72% -> 69% on val); the option stays off in the recipes.
 
 The decision names the shape first ("the red square"), then its number in the list (two shapes may share a name):
 naming is a copy of the query's words for naming queries, and the number and the answer's numbers then follow the
@@ -153,8 +156,11 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     return f"{COMPARE} {word}: " + ("; ".join(steps) if steps else f"only {best + 1}") + "."
 
 
-def perception_completion(sample: dict, *, choice: str = "random", rng: np.random.Generator | None = None) -> str:
-    """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick."""
+def perception_completion(
+    sample: dict, *, choice: str = "random", rng: np.random.Generator | None = None, compare: bool = False
+) -> str:
+    """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick;
+    ``compare``: a ``"gt"`` target of a superlative query compares before it decides (``comparison``)."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     shapes = seen_shapes(sample)
@@ -166,7 +172,7 @@ def perception_completion(sample: dict, *, choice: str = "random", rng: np.rando
     listed = "; ".join(f"{k + 1} {s.listing()}" for k, s in enumerate(shapes))
     chosen = shapes[pick]
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
-    chain = comparison(sample, shapes, pick) if choice == "gt" else None
+    chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
     if chain:
         means = f"{chain} {means}"
     return f"<think>I see {listed}. {means}</think><answer>{chosen.answer()}</answer>"

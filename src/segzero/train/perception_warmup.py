@@ -37,10 +37,12 @@ ANSWER_DIR = "answer_sft"
 class PerceptionRows:
     """A map-style dataset of ``size`` rows: ``{"image": PIL, "query": str, "completion": str}`` for sample
     ``index`` of the shapes world ``config`` / ``families`` (train split, world seed ``seed``); the
-    ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``)."""
+    ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
+    carry their comparison chain (``segzero.train.perception.comparison``)."""
 
-    def __init__(self, config, families, *, seed: int, size: int, choice: str) -> None:
+    def __init__(self, config, families, *, seed: int, size: int, choice: str, compare: bool = False) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
+        self.compare = compare
 
     def __len__(self) -> int:
         return self.size
@@ -50,7 +52,7 @@ class PerceptionRows:
 
         sample = make_sample(int(index), seed=self.seed, config=self.config, split="train", families=self.families)
         rng = np.random.default_rng([self.seed, 7, int(index)])
-        completion = perception_completion(sample, choice=self.choice, rng=rng)
+        completion = perception_completion(sample, choice=self.choice, rng=rng, compare=self.compare)
         return {"image": sample["image"], "query": sample["problem"], "completion": completion}
 
 
@@ -66,7 +68,8 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
     except ValueError as err:
         raise UserError(f"bad synthetic_world / sft_world: {err}") from err
     size = max(steps * cfg.sft_batch_size, cfg.sft_samples or 0)
-    return PerceptionRows(config, families, seed=cfg.synthetic_seed, size=size, choice=choice)
+    compare = cfg.sft_compare and choice == "gt"
+    return PerceptionRows(config, families, seed=cfg.synthetic_seed, size=size, choice=choice, compare=compare)
 
 
 class CompletionCollator:
