@@ -11,7 +11,9 @@ Each variant runs in its own subprocess (so the peak resident memory, ``ru_maxrs
 random-weight models cost the same every step), at a ``--frame`` x ``--frame`` model frame. A step is rollout
 generation + reward scoring + reference and policy log-probs + backward + AdamW; the first step (warm-up) is
 left out of the mean; times are wall clock from ``on_step_begin`` to ``on_step_end``. Variants: ``full`` (all weights, KL to a reference copy, beta 5e-3) and ``lora`` (peft
-adapters r=8 on the language model, reference = adapters disabled). Checkpoint saving is off.
+adapters r=8 on the language model, reference = adapters disabled). Checkpoint saving is off. A second table says
+where a step's time goes (``time_parts``: HF generation, reward functions, every log-prob pass, the vision
+towers' forwards and how many images they encode) and what the repeated image encoding would cost at 7B.
 GPU rows (3B/7B sizes, vLLM vs HF generation) need a lent GPU; none was available when the table was written.
 """
 
@@ -36,6 +38,54 @@ VARIANTS = {
 }
 
 
+def time_parts(trainer) -> dict:
+    """Wrap the parts of a GRPO step with timers: TRL's rollout (generation, rewards, old and reference
+    log-probs), HF ``generate``, the reward functions, every log-prob pass (``_get_per_token_logps_and_entropies``:
+    reference, old policy and the loss's own forward), and the vision towers' forwards (policy and reference copy:
+    how often, and how many images, are encoded). Returns ``{part: {"s", "calls"}}``, filled while the trainer runs."""
+    import functools
+    import time
+
+    parts = {k: {"s": 0.0, "calls": 0} for k in ("rollout", "generate", "rewards", "logp_passes", "vision_encoder")}
+    parts["vision_encoder"]["images"] = 0
+
+    def timed(name, fn):
+        @functools.wraps(fn)
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                parts[name]["s"] += time.perf_counter() - t
+                parts[name]["calls"] += 1
+
+        return wrapper
+
+    trainer._generate_and_score_completions = timed("rollout", trainer._generate_and_score_completions)
+    trainer._get_per_token_logps_and_entropies = timed("logp_passes", trainer._get_per_token_logps_and_entropies)
+    trainer.reward_funcs = [timed("rewards", f) for f in trainer.reward_funcs]
+    model = trainer.model
+    model.generate = timed("generate", model.generate)
+    models = [model] + ([trainer.ref_model] if getattr(trainer, "ref_model", None) is not None else [])
+    visuals = [next(m for name, m in mod.named_modules() if name.endswith("visual")) for mod in models]
+    clock = {}
+
+    def before(_module, args, kwargs):
+        grid = kwargs.get("grid_thw", args[1] if len(args) > 1 else None)
+        parts["vision_encoder"]["images"] += 0 if grid is None else int(grid.shape[0])
+        clock["t"] = time.perf_counter()
+
+    def after(*_):
+        parts["vision_encoder"]["s"] += time.perf_counter() - clock["t"]
+        parts["vision_encoder"]["calls"] += 1
+
+    for visual in visuals:  # the policy's and, for full fine-tuning, the reference copy's
+        visual.register_forward_pre_hook(before, with_kwargs=True)
+        visual.register_forward_hook(after)
+
+    return parts
+
+
 def child(args: argparse.Namespace) -> dict:
     """Train one variant in this process; returns its timings and peak RSS."""
     import time
@@ -58,6 +108,8 @@ def child(args: argparse.Namespace) -> dict:
 
         def on_step_end(self, args, state, control, **kwargs):
             self.times.append(time.perf_counter() - self._t0)
+            if len(self.times) == 1:  # the parts of the warm-up step, left out like its time
+                self.first = {k: dict(v) for k, v in self.parts.items()}
 
     torch.set_num_threads(max(1, args.threads))
     overrides = [
@@ -79,9 +131,15 @@ def child(args: argparse.Namespace) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         trainer, _ = build_trainer(cfg, tmp)
         trainer.add_callback(timer)
+        timer.parts = time_parts(trainer)
         trainer.train()
     times = timer.times
+    n = max(1, len(times) - 1)
+    per_step = {
+        k: {f: (v[f] - timer.first[k][f]) / n for f in v} for k, v in timer.parts.items()
+    }  # after the warm-up step
     return {
+        "parts": per_step,
         "variant": args.child,
         "steps": len(times),
         "first_s": times[0],
@@ -146,6 +204,35 @@ def main() -> int:
             f"| {r['variant']} | {r['steps'] - 1} | {r['first_s']:.2f} | {r['mean_s']:.3f} | "
             f"{completions / r['mean_s']:.1f} | {r['peak_rss_mb']:.0f} |"
         )
+    table += [
+        "",
+        "Where a step's time goes (per step, after the first; the parts overlap as noted):",
+        "",
+        "| variant | step (s) | generate (s) | rewards (s) | log-prob passes: calls, s | vision encoder: calls, "
+        "images, s (inside generate and the log-prob passes) | rest: backward, optimizer, TRL (s) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        p = r["parts"]
+        rest = r["mean_s"] - p["generate"]["s"] - p["rewards"]["s"] - p["logp_passes"]["s"]
+        table.append(
+            f"| {r['variant']} | {r['mean_s']:.3f} | {p['generate']['s']:.3f} | {p['rewards']['s']:.4f} | "
+            f"{p['logp_passes']['calls']:.0f}, {p['logp_passes']['s']:.3f} | {p['vision_encoder']['calls']:.0f}, "
+            f"{p['vision_encoder']['images']:.0f}, {p['vision_encoder']['s']:.3f} | {rest:.3f} |"
+        )
+    images = rows[0]["parts"]["vision_encoder"]["images"]
+    table += [
+        "",
+        f"Image encodings: {images:.0f} per step for {args.prompts} distinct images ({completions} completions): "
+        "generation encodes the image once per completion (each of the G sequences carries it), and every log-prob "
+        "pass encodes it again per completion. At 7B (Qwen2.5-VL-7B's ~0.67B-parameter vision tower, 840 x 840 = "
+        "3600 patches of 14 px, about 2 x 0.67e9 x 3600 = 4.8 TFLOP per forward before attention) a prompt with "
+        f"G = 8 completions and the same passes costs {images / args.prompts * 8 / args.generations:.0f} encodings "
+        f"= {images / args.prompts * 8 / args.generations * 4.8:.0f} TFLOP where 1 encoding (4.8 TFLOP) would do, "
+        f"about {images / args.prompts * 8 / args.generations * 4.8 / 400:.2f} s per prompt at 400 TFLOP/s of bf16 "
+        "(more with a trainable vision tower, whose policy pass also runs backward). Caching the vision embeddings "
+        "per prompt across its completions and passes would remove all but one.",
+    ]
     argv = " ".join(shlex.quote(a) for a in sys.argv[1:])
     text = "\n".join(
         [
