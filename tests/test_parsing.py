@@ -362,3 +362,55 @@ def test_parse_never_raises_on_arbitrary_objects(completion, strict):
     # TRL hands over strings or message lists; anything else must still come back as a failure value
     a = parse_answer(completion, strict=strict)
     assert isinstance(a, Answer) and (a.ok or a.reason)
+
+
+# ------------------------------------------------------------------------------------------------- gt formatting
+@pytest.mark.parametrize(
+    ("objects", "layout", "expected"),
+    [
+        # Seg-Zero's gt of one object, integers as given
+        (
+            [SegObject((1, 2, 30, 40), ((10, 20), (15, 25)))],
+            "single",
+            "<box>(1,2),(30,40)</box><points>(10,20),(15,25)</points>",
+        ),
+        # floats round half to even (Python's round), as every writer of gt did before
+        (
+            [SegObject((0.5, 1.5, 2.5, 3.4), ((4.6, 5.5), (6, 7)))],
+            "single",
+            "<box>(0,2),(2,3)</box><points>(5,6),(6,7)</points>",
+        ),
+        # VisionReasoner's list: each object's first point only
+        (
+            [SegObject((1, 2, 3, 4), ((5, 6), (7, 8))), SegObject((9, 9, 10, 10), ((9, 10),))],
+            "multi",
+            '[{"bbox_2d": [1, 2, 3, 4], "point_2d": [5, 6]}, {"bbox_2d": [9, 9, 10, 10], "point_2d": [9, 10]}]',
+        ),
+        ([], "multi", "[]"),  # a "nothing here" gt is an empty list
+    ],
+)
+def test_format_solution(objects, layout, expected):
+    from segzero.parsing import format_solution
+
+    assert format_solution(objects, layout) == expected
+
+
+_coord = st.integers(min_value=0, max_value=4000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_coord, _coord, _coord, _coord, _coord, _coord, _coord, _coord), min_size=1, max_size=4))
+def test_format_solution_round_trips(rows):
+    from segzero.parsing import format_solution
+
+    objects = [SegObject((a, b, c, d), ((e, f), (g, h))) for a, b, c, d, e, f, g, h in rows]
+    assert parse_solution(format_solution(objects[:1], "single")) == tuple(objects[:1])  # every point kept
+    multi = parse_solution(format_solution(objects, "multi"))
+    assert multi == tuple(SegObject(o.box, o.points[:1]) for o in objects)  # the first point of each
+
+
+def test_format_solution_refuses_an_unknown_layout():
+    from segzero.parsing import format_solution
+
+    with pytest.raises(ValueError, match="layout"):
+        format_solution([SegObject((1, 2, 3, 4), ((1, 2),))], "list")

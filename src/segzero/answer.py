@@ -21,6 +21,12 @@ Box = tuple[float, float, float, float]
 Point = tuple[float, float]
 Layout = Literal["single", "multi"]
 
+KINDS: tuple[str, ...] = ("segzero", "visionreasoner")
+"""The two answer families, one name each for rewards, gt and recipes (``reward_kind``): Seg-Zero's single object
+(``bbox``/``points_1``/``points_2``) and VisionReasoner's list of objects (``bbox_2d``/``point_2d``)."""
+LAYOUT_OF: dict[str, Layout] = {"segzero": "single", "visionreasoner": "multi"}
+"""Answer family -> the ``Layout`` its answers and gt are written in."""
+
 
 @dataclass(frozen=True)
 class SegObject:

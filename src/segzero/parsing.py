@@ -419,6 +419,34 @@ def _gt_item(item: Any, i: int) -> SegObject:
     return SegObject(box=tuple(box), points=tuple(points))  # type: ignore[arg-type]
 
 
+def format_solution(objects: Sequence[SegObject], layout: Layout = "single") -> str:
+    """gt objects -> the released gt text, integer pixels (Python's ``round``: half to even); ``parse_solution``
+    reads it back. ``"single"``: Seg-Zero's ``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>`` (exactly one
+    object, all its points); ``"multi"``: VisionReasoner's JSON list of ``bbox_2d`` and ``point_2d`` (each
+    object's first point).
+
+    >>> obj = SegObject(box=(1.4, 2, 30, 40.5), points=((10, 20), (15.5, 25)))
+    >>> format_solution([obj])
+    '<box>(1,2),(30,40)</box><points>(10,20),(16,25)</points>'
+    >>> format_solution([obj], "multi")
+    '[{"bbox_2d": [1, 2, 30, 40], "point_2d": [10, 20]}]'
+    >>> parse_solution(format_solution([obj]))[0].box
+    (1, 2, 30, 40)
+    """
+
+    def ints(values) -> list[int]:
+        return [int(round(float(v))) for v in values]
+
+    if layout == "single":
+        (obj,) = objects
+        x1, y1, x2, y2 = ints(obj.box)
+        points = "),(".join(",".join(map(str, ints(p))) for p in obj.points)
+        return f"<box>({x1},{y1}),({x2},{y2})</box><points>({points})</points>"
+    if layout == "multi":
+        return json.dumps([{"bbox_2d": ints(o.box), "point_2d": ints(o.points[0])} for o in objects])
+    raise ValueError(f"layout must be 'single' or 'multi', got {layout!r}")
+
+
 def parse_solution(solution: Any) -> tuple[SegObject, ...]:
     """Ground truth in any released form -> objects (model frame, numbers as given).
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from segzero.answer import KINDS
+
 
 def _frame(value: str) -> int | tuple[int, int]:
     """``840`` or ``840x630`` (w x h)."""
@@ -114,7 +116,7 @@ def add_parser(subparsers) -> None:
     e.add_argument("--split", default="train", help="split to export")
     e.add_argument(
         "--kind",
-        choices=["segzero", "visionreasoner"],
+        choices=list(KINDS),
         default=None,
         help="reward/prompt kind (default from the layout: single -> segzero, multi -> visionreasoner)",
     )

@@ -14,7 +14,6 @@ Row formats (the released layouts):
 from __future__ import annotations
 
 import io
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from PIL import Image
 
 from segzero.answer import SegObject
 from segzero.data.refer import BadAnnotation, decode_segmentation
+from segzero.parsing import format_solution
 
 HIST_BINS = 10  # equal bins over [0, 1] of the frame-normalised quantities below
 HIST_KEYS = ("box_width", "box_height", "box_area", "point_x", "point_y", "sam_iou")
@@ -119,19 +119,6 @@ def frame_size(frame: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     if isinstance(frame, int):
         return frame, frame
     return int(frame[0]), int(frame[1])
-
-
-def format_single(obj: SegObject) -> str:
-    """``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` with integer coordinates."""
-    x1, y1, x2, y2 = (round(v) for v in obj.box)
-    (px1, py1), (px2, py2) = ((round(x), round(y)) for x, y in obj.points[:2])
-    return f"<box>({x1},{y1}),({x2},{y2})</box><points>({px1},{py1}),({px2},{py2})</points>"
-
-
-def format_multi(objs: list[SegObject]) -> str:
-    """JSON list of ``{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}`` (point 1 of each object)."""
-    items = [{"bbox_2d": [round(v) for v in o.box], "point_2d": [round(v) for v in o.points[0]]} for o in objs]
-    return json.dumps(items)
 
 
 _SEGMENTERS: dict[tuple[str, str | None], object] = {}
@@ -253,7 +240,7 @@ def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
         if image_bytes is None:
             resized = cv2.resize(np.asarray(image), (fw, fh), interpolation=cv2.INTER_AREA)
             image_bytes = _encode(Image.fromarray(resized), opts)
-        solution = format_single(objs[0]) if opts.layout == "single" else format_multi(objs)
+        solution = format_solution(objs[:1] if opts.layout == "single" else objs, opts.layout)
         for o in objs:
             x1, y1, x2, y2 = o.box
             result.add_hist("box_width", (x2 - x1 + 1) / fw)

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from segzero.answer import KINDS
 from segzero.rewards import multi, single
 from segzero.rewards.trl import REWARDS, SEGZERO_REWARDS, VISIONREASONER_REWARDS, reward_functions
-
-KINDS = ("segzero", "visionreasoner")
 
 __all__ = [
     "KINDS",

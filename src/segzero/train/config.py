@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.prompts import PROMPT_KINDS
 from segzero.train.perception import CHOICES
@@ -230,6 +231,12 @@ class TrainConfig:
         "('Compare largest: 1 (45) or 2 (44): 1; ...'). Measured on the shapes model: it did not help (the tiny "
         "model copies the numbers but does not learn to compare them; benchmarks/shapes_grounding.md).",
     )
+    sft_drill_fraction: float = _f(
+        0.0,
+        "gt-answer rows: the share that are decision drills (segzero.train.drills): a superlative query over a "
+        "made-up listing of 2-5 shapes on a blank image, only the decision and answer in the loss; they teach "
+        "reading the listed numbers. 0 = none.",
+    )
     sft_warmup_steps: int = _f(10, "Perception warm-up: linear learning-rate warm-up steps before the cosine decay.")
     sft_cosine_steps: int | None = _f(
         None,
@@ -301,7 +308,7 @@ class TrainConfig:
             base = {int: int, float: (int, float), bool: bool, str: str}.get(hint)
             if base is not None and (not isinstance(value, base) or (hint is int and isinstance(value, bool))):
                 raise UserError(f"training config: {f.name} must be {hint.__name__}, got {value!r}")
-        if self.reward_kind not in ("segzero", "visionreasoner"):
+        if self.reward_kind not in KINDS:
             raise UserError(f"reward_kind must be 'segzero' or 'visionreasoner', got {self.reward_kind!r}")
         if self.prompt is not None and self.prompt not in PROMPT_KINDS:
             raise UserError(f"prompt must be one of {sorted(PROMPT_KINDS)} or null, got {self.prompt!r}")
@@ -332,6 +339,8 @@ class TrainConfig:
             raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
         if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
+        if not 0.0 <= self.sft_drill_fraction < 1.0:
+            raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
         if self.sft_answer_loss not in ("all", "decision"):
             raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
         if not self.sft_answer_decision_weight > 0:

@@ -29,8 +29,9 @@ import logging
 import os
 from pathlib import Path
 
-from segzero.answer import SegObject
+from segzero.answer import LAYOUT_OF, SegObject
 from segzero.errors import UserError
+from segzero.parsing import format_solution
 
 logger = logging.getLogger("segzero.train")
 
@@ -88,18 +89,9 @@ def load_raw_dataset(
 
 
 def solution_text(objects: tuple[SegObject, ...], kind: str) -> str:
-    """gt objects -> the released layout: Seg-Zero ``<box>..</box><points>..</points>`` or a VisionReasoner JSON list."""
-
-    def ints(values) -> list[int]:
-        return [int(round(float(v))) for v in values]
-
-    if kind == "segzero":
-        (obj,) = objects
-        x1, y1, x2, y2 = ints(obj.box)
-        pts = "),(".join(",".join(str(v) for v in ints(p)) for p in obj.points)
-        return f"<box>({x1},{y1}),({x2},{y2})</box><points>({pts})</points>"
-    items = [{"bbox_2d": ints(o.box), "point_2d": ints(o.points[0])} for o in objects]
-    return json.dumps(items)
+    """gt objects -> the released layout of answer family ``kind``: Seg-Zero ``<box>..</box><points>..</points>`` or
+    a VisionReasoner JSON list (``segzero.parsing.format_solution``)."""
+    return format_solution(objects, LAYOUT_OF[kind])
 
 
 def check_objects(objects, *, width: int, height: int, tolerance: float, kind: str) -> str:

@@ -169,10 +169,22 @@ def perception_completion(
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
     else:
         pick = int((rng or np.random.default_rng()).integers(len(shapes)))
+    chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
+    return format_completion(shapes, pick, chain=chain)
+
+
+def format_completion(shapes: list[SeenShape], pick: int, *, chain: str | None = None) -> str:
+    """The target text: ``shapes`` listed in order (1-based), the comparison ``chain`` where given, the decision
+    naming ``shapes[pick]``, and its Seg-Zero answer.
+
+    >>> s = [SeenShape(0, "red", "circle", (1, 2, 3, 4), ((2, 3), (2, 3)), 9)]
+    >>> format_completion(s, 0)  # doctest: +NORMALIZE_WHITESPACE
+    '<think>I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. The query means the red circle,
+    1.</think><answer>{"bbox": [1,2,3,4], "points_1": [2,3], "points_2": [2,3]}</answer>'
+    """
     listed = "; ".join(f"{k + 1} {s.listing()}" for k, s in enumerate(shapes))
     chosen = shapes[pick]
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
-    chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
     if chain:
         means = f"{chain} {means}"
     return f"<think>I see {listed}. {means}</think><answer>{chosen.answer()}</answer>"

@@ -38,11 +38,23 @@ class PerceptionRows:
     """A map-style dataset of ``size`` rows: ``{"image": PIL, "query": str, "completion": str}`` for sample
     ``index`` of the shapes world ``config`` / ``families`` (train split, world seed ``seed``); the
     ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
-    carry their comparison chain (``segzero.train.perception.comparison``)."""
+    carry their comparison chain (``segzero.train.perception.comparison``); ``drill_fraction``: the share of rows
+    that are decision drills (``segzero.train.drills``); whether row ``index`` is one depends only on (``seed``,
+    ``index``), so a resumed run draws the same rows."""
 
-    def __init__(self, config, families, *, seed: int, size: int, choice: str, compare: bool = False) -> None:
+    def __init__(
+        self,
+        config,
+        families,
+        *,
+        seed: int,
+        size: int,
+        choice: str,
+        compare: bool = False,
+        drill_fraction: float = 0.0,
+    ) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
-        self.compare = compare
+        self.compare, self.drill_fraction = compare, drill_fraction
 
     def __len__(self) -> int:
         return self.size
@@ -50,8 +62,12 @@ class PerceptionRows:
     def __getitem__(self, index: int) -> dict:
         from segzero.worlds.shapes import make_sample
 
-        sample = make_sample(int(index), seed=self.seed, config=self.config, split="train", families=self.families)
         rng = np.random.default_rng([self.seed, 7, int(index)])
+        if self.drill_fraction and rng.random() < self.drill_fraction:
+            from segzero.train.drills import drill_row
+
+            return drill_row(rng, config=self.config)
+        sample = make_sample(int(index), seed=self.seed, config=self.config, split="train", families=self.families)
         completion = perception_completion(sample, choice=self.choice, rng=rng, compare=self.compare)
         return {"image": sample["image"], "query": sample["problem"], "completion": completion}
 
@@ -68,8 +84,17 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
     except ValueError as err:
         raise UserError(f"bad synthetic_world / sft_world: {err}") from err
     size = max(steps * cfg.sft_batch_size, cfg.sft_samples or 0)
-    compare = cfg.sft_compare and choice == "gt"
-    return PerceptionRows(config, families, seed=cfg.synthetic_seed, size=size, choice=choice, compare=compare)
+    gt = choice == "gt"  # comparison chains and drills supervise the pick: gt-answer rows only
+    drills = cfg.sft_drill_fraction if gt else 0.0
+    return PerceptionRows(
+        config,
+        families,
+        seed=cfg.synthetic_seed,
+        size=size,
+        choice=choice,
+        compare=cfg.sft_compare and gt,
+        drill_fraction=drills,
+    )
 
 
 class CompletionCollator:
@@ -79,7 +104,8 @@ class CompletionCollator:
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
     e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the comparison
-    chain where there is one, the pick) are not a 1-in-150 share of it."""
+    chain where there is one, the pick) are not a 1-in-150 share of it. A row's own ``"supervise_from"`` (a
+    decision drill's ``DECISION``: its listing is made up) wins over the collator's."""
 
     def __init__(
         self, processor, *, prompt_kind: str, supervise_from: str | None = None, decision_weight: float = 1.0
@@ -115,10 +141,11 @@ class CompletionCollator:
         labels = batch["input_ids"].clone()
         weights = torch.ones(labels.shape, dtype=torch.float32)
         lengths = batch["attention_mask"].sum(dim=1).tolist()
-        for i, c in enumerate(completions):
+        for i, (c, row) in enumerate(zip(completions, rows, strict=True)):
             start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
             decides = COMPARE if COMPARE in c else DECISION  # a superlative's comparison chain is part of it
-            supervise_from = decides if self.supervise_from == DECISION else self.supervise_from
+            supervise_from = row.get("supervise_from", self.supervise_from)
+            supervise_from = decides if supervise_from == DECISION else supervise_from
             labels[i, : start + self._tokens_before(c, supervise_from)] = -100
             labels[i, lengths[i] :] = -100
             weights[i, start + self._tokens_before(c, decides) :] = self.decision_weight

@@ -26,10 +26,9 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.parsing import text_of
-
-KINDS = ("segzero", "visionreasoner")
 
 
 def core_terms(kind: str) -> list[tuple[str, Callable]]:

@@ -26,9 +26,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from segzero.answer import KINDS
 from segzero.errors import UserError
 
-KINDS = ("segzero", "visionreasoner")
 # What comes before the prompt text in the user message, per prompt kind (the families' training datasets).
 IMAGE_PREFIX = {"segzero": "<image>", "visionreasoner": "<image>\n", "compact": "<image>"}
 

@@ -26,11 +26,11 @@ Imports only numpy, scipy and PIL (through ``segzero.points``).
 
 from __future__ import annotations
 
-import json
 from dataclasses import fields, replace
 
 import numpy as np
 
+from segzero.parsing import format_solution
 from segzero.points import mask_to_object
 from segzero.worlds.queries import FAMILIES, sample_query
 from segzero.worlds.scene import COLOURS, CORNERS, KINDS, Shape, ShapesConfig, make_scene, render
@@ -46,20 +46,15 @@ def solution_string(mask: np.ndarray) -> str:
     obj = mask_to_object(mask)
     if obj is None or obj.box is None or len(obj.points) != 2:
         raise ValueError("empty mask has no box and points")
-    x1, y1, x2, y2 = (int(round(v)) for v in obj.box)
-    (px1, py1), (px2, py2) = ((int(round(x)), int(round(y))) for x, y in obj.points)
-    return f"<box>({x1},{y1}),({x2},{y2})</box><points>({px1},{py1}),({px2},{py2})</points>"
+    return format_solution([obj], "single")
 
 
 def solution_list(masks: list[np.ndarray]) -> str:
     """VisionReasoner gt of several masks: JSON list of ``bbox_2d`` (mask extent) / ``point_2d`` (first point)."""
-    items = []
-    for m in masks:
-        obj = mask_to_object(m)
-        if obj is None or obj.box is None:
-            raise ValueError("empty mask has no box and point")
-        items.append({"bbox_2d": [int(round(v)) for v in obj.box], "point_2d": [int(round(v)) for v in obj.points[0]]})
-    return json.dumps(items)
+    objects = [mask_to_object(m) for m in masks]
+    if any(obj is None or obj.box is None for obj in objects):
+        raise ValueError("empty mask has no box and point")
+    return format_solution(objects, "multi")
 
 
 def _want(layout: str, answers: str | None, rng: np.random.Generator) -> str:
