@@ -48,13 +48,12 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 
 __all__ = ["DEFAULT_FRAME", "DEFAULT_MAX_PIXELS", "load_image", "resize_to_frame"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """default pixel limit of ``load_image`` (width * height); 100 megapixels is ~300 MB as RGB"""
-DEFAULT_FRAME = 840
-"""the model frame side used by Seg-Zero / VisionReasoner (same value as ``segzero.geometry.DEFAULT_FRAME``)"""
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")

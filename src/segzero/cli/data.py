@@ -17,6 +17,7 @@ import argparse
 import json
 
 from segzero.answer import KINDS
+from segzero.geometry import DEFAULT_FRAME
 
 
 def _frame(value: str) -> int | tuple[int, int]:
@@ -47,7 +48,9 @@ def add_parser(subparsers) -> None:
     b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk opens it)")
     b.add_argument("--split-by", default=None, help="refer split_by: unc, umd, google (default per source)")
     b.add_argument("--split", default="train", help="refer split to build (train, val, test, testA, ...; all)")
-    b.add_argument("--frame", type=_frame, default=840, help="model frame: side or WxH (default 840)")
+    b.add_argument(
+        "--frame", type=_frame, default=DEFAULT_FRAME, help=f"model frame: side or WxH (default {DEFAULT_FRAME})"
+    )
     b.add_argument(
         "--layout",
         choices=["single", "multi"],

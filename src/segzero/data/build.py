@@ -51,6 +51,7 @@ from segzero.data.samples import (
     process_image,
 )
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 from segzero.points import BORDERS, FALLBACKS
 
 SOURCES = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}  # source -> default split_by
@@ -66,7 +67,7 @@ class BuildConfig:
     out: str  # output folder
     split_by: str | None = None  # refer split_by (unc / umd / google); None: the source's default
     split: str = "train"  # refer split to build (train, val, test, testA, ...; "all" for all)
-    frame: int | tuple[int, int] = 840  # model frame side or (w, h)
+    frame: int | tuple[int, int] = DEFAULT_FRAME  # model frame side or (w, h)
     layout: str = "single"  # "single": one row per expression; "multi": several objects of an image per row
     limit: int | None = None  # sample at most this many planned rows (seeded), None for all
     seed: int = 0  # seed of the --limit sample and of multi-object grouping

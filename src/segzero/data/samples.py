@@ -24,6 +24,7 @@ from PIL import Image
 
 from segzero.answer import SegObject
 from segzero.data.refer import BadAnnotation, decode_segmentation
+from segzero.geometry import DEFAULT_FRAME
 from segzero.parsing import format_solution
 
 HIST_BINS = 10  # equal bins over [0, 1] of the frame-normalised quantities below
@@ -65,7 +66,7 @@ class SampleOptions:
     """Options of the per-image step (shared by all workers)."""
 
     images_dir: str
-    frame: int | tuple[int, int] = 840  # model frame: square side or (w, h)
+    frame: int | tuple[int, int] = DEFAULT_FRAME  # model frame: square side or (w, h)
     layout: str = "single"  # "single" (box + two points) or "multi" (JSON list of bbox_2d/point_2d)
     image_format: str = "JPEG"  # encoding of the resized image stored in the dataset (JPEG or PNG)
     jpeg_quality: int = 95  # JPEG quality when image_format is JPEG

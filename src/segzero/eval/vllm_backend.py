@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 
 
 def vllm_available() -> bool:
@@ -37,7 +38,7 @@ class VLLMReasoner:
     processor: Any
     name: str
     prompt: str = "segzero"
-    frame: int | tuple[int, int] = 840
+    frame: int | tuple[int, int] = DEFAULT_FRAME
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit in tokens"})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy"})
     system: str | None = field(default=None, metadata={"help": "system prompt; None = the template default"})

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
@@ -117,7 +118,7 @@ def resolve_prompt_and_frame(
     if kind not in PROMPT_KINDS:
         raise UserError(f"unknown prompt kind {kind!r}; use one of {', '.join(sorted(PROMPT_KINDS))}")
     if frame is None:
-        frame = info.get("frame", 840)
+        frame = info.get("frame", DEFAULT_FRAME)
     if isinstance(frame, list):
         frame = tuple(frame)
     return kind, frame
@@ -275,7 +276,7 @@ class Reasoner:
     processor: Any
     name: str
     prompt: str = "segzero"
-    frame: int | tuple[int, int] = 840
+    frame: int | tuple[int, int] = DEFAULT_FRAME
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit in tokens"})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy; > 0 samples"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (with temperature > 0)"})

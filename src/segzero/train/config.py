@@ -24,6 +24,7 @@ from typing import Any
 
 from segzero.answer import KINDS
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
 from segzero.train.perception import CHOICES
 
@@ -103,7 +104,9 @@ class TrainConfig:
     )
     dtype: str = _f("bfloat16", "Weights dtype when loading: bfloat16, float16, float32 or auto.")
     attn_implementation: str | None = _f(None, "Attention kernel (e.g. flash_attention_2, sdpa); None = default.")
-    frame: int = _f(840, "Model frame side in pixels: images are resized to frame x frame, gt scaled into it.")
+    frame: int = _f(
+        DEFAULT_FRAME, "Model frame side in pixels: images are resized to frame x frame, gt scaled into it."
+    )
 
     # Data
     dataset: str = _f(

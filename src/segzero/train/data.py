@@ -31,6 +31,7 @@ from pathlib import Path
 
 from segzero.answer import LAYOUT_OF, SegObject
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 from segzero.parsing import format_solution
 
 logger = logging.getLogger("segzero.train")
@@ -47,7 +48,7 @@ def load_raw_dataset(
     split: str = "train",
     synthetic_samples: int = 64,
     seed: int = 0,
-    frame: int = 840,
+    frame: int = DEFAULT_FRAME,
     synthetic_world: dict | None = None,
 ):
     """Rows in the released layout as a ``datasets.Dataset``.

@@ -28,6 +28,7 @@ from typing import Any
 
 from segzero.answer import KINDS
 from segzero.errors import UserError
+from segzero.geometry import DEFAULT_FRAME
 
 # What comes before the prompt text in the user message, per prompt kind (the families' training datasets).
 IMAGE_PREFIX = {"segzero": "<image>", "visionreasoner": "<image>\n", "compact": "<image>"}
@@ -85,7 +86,7 @@ def export_verl(
     *,
     kind: str = "segzero",
     prompt: str | None = None,
-    frame: int = 840,
+    frame: int = DEFAULT_FRAME,
     split: str = "train",
     data_source: str | None = None,
     tolerance: float = 1.0,
@@ -140,7 +141,7 @@ def export_verl_file(data: str | Path, out: str | Path, *, kind: str | None = No
     ds = load_built(data, split=split)
     if kind is None:
         kind = "visionreasoner" if detect_layout(ds) == "multi" else "segzero"
-    frame = built_frame(data) or (840, 840)
+    frame = built_frame(data) or (DEFAULT_FRAME, DEFAULT_FRAME)
     if frame[0] != frame[1]:
         raise UserError(f"{data} was built for a {frame[0]}x{frame[1]} frame; the veRL export needs a square one")
     Path(out).parent.mkdir(parents=True, exist_ok=True)
