@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from segzero.answer import LAYOUT_OF, SegObject
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.parsing import format_solution
+from segzero.train.processes import is_main_process
 
 logger = logging.getLogger("segzero.train")
 
@@ -208,7 +208,7 @@ def build_train_dataset(cfg, *, output_dir: str | Path | None = None):
             shown,
             " ..." if len(bad) > 10 else "",
         )
-    if output_dir is not None and int(os.environ.get("RANK", "0")) == 0:  # one writer under accelerate
+    if output_dir is not None and is_main_process():  # one writer under accelerate
         Path(output_dir).mkdir(parents=True, exist_ok=True)
         with open(Path(output_dir) / "bad_rows.jsonl", "w") as fh:
             for rid, reason in bad:

@@ -22,13 +22,13 @@ Usage::
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.parsing import text_of
+from segzero.train.processes import is_main_process
 
 
 def core_terms(kind: str) -> list[tuple[str, Callable]]:
@@ -62,12 +62,7 @@ class SampleWriter:
         self._written_steps: set[int] = set()
 
     def wants(self, step: int) -> bool:
-        return (
-            self.every > 0
-            and step % self.every == 0
-            and step not in self._written_steps
-            and int(os.environ.get("RANK", "0")) == 0
-        )
+        return self.every > 0 and step % self.every == 0 and step not in self._written_steps and is_main_process()
 
     def record(self, term: str, values: list[float], completions: list, solution: list, kwargs: dict) -> None:
         state = kwargs.get("trainer_state")

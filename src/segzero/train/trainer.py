@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -49,13 +48,9 @@ from segzero.train.checkpoints import (
 )
 from segzero.train.compat import checkpointing_argument
 from segzero.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
+from segzero.train.processes import is_main_process, local_rank, world_size
 
 logger = logging.getLogger("segzero.train")
-
-
-def world_size() -> int:
-    """Number of training processes (``WORLD_SIZE`` set by accelerate / torchrun; 1 otherwise)."""
-    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
@@ -67,7 +62,7 @@ def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
     tiny_dir = output_dir / ("tiny_models" if cfg.model == "tiny" else "shapes_model")
     reasoner = tiny_dir / "reasoner"
     if not (reasoner / "config.json").exists():
-        if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        if local_rank() == 0:
             from segzero.models.tiny import build_tiny_models
             from segzero.worlds.reasoner import build_shapes_reasoner
 
@@ -368,7 +363,7 @@ def train(
     changes the training differs from ``OUTPUT_DIR/config.yaml`` unless ``allow_changed_config``.
     """
     output_dir = Path(output_dir)
-    main_process = int(os.environ.get("RANK", "0")) == 0
+    main_process = is_main_process()
     changed = check_resume_config(cfg, output_dir, allow_changed=allow_changed_config) if resume else []
     if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): its last stage's folder is the result
         from segzero.train.data import build_train_dataset
