@@ -36,7 +36,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IoUAccumulator", "intersection_union", "sample_iou", "target_area"]
+__all__ = ["IGNORE_VALUE", "IoUAccumulator", "intersection_union", "sample_iou", "target_area"]
+
+IGNORE_VALUE = 255
+"""The ignore label of LISA's protocol: gt pixels of this value (polygons marked "ignore") count in neither the
+intersection nor the union."""
 
 
 def _as_mask(name: str, mask) -> np.ndarray:

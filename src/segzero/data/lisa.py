@@ -32,9 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from segzero.errors import UserError
-
-IGNORE_VALUE = 255
-"""Mask value of pixels inside an "ignore" polygon."""
+from segzero.metrics import IGNORE_VALUE
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

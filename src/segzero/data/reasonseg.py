@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from segzero.data.lisa import IGNORE_VALUE, load_lisa_folder
+from segzero.data.lisa import load_lisa_folder
 from segzero.errors import UserError
+from segzero.metrics import IGNORE_VALUE
 
 
 def eval_features():

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from segzero.errors import UserError
+from segzero.metrics import IGNORE_VALUE
 
-IGNORE_VALUE = 255
 REASONSEG_COLUMNS = ("image", "text", "mask", "image_id", "ann_id", "img_height", "img_width")
 HUB_IDS = ("Ricky06662/ReasonSeg_val", "Ricky06662/ReasonSeg_test")
 

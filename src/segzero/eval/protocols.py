@@ -50,13 +50,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from segzero.answer import SegObject
+from segzero.metrics import IGNORE_VALUE
 
 SEGZERO = "segzero"
 REFERENCE_PROTOCOLS: tuple[str, ...] = ("seg-zero", "visionreasoner", "lisa")
 PROTOCOLS: tuple[str, ...] = (SEGZERO, *REFERENCE_PROTOCOLS)
 # Protocols that read the completion themselves (their own parser and pixel mapping, hence maybe another SAM call).
 PARSING_PROTOCOLS: tuple[str, ...] = ("seg-zero", "visionreasoner")
-LISA_IGNORE_VALUE = 255
 LISA_IOU_EPS = 1e-5  # LISA's validate(): intersection / (union + 1e-5) per sample
 LISA_CIOU_EPS = 1e-10  # ... and sum(intersection) / (sum(union) + 1e-10)
 
@@ -146,7 +146,7 @@ def reference_counts(protocol: str, pred, gt) -> tuple[int, int] | None:
     g = np.asarray(gt)
     if protocol == "lisa" or protocol == SEGZERO:
         p = np.zeros(g.shape, dtype=bool) if pred is None else np.asarray(pred, dtype=bool)
-        ignore = LISA_IGNORE_VALUE if g.dtype != np.bool_ else None
+        ignore = IGNORE_VALUE if g.dtype != np.bool_ else None
         return intersection_union(p, g, ignore_value=ignore)
     target = g != 0
     if pred is None:

@@ -49,7 +49,7 @@ from segzero.eval.summary import (
     summarize,
     write_json,
 )
-from segzero.metrics import IoUAccumulator, intersection_union, sample_iou, target_area
+from segzero.metrics import IGNORE_VALUE, IoUAccumulator, intersection_union, sample_iou, target_area
 
 
 @dataclass
@@ -241,11 +241,17 @@ class StageError:
     reason: str
 
 
+def _target(gt: np.ndarray, ignore_label: str) -> tuple[np.ndarray, int | None, int]:
+    """``(gt as scored, its ignore value, target area)`` under ``ignore_label``: "exclude" keeps ``IGNORE_VALUE``
+    pixels out of both counts; otherwise every nonzero pixel is target."""
+    ignore_value = IGNORE_VALUE if ignore_label == "exclude" else None
+    gt_eff = gt if ignore_value is not None else gt != 0
+    return gt_eff, ignore_value, target_area(gt_eff, ignore_value=ignore_value)
+
+
 def score_sample(result, gt: np.ndarray, *, ignore_label: str) -> dict:
     """Intersection/union of ``result.mask`` against ``gt`` ((H, W) uint8 0/1/255) under the protocol."""
-    ignore_value = 255 if ignore_label == "exclude" else None
-    gt_eff = gt if ignore_value is not None else gt != 0
-    area = target_area(gt_eff, ignore_value=ignore_value)
+    gt_eff, ignore_value, area = _target(gt, ignore_label)
     if not result.parse_ok:
         return {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
     pred = np.asarray(result.mask, dtype=bool)
@@ -261,8 +267,7 @@ def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: flo
         stage, error = gt.stage, gt.reason
         counts = {"intersection": 0, "union": 1, "gt_area": None, "pred_area": 0}
     else:
-        ignore_value = 255 if ignore_label == "exclude" else None
-        area = target_area(gt if ignore_value else gt != 0, ignore_value=ignore_value)
+        area = _target(gt, ignore_label)[2]
         if isinstance(result, StageError):
             stage, error = result.stage, result.reason
         else:
@@ -287,7 +292,7 @@ def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: flo
         gt_area=counts["gt_area"],
         pred_area=counts["pred_area"],
         empty_target=counts["gt_area"] == 0,
-        ignored_pixels=0 if isinstance(gt, StageError) else int(np.count_nonzero(gt == 255)),
+        ignored_pixels=0 if isinstance(gt, StageError) else int(np.count_nonzero(gt == IGNORE_VALUE)),
         reasoning=getattr(ok_result, "reasoning", None),
         completion=getattr(ok_result, "completion", None),
         objects=[o.to_dict() for o in ok_result.objects] if ok_result is not None else [],
