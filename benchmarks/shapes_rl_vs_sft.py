@@ -4,6 +4,7 @@ generalise out of domain better than supervised fine-tuning on the same data? Wr
     python benchmarks/shapes_rl_vs_sft.py --warmup runs/shapes_warm/warmup --run-dir runs/rl_vs_sft \
         --arms grpo grpo_soft sft --out benchmarks/shapes_rl_vs_sft.md          # about 1 hour on 2 CPU cores
     # two cores: train arms in two processes first (--train-only), then the same command evaluates and reports
+    # --start-note says what the start is when it is not a warm-up of shapes_tiny.yaml (it goes into the report)
 
 Both arms start from the same perception warm-up (``recipes/shapes_tiny.yaml`` stage 1: the model lists the
 shapes and copies a *randomly* picked one; no query was ever supervised) and see the same training scenes
@@ -121,6 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=96, help="scenes per evaluation set")
     p.add_argument("--ood-family", default="relation")
     p.add_argument("--notes", default=None, help="markdown appended to the report")
+    p.add_argument(
+        "--start-note",
+        default="the perception warm-up of `recipes/shapes_tiny.yaml`",
+        help="what the start checkpoint is, for the report",
+    )
     args = p.parse_args(argv)
 
     from segzero.train.config import TrainConfig
@@ -137,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     common = [f"model={Path(args.warmup).resolve()}", f"save_steps={args.save_steps}"]
     for arm in arms:
         extra = [f"reward_variant={arm.split('_', 1)[1]}"] if "_" in arm else []
-        walls[arm] = train_arm(run / arm, [*common, "sft_steps=0", f"max_steps={args.grpo_steps}", *extra])
+        walls[arm] = train_arm(
+            run / arm, [*common, "sft_steps=0", "sft_answer_steps=0", f"max_steps={args.grpo_steps}", *extra]
+        )
     sft_overrides = [
         f"model={Path(args.warmup).resolve()}",
         "sft_choice=gt",
@@ -188,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, CPU only",
         f"- command: `python benchmarks/shapes_rl_vs_sft.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- start (step 0, both arms): `{args.warmup}`, the perception warm-up of `recipes/shapes_tiny.yaml`",
+        f"- start (step 0, both arms): `{args.warmup}`, {args.start_note}",
         f"- grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} samples, the paper's 0/1 "
         f"rewards, lr {cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same "
         f"prompts count, same scenes), lr {args.sft_lr} cosine",
