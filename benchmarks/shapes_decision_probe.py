@@ -22,6 +22,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import sys
 from pathlib import Path
 
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, CPU only",
-        f"- command: `python benchmarks/shapes_decision_probe.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python benchmarks/shapes_decision_probe.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- right = the greedy decision tokens after the gt listing equal the gt decision; {args.n} rows per set; "
         "drills = made-up listings on a blank image (chance about 1 in 3); scenes = val superlatives, gt listing",
         "",

@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import time
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, CPU only",
-        f"- command: `python benchmarks/shapes_rl_vs_sft.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `python benchmarks/shapes_rl_vs_sft.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- start (step 0, both arms): `{args.warmup}`, {args.start_note}",
         f"- grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} samples, the paper's 0/1 "
         f"rewards, lr {cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same "
