@@ -132,6 +132,12 @@ def test_cli_writes_samples_summary_report(full_run, reasonseg):
     # the protocol and provenance are stated
     assert summary["protocol"]["ignore_label"] == "exclude" and summary["samples_with_ignore"] == 1
     assert summary["n_empty_targets"] == 1 and summary["dataset"]["fingerprint"]
+    # GRES's accuracies, by hand from the records: an empty target is right with an empty prediction, a target with
+    # a non-empty one
+    empty, target = [r for r in records if r["gt_area"] == 0], [r for r in records if r["gt_area"]]
+    assert summary["no_target"]["N-acc"] == sum(r["pred_area"] == 0 for r in empty) / len(empty)
+    assert summary["no_target"]["T-acc"] == pytest.approx(sum(r["pred_area"] > 0 for r in target) / len(target))
+    assert json.dumps(summary["no_target"]) in (full_run.parent / "stdout.txt").read_text()  # printed too
     assert summary["models"]["reasoner_revision"].startswith("local:")
     html = (full_run / "report.html").read_text()
     assert "gIoU" in html and "data:image/png;base64," in html and "ignore" in html

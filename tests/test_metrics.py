@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from segzero.metrics import IoUAccumulator, intersection_union, sample_iou, target_area
+from segzero.metrics import IoUAccumulator, intersection_union, presence_accuracy, sample_iou, target_area
 
 
 def brute_force(pred, gt, ignore_value=None):
@@ -222,3 +222,20 @@ def test_summary_edge_cases():
     acc = IoUAccumulator()
     acc.add(0, 0, empty_target=True)
     assert acc.summary()["cIoU"] == 1.0 and acc.summary()["gIoU"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("gt_areas", "pred_areas", "n_acc", "t_acc"),
+    [
+        ([0, 0], [0, 0], 1.0, math.nan),  # every "nothing here" answered with nothing; no target sample
+        ([0, 0], [0, 3], 0.5, math.nan),  # a mask where there is nothing is a false positive
+        ([10, 20], [0, 1], math.nan, 0.5),  # an empty prediction on a target is a false negative
+        ([0, 10, None], [0, 5, 0], 1.0, 1.0),  # an unreadable gt (None) is in neither group
+        ([], [], math.nan, math.nan),  # nothing to count
+    ],
+)
+def test_presence_accuracy(gt_areas, pred_areas, n_acc, t_acc):
+    got = presence_accuracy(gt_areas, pred_areas)
+    for key, want in (("N-acc", n_acc), ("T-acc", t_acc)):
+        assert (math.isnan(got[key]) and math.isnan(want)) or got[key] == want
+    assert got["n_no_target"] == sum(g == 0 for g in gt_areas) and got["n_target"] == sum(bool(g) for g in gt_areas)

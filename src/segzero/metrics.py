@@ -36,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["IGNORE_VALUE", "IoUAccumulator", "intersection_union", "sample_iou", "target_area"]
+__all__ = ["IGNORE_VALUE", "IoUAccumulator", "intersection_union", "presence_accuracy", "sample_iou", "target_area"]
 
 IGNORE_VALUE = 255
 """The ignore label of LISA's protocol: gt pixels of this value (polygons marked "ignore") count in neither the
@@ -85,6 +85,28 @@ def target_area(gt, *, ignore_value: int | None = None) -> int:
     """Number of target pixels of a gt mask (nonzero and not ``ignore_value``): the union of an empty prediction."""
     target, _ = _target_and_valid(_as_mask("gt", gt), ignore_value)
     return int(np.count_nonzero(target))
+
+
+def presence_accuracy(gt_areas, pred_areas) -> dict:
+    """GRES's no-target accuracies (gRefCOCO; ReLA's evaluator) from per-sample target and predicted areas (pixels).
+
+    A sample whose target is empty is right when the prediction is empty too (a true negative, else a false
+    positive); a sample with a target is right when the prediction is not empty (a true positive, else a false
+    negative). ``N-acc`` = TN / (TN + FP), ``T-acc`` = TP / (TP + FN), NaN where a group has no sample. Samples whose
+    gt area is ``None`` (the gt could not be read) are in neither group. A failed answer is an empty prediction.
+
+    >>> presence_accuracy([0, 0, 50, 80, None], [0, 12, 40, 0, 5])
+    {'N-acc': 0.5, 'T-acc': 0.5, 'n_no_target': 2, 'n_target': 2}
+    """
+    pairs = [(g, p) for g, p in zip(gt_areas, pred_areas, strict=True) if g is not None]
+    no_target = [p == 0 for g, p in pairs if g == 0]
+    target = [p > 0 for g, p in pairs if g > 0]
+    return {
+        "N-acc": sum(no_target) / len(no_target) if no_target else math.nan,
+        "T-acc": sum(target) / len(target) if target else math.nan,
+        "n_no_target": len(no_target),
+        "n_target": len(target),
+    }
 
 
 def sample_iou(intersection: int, union: int) -> float:

@@ -134,6 +134,8 @@ def _add_run_flags(p) -> None:
 def _print_summary(summary: dict, out, *, report: bool) -> None:
     keys = ("gIoU", "cIoU", "n", "n_expected", "complete", "parse_failures", "errors")
     print(json.dumps({k: summary.get(k) for k in keys}))
+    if summary.get("no_target"):  # GRES's accuracies where the set has "nothing here" queries
+        print(json.dumps(summary["no_target"]))
     ref = summary.get("reference")
     if ref:  # the reference protocol's scores on the same predictions, next to segzero's
         print(json.dumps({k: ref[k] for k in ("protocol", "gIoU", "cIoU", "n", "skipped", "differs")}))

@@ -23,7 +23,7 @@ from segzero.errors import UserError
 from segzero.eval.identity import SHARD_KEYS, identity_changes
 from segzero.eval.protocols import SEGZERO, reference_summary
 from segzero.eval.records import RecordWriter, read_records
-from segzero.metrics import IoUAccumulator
+from segzero.metrics import IoUAccumulator, presence_accuracy
 
 RUN_FILE = "run.json"
 SAMPLES_FILE = "samples.jsonl"
@@ -103,6 +103,10 @@ def summarize(records: list[dict], header: dict, *, expected: int | None = None)
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
     )
+    if summary.get("n_empty_targets"):  # a set with "nothing here" queries (gRefCOCO): GRES's N-acc and T-acc too
+        summary["no_target"] = presence_accuracy(
+            [r.get("gt_area") for r in ordered], [r["pred_area"] for r in ordered]
+        )
     reference = (header.get("identity") or {}).get("protocol", SEGZERO)
     if reference != SEGZERO:
         summary["reference"] = reference_summary(ordered, reference)
