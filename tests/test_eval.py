@@ -301,3 +301,22 @@ def test_hub_id_offline_is_a_user_error(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     assert main(["eval", "--data", "Ricky06662/ReasonSeg_test", "--out", str(tmp_path / "o")]) == 2
     assert "Ricky06662/ReasonSeg_test" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_no_target_queries_of_the_shapes_world_reach_gres_accuracies(tmp_path, capsys):
+    from segzero.eval.datasets import load_eval_dataset
+
+    data, out = tmp_path / "world", tmp_path / "run"
+    argv = ["world", "build", "--out", str(data), "--like", "shipped", "--layout", "eval", "--split", "val"]
+    assert main([*argv, "--n", "24", "--answers", "mix"]) == 0
+    eval_argv = ["eval", "--data", str(data), "--split", "val", "--reasoner", "shipped", "--segmenter", "color"]
+    assert main([*eval_argv, "--out", str(out), "--no-progress", "--no-report"]) == 0
+    ds = load_eval_dataset(str(data), split="val")
+    empty = {info.index for info in ds.samples if not ds.mask(info).any()}  # the "nothing here" queries, from the gt
+    assert 0 < len(empty) < len(ds)
+    summary = json.loads((out / "summary.json").read_text())
+    records = {r["index"]: r for r in read_jsonl(out / "samples.jsonl")}
+    want_n = sum(records[i]["pred_area"] == 0 for i in empty) / len(empty)
+    assert summary["no_target"]["n_no_target"] == len(empty) and summary["no_target"]["N-acc"] == want_n
+    assert json.dumps(summary["no_target"]) in capsys.readouterr().out
