@@ -150,7 +150,7 @@ def test_cli_writes_samples_summary_report(full_run, reasonseg):
 @pytest.mark.slow
 def test_records_match_masks_brute_force(full_run, reasonseg):
     """Per-sample counts recomputed with numpy from the saved predicted mask and the gt (ignore excluded)."""
-    from segzero.eval.records import decode_mask
+    from segzero.rle import decode_mask
 
     rows = reasonseg[1]
     for rec in read_jsonl(full_run / "samples.jsonl"):

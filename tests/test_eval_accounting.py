@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from segzero.errors import UserError
-from segzero.eval.records import decode_mask
 from segzero.eval.runner import EvalConfig, run_eval
+from segzero.rle import decode_mask
 
 ANSWER = '<think>it is the block</think><answer>{"bbox": [8, 8, 36, 28], "points_1": [14, 14], "points_2": [28, 20]}</answer>'
 NOTHING = "<think>there is none</think><answer>[]</answer>"

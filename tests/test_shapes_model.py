@@ -171,10 +171,8 @@ def test_warmup_answer_completion(solution, query, think, expected):
 )
 def test_reward_variants_and_thresholds(bbox, variant, thresholds, expected):
     from segzero.train.rewards import build_reward_functions
-    from segzero.train.soft_rewards import apply_variant
 
-    funcs, _ = build_reward_functions("segzero")
-    apply_variant(funcs, "segzero", variant, thresholds=thresholds)
+    funcs, _ = build_reward_functions("segzero", variant=variant, thresholds=thresholds)
     completion = json.dumps({"bbox": bbox, "points_1": [15, 15], "points_2": [20, 20]})
     completion = f"<think>t</think><answer>{completion}</answer>"
     solution = "<box>(10,10),(29,29)</box><points>(15,15),(20,20)</points>"

@@ -327,3 +327,22 @@ def test_a_completion_with_overflowing_numbers_does_not_stop_the_step(warm_reaso
     assert math.isfinite(entry["loss"]) and all(
         math.isfinite(entry[f"rewards/{t}/mean"]) for t in reward_term_names("visionreasoner")
     )
+
+
+@pytest.mark.parametrize(
+    ("variant", "terms"),
+    [
+        ("mask", ["think_format", "answer_format", "mask_iou"]),  # the accuracy terms replaced by the mask's IoU
+        ("mask_mix", [*reward_term_names("segzero"), "mask_iou"]),  # the paper's five and the mask's IoU
+    ],
+)
+def test_mask_reward_variants_run_with_the_segmenter_in_the_loop(warm_reasoner, tmp_path, variant, terms):
+    from segzero.train.trainer import train
+
+    cfg = _config(warm_reasoner, reward_variant=variant, reward_segmenter="color", max_steps=1, save_steps=10)
+    result = train(cfg, tmp_path)
+    (entry,) = [h for h in result["log_history"] if "loss" in h]
+    assert {f"rewards/{t}/mean" for t in terms} <= set(entry)
+    assert "rewards/box_iou/mean" in entry if variant == "mask_mix" else "rewards/box_iou/mean" not in entry
+    rows = [json.loads(line) for line in (tmp_path / "samples.jsonl").read_text().splitlines()]
+    assert set(rows[0]["rewards"]) == set(terms) and all(0.0 <= r["rewards"]["mask_iou"] <= 1.0 for r in rows)

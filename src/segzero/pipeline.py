@@ -98,6 +98,13 @@ class SegZeroPipeline:
     reasoner: Any
     segmenter: Any
     batch_size: int = field(default=8, metadata={"help": "(image, query) pairs per reasoner generate batch"})
+    answer_frame: Any = field(
+        default=None,
+        metadata={
+            "help": "frame of the completions given to segment / segment_many when there is no reasoner "
+            "(reasoner=None: a segmenter-only pipeline, e.g. a mask-aware reward); None = the reasoner's"
+        },
+    )
 
     @classmethod
     def from_pretrained(
@@ -147,7 +154,7 @@ class SegZeroPipeline:
 
     @property
     def frame(self):
-        return self.reasoner.frame
+        return self.reasoner.frame if self.answer_frame is None else self.answer_frame
 
     def __call__(self, image, query: str) -> SegResult:
         """Segment what ``query`` refers to in ``image`` (path, PIL image, numpy array or bytes)."""

@@ -1,4 +1,4 @@
-"""Per-sample records: the ``samples.jsonl`` file format, crash-safe reading and mask run-length codes.
+"""Per-sample records: the ``samples.jsonl`` file format, crash-safe reading and mask run-length codes (``segzero.rle``).
 
 One JSON object per line, appended and flushed as samples finish::
 
@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-import warnings
 from pathlib import Path
-
-import numpy as np
 
 
 def read_records(path: str | Path) -> tuple[list[dict], int]:
@@ -94,22 +91,3 @@ class RecordWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def encode_mask(mask: np.ndarray) -> dict:
-    """COCO compressed RLE of a (H, W) bool mask: ``{"size": [H, W], "counts": str}`` (JSON-ready)."""
-    from pycocotools import mask as mask_utils  # noqa: PLC0415
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
-def decode_mask(rle: dict | None) -> np.ndarray | None:
-    """Inverse of ``encode_mask``: (H, W) bool, or None for None."""
-    if rle is None:
-        return None
-    from pycocotools import mask as mask_utils  # noqa: PLC0415
-
-    with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword (harmless)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return mask_utils.decode({"size": rle["size"], "counts": rle["counts"].encode("ascii")}).astype(bool)

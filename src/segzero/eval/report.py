@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from segzero.errors import UserError
-from segzero.eval.records import decode_mask, read_records
+from segzero.eval.records import read_records
 from segzero.eval.summary import REPORT_FILE, SAMPLES_FILE, SUMMARY_FILE, read_header
+from segzero.rle import decode_mask
 
 GT_COLOR = (40, 200, 60)
 PRED_COLOR = (230, 40, 40)

@@ -38,7 +38,7 @@ from segzero.errors import UserError
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
 from segzero.eval.identity import identity_changes, run_identity, weights_digest
 from segzero.eval.protocols import SEGZERO, check_protocol, score_reference
-from segzero.eval.records import RecordWriter, encode_mask, repair_records
+from segzero.eval.records import RecordWriter, repair_records
 from segzero.eval.summary import (
     REPORT_FILE,
     RUN_FILE,
@@ -50,6 +50,7 @@ from segzero.eval.summary import (
     write_json,
 )
 from segzero.metrics import IGNORE_VALUE, IoUAccumulator, intersection_union, sample_iou, target_area
+from segzero.rle import encode_mask
 
 
 @dataclass

@@ -27,6 +27,7 @@ from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
 from segzero.train.perception import CHOICES
+from segzero.train.rewards import VARIANTS
 
 SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
 
@@ -41,6 +42,7 @@ RESUME_NEUTRAL_FIELDS: tuple[str, ...] = (
     "save_total_limit",
     "sample_every",
     "sample_count",
+    "reward_device",
     "num_proc",
     "gradient_checkpointing",
     "vllm_gpu_memory_utilization",
@@ -146,8 +148,16 @@ class TrainConfig:
     reward_variant: str = _f(
         "hard",
         "'hard' = the paper's 0/1 terms; 'soft' (segzero kind only) = box_iou as the IoU itself and box_l1 as "
-        "max(0, 1 - L1/20px) (segzero.train.soft_rewards).",
+        "max(0, 1 - L1/20px) (segzero.train.soft_rewards); 'mask' = the format terms plus mask_iou, the IoU of the "
+        "mask the segmenter makes from the answer with the gt mask, in place of the accuracy terms; 'mask_mix' = "
+        "the paper's terms plus mask_iou (segzero.train.mask_reward; rows need a gt mask: the shapes world has it).",
     )
+    reward_segmenter: str | None = _f(
+        None,
+        "Segmenter of the mask_iou term: 'color' / 'grabcut' (weight-free), a SAM2 folder or hub id; None = the "
+        "policy folder's recorded segmenter, else facebook/sam2-hiera-large.",
+    )
+    reward_device: str | None = _f(None, "Device of the mask_iou term's SAM2 (e.g. 'cuda:1'); None = the default.")
 
     # GRPO (the paper's recipe)
     num_generations: int = _f(8, "Completions sampled per prompt (the GRPO group size).")
@@ -326,8 +336,8 @@ class TrainConfig:
             raise UserError(f"frame must be at least 28 pixels (one merged vision patch), got {self.frame}")
         if self.load_in_4bit and not self.lora:
             raise UserError("load_in_4bit (QLoRA) needs lora: true")
-        if self.reward_variant not in ("hard", "soft"):
-            raise UserError(f"reward_variant must be 'hard' or 'soft', got {self.reward_variant!r}")
+        if self.reward_variant not in VARIANTS:
+            raise UserError(f"reward_variant must be one of {VARIANTS}, got {self.reward_variant!r}")
         if self.reward_variant == "soft" and self.reward_kind != "segzero":
             raise UserError("reward_variant 'soft' is defined for reward_kind 'segzero' only")
         if self.sft_steps < 0 or self.sft_batch_size < 1:

@@ -28,10 +28,14 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from segzero.answer import LAYOUT_OF, SegObject
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.parsing import format_solution
+from segzero.rle import MASK_COLUMN, decode_mask, encode_mask
 from segzero.train.processes import is_main_process
 
 logger = logging.getLogger("segzero.train")
@@ -68,7 +72,7 @@ def load_raw_dataset(
             config, families = world_from_spec(synthetic_world, size=frame)
         except (ValueError, TypeError) as err:
             raise UserError(f"bad synthetic_world: {err}") from err
-        rows = generate_rows(synthetic_samples, seed=seed, config=config, families=families)
+        rows = generate_rows(synthetic_samples, seed=seed, config=config, families=families, with_mask=True)
         return datasets.Dataset.from_list(rows)
     path = Path(source).expanduser()
     if path.exists():  # save_to_disk folder, parquet file or folder of parquet files (H6's loader)
@@ -123,14 +127,29 @@ def _clip(obj: SegObject, frame: int) -> SegObject:
     return SegObject(box=box, points=tuple((c(x), c(y)) for x, y in obj.points))  # type: ignore[arg-type]
 
 
-def prepare_row(row: dict, *, kind: str, prompt_kind: str, frame: int, tolerance: float) -> dict:
-    """One released-layout row -> a training row (see the module docstring); ``skip_reason`` says why to drop it."""
+def _mask_in_frame(code: dict | None, frame: int) -> dict | None:
+    """A row's gt mask code resized (nearest) to ``frame`` x ``frame``, as the row's image is."""
+    if code is None:
+        return None
+    mask = decode_mask(code)
+    if mask.shape != (frame, frame):
+        mask = np.asarray(Image.fromarray(mask).resize((frame, frame), Image.NEAREST))
+    return encode_mask(mask)
+
+
+def prepare_row(
+    row: dict, *, kind: str, prompt_kind: str, frame: int, tolerance: float, with_mask: bool = False
+) -> dict:
+    """One released-layout row -> a training row (see the module docstring); ``skip_reason`` says why to drop it.
+    ``with_mask``: the row's gt mask code (``MASK_COLUMN``) comes along, resized to the frame with the image."""
     from segzero.geometry import to_frame
     from segzero.images import load_image, resize_to_frame
     from segzero.parsing import parse_solution
     from segzero.prompts import build_messages
 
-    out = {"prompt": None, "image": None, "solution": "", "skip_reason": ""}
+    out = {"prompt": None, "image": None, "solution": "", "skip_reason": ""} | (
+        {MASK_COLUMN: None} if with_mask else {}
+    )
     source = row.get("image")
     if isinstance(source, dict):  # an undecoded datasets Image value
         source = source.get("bytes") or source.get("path")
@@ -155,7 +174,8 @@ def prepare_row(row: dict, *, kind: str, prompt_kind: str, frame: int, tolerance
     objects = tuple(_clip(o, frame) for o in objects)
     for message in messages:  # TRL fills image placeholders from the `image` column
         message["content"] = [{"type": "image"} if p["type"] == "image" else p for p in message["content"]]
-    return {"prompt": messages, "image": image, "solution": solution_text(objects, kind), "skip_reason": ""}
+    mask = {MASK_COLUMN: _mask_in_frame(row.get(MASK_COLUMN), frame)} if with_mask else {}
+    return {"prompt": messages, "image": image, "solution": solution_text(objects, kind), "skip_reason": "", **mask}
 
 
 def prepare_dataset(raw, *, kind: str, prompt_kind: str, frame: int, tolerance: float = 1.0, num_proc=None):
@@ -165,7 +185,13 @@ def prepare_dataset(raw, *, kind: str, prompt_kind: str, frame: int, tolerance: 
     keep = {"id", "problem"}
     mapped = raw.map(
         prepare_row,
-        fn_kwargs={"kind": kind, "prompt_kind": prompt_kind, "frame": frame, "tolerance": tolerance},
+        fn_kwargs={
+            "kind": kind,
+            "prompt_kind": prompt_kind,
+            "frame": frame,
+            "tolerance": tolerance,
+            "with_mask": MASK_COLUMN in raw.column_names,
+        },
         remove_columns=[c for c in raw.column_names if c not in keep],
         num_proc=num_proc,
         desc="preparing GRPO prompts",

@@ -106,15 +106,55 @@ class TermReward:
         return values
 
 
-def build_reward_functions(
-    kind: str, *, weights: dict[str, float] | None = None, writer: SampleWriter | None = None
-) -> tuple[list[TermReward], list[float]]:
-    """The reward functions of ``kind`` and their weights (``weights`` by term name; missing terms weigh 1.0).
+VARIANTS: tuple[str, ...] = ("hard", "soft", "mask", "mask_mix")
+"""Reward sets of a kind: ``hard`` the paper's terms; ``soft`` its box terms continuous (``segzero.train.soft_rewards``,
+segzero kind only); ``mask`` the format terms plus ``mask_iou`` (``segzero.train.mask_reward``) in place of the
+accuracy terms; ``mask_mix`` the paper's terms plus ``mask_iou``."""
+FORMAT_TERMS: tuple[str, ...] = ("think_format", "answer_format")
 
-    Unknown names in ``weights`` raise ``UserError`` listing the valid terms.
+
+def variant_terms(
+    kind: str, variant: str = "hard", *, thresholds: dict | None = None, mask_reward: Callable | None = None
+) -> list[tuple[str, Callable]]:
+    """``[(term name, TRL reward function), ...]`` of reward set ``variant`` of ``kind`` (``VARIANTS``), the paper's
+    pixel ``thresholds`` bound to the terms that take them. ``mask_reward`` (a ``MaskIoU``) is needed by the mask
+    variants. ``UserError`` for an unknown variant or threshold."""
+    from segzero.rewards import reward_functions
+
+    if variant not in VARIANTS:
+        raise UserError(f"unknown reward variant {variant!r}; use one of {VARIANTS}")
+    names = reward_term_names(kind)
+    try:
+        terms = list(zip(names, reward_functions(kind, **dict(thresholds or {})), strict=True))
+    except ValueError as err:
+        raise UserError(f"reward_thresholds: {err}") from err
+    if variant == "soft":
+        from segzero.train.soft_rewards import soft_terms
+
+        soft = soft_terms(l1_threshold=(thresholds or {}).get("l1_threshold"))
+        terms = [(name, soft.get(name, f)) for name, f in terms]
+    elif variant in ("mask", "mask_mix"):
+        if mask_reward is None:
+            raise UserError(f"reward_variant {variant!r} needs a segmenter for its mask_iou term")
+        kept = terms if variant == "mask_mix" else [(n, f) for n, f in terms if n in FORMAT_TERMS]
+        terms = [*kept, ("mask_iou", mask_reward)]
+    return terms
+
+
+def build_reward_functions(
+    kind: str,
+    *,
+    variant: str = "hard",
+    thresholds: dict | None = None,
+    mask_reward: Callable | None = None,
+    weights: dict[str, float] | None = None,
+    writer: SampleWriter | None = None,
+) -> tuple[list[TermReward], list[float]]:
+    """The reward functions of ``kind`` / ``variant`` (``variant_terms``) and their weights (``weights`` by term
+    name; missing terms weigh 1.0). Unknown names in ``weights`` raise ``UserError`` listing the valid terms.
     """
     weights = dict(weights or {})
-    terms = core_terms(kind)
+    terms = variant_terms(kind, variant, thresholds=thresholds, mask_reward=mask_reward)
     names = [name for name, _ in terms]
     unknown = sorted(set(weights) - set(names))
     if unknown:

@@ -51,27 +51,8 @@ def soft_box_l1(completions: list, solution: list, *, l1_scale: float = L1_SCALE
     return [soft_l1(c, s, l1_scale=l1_scale) for c, s in zip(completions, solution, strict=True)]
 
 
-def apply_variant(reward_funcs: list, kind: str, variant: str, *, thresholds: dict | None = None) -> list:
-    """Configure ``segzero.train.rewards.TermReward`` objects in place: pixel ``thresholds`` bound to the paper's
-    terms (``segzero.rewards.reward_functions``), then, for ``variant == "soft"``, the soft terms swapped in (their
-    L1 scale is 2 x ``l1_threshold`` when one is given). ``UserError`` for an unknown variant or threshold."""
-    from segzero.errors import UserError
-    from segzero.rewards import reward_functions
-
-    if variant not in ("hard", "soft"):
-        raise UserError(f"unknown reward variant {variant!r}; use 'hard' or 'soft'")
-    thresholds = dict(thresholds or {})
-    try:
-        bound = reward_functions(kind, **thresholds)
-    except ValueError as err:
-        raise UserError(f"reward_thresholds: {err}") from err
-    for f, g in zip(reward_funcs, bound, strict=True):
-        f.func = g
-    if variant == "soft":
-        scale = 2.0 * float(thresholds.get("l1_threshold", L1_SCALE / 2))
-        for f in reward_funcs:
-            if f.__name__ == "box_iou":
-                f.func = soft_box_iou
-            elif f.__name__ == "box_l1":
-                f.func = functools.partial(soft_box_l1, l1_scale=scale)
-    return reward_funcs
+def soft_terms(*, l1_threshold: float | None = None) -> dict:
+    """``{term name: TRL reward function}`` of the soft terms that replace the paper's ``box_iou`` and ``box_l1``;
+    the L1 scale is 2 x ``l1_threshold`` when one is given (``L1_SCALE`` otherwise)."""
+    scale = L1_SCALE if l1_threshold is None else 2.0 * float(l1_threshold)
+    return {"box_iou": soft_box_iou, "box_l1": functools.partial(soft_box_l1, l1_scale=scale)}

@@ -327,11 +327,21 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
     writer = None
     if cfg.sample_every > 0:
         writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
-    funcs, weights = build_reward_functions(cfg.reward_kind, weights=cfg.reward_weights, writer=writer)
-    if cfg.reward_variant != "hard" or cfg.reward_thresholds:  # segzero.train.soft_rewards
-        from segzero.train.soft_rewards import apply_variant
+    mask_reward = None
+    if cfg.reward_variant in ("mask", "mask_mix"):  # the segmenter in the loop (segzero.train.mask_reward)
+        from segzero.pipeline import default_segmenter_for
+        from segzero.train.mask_reward import MaskIoU
 
-        funcs = apply_variant(funcs, cfg.reward_kind, cfg.reward_variant, thresholds=cfg.reward_thresholds)
+        segmenter = cfg.reward_segmenter or default_segmenter_for(model_path)
+        mask_reward = MaskIoU(segmenter, frame=cfg.frame, device=cfg.reward_device)
+    funcs, weights = build_reward_functions(
+        cfg.reward_kind,
+        variant=cfg.reward_variant,
+        thresholds=cfg.reward_thresholds,
+        mask_reward=mask_reward,
+        weights=cfg.reward_weights,
+        writer=writer,
+    )
     args = grpo_config(cfg, output_dir, reward_weights=weights)
     peft_config, quant = peft_and_quantization(cfg)
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from segzero.parsing import format_solution
 from segzero.points import mask_to_object
+from segzero.rle import MASK_COLUMN, encode_mask
 from segzero.worlds.queries import FAMILIES, sample_query
 from segzero.worlds.scene import COLOURS, CORNERS, KINDS, Shape, ShapesConfig, make_scene, render
 
@@ -134,14 +135,19 @@ def generate_rows(
     split: str = "train",
     layout: str = "single",
     families: tuple[str, ...] = FAMILIES,
+    with_mask: bool = False,
 ) -> list[dict]:
-    """``n`` samples (see ``make_sample``) in the training layout (``TRAIN_COLUMNS``) of ``layout`` single/multi."""
+    """``n`` samples (see ``make_sample``) in the training layout (``TRAIN_COLUMNS``) of ``layout`` single/multi;
+    ``with_mask`` adds the gt mask (all answers) as a code in ``segzero.rle.MASK_COLUMN`` (the mask-aware
+    reward's)."""
     if size is not None:
         config = replace(config or ShapesConfig(), size=size)
     rows = []
     for i in range(n):
         row = make_sample(i, seed=seed, config=config, split=split, layout=layout, families=families)
         rows.append({k: row[k] for k in TRAIN_COLUMNS})
+        if with_mask:
+            rows[-1][MASK_COLUMN] = encode_mask(row["mask"])
     return rows
 
 
