@@ -24,6 +24,7 @@ import json
 import sys
 from pathlib import Path
 
+from segzero.data.refer import SPLITS_BY
 from segzero.eval.protocols import PROTOCOLS
 from segzero.prompts import PROMPT_KINDS
 
@@ -122,7 +123,12 @@ def _add_run_flags(p) -> None:
         "side by side, with the count of samples where they differ (default: segzero's protocol only)",
     )
     p.add_argument("--sentences", default="first", choices=["first", "all"], help="LISA folders: queries per image")
-    p.add_argument("--refer-dataset", default="refcocog", choices=["refcoco", "refcoco+", "refcocog"])
+    p.add_argument(
+        "--refer-dataset",
+        default="refcocog",
+        choices=list(SPLITS_BY),
+        help="refer annotations: refcoco, refcoco+, refcocog (refs(...).p) or grefcoco (grefs(unc).json)",
+    )
     p.add_argument("--split-by", default=None, help="refer: unc / umd / google (default per dataset)")
     p.add_argument("--images", dest="images_dir", default=None, help="refer: COCO image folder (e.g. train2014)")
     p.add_argument("--max-samples", type=int, default=None, help="stop after this many new samples")

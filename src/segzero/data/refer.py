@@ -1,10 +1,15 @@
-"""Reader for the ``refer`` toolkit's RefCOCO / RefCOCO+ / RefCOCOg annotations.
+"""Reader for the ``refer`` toolkit's RefCOCO / RefCOCO+ / RefCOCOg annotations, and gRefCOCO's.
 
 Layout (as released with https://github.com/lichengunc/refer): a folder holding ``refs(<split_by>).p`` (a
 pickle, list of dicts ``ref_id, ann_id, image_id, split, sentences [{sent, raw, tokens, sent_id}],
 category_id``) and ``instances.json`` (COCO style: ``images``, ``annotations``, ``categories``; segmentations
 are polygon lists or RLE, compressed or not). The folder may also be the toolkit's ``data/`` root holding
 ``<dataset>/refs(...).p``.
+
+gRefCOCO (GRES: expressions that mean several objects, or none) ships ``grefs(unc).json`` (or ``.p``) beside the
+same ``instances.json``: ``ann_id`` is a list, ``[-1]`` for a "no target" expression, and ``category_id`` may be
+a list. A ref then carries every annotation id (``ann_ids``; empty for no target), its mask is the OR of their
+masks (all zeros for no target), and crowd annotations are left out, as GRES's own loader does.
 
 Usage::
 
@@ -41,8 +46,10 @@ SPLITS_BY: dict[str, tuple[str, ...]] = {
     "refcoco": ("unc", "google"),
     "refcoco+": ("unc",),
     "refcocog": ("umd", "google"),
+    "grefcoco": ("unc",),
 }
-DEFAULT_SPLIT_BY: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
+DEFAULT_SPLIT_BY: dict[str, str] = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd", "grefcoco": "unc"}
+NO_TARGET_ANN_ID = -1  # gRefCOCO's ann_id list of an expression that means nothing: [-1]
 
 
 class BadAnnotation(ValueError):
@@ -77,6 +84,13 @@ class Ref:
     height: int
     segmentation: object = field(default=None, repr=False)
     problem: str = ""
+    ann_ids: tuple[int, ...] = ()  # every referred annotation (gRefCOCO: several, or none for no target)
+    segmentations: tuple = field(default=(), repr=False)  # their segmentations, same order
+
+    @property
+    def no_target(self) -> bool:
+        """Whether the expression means nothing in the image (gRefCOCO's ``ann_id == [-1]``)."""
+        return not self.ann_ids and not self.problem
 
 
 class RefusedPickleGlobal(pickle.UnpicklingError):
@@ -234,23 +248,49 @@ class RefDataset:
         if ref.problem:
             raise BadAnnotation(ref.problem, f"ref {ref.ref_id}")
         width, height = size or (ref.width, ref.height)
-        return decode_segmentation(ref.segmentation, height, width)[0]
+        if ref.no_target:
+            return np.zeros((height, width), dtype=bool)
+        masks = [decode_segmentation(s, height, width)[0] for s in ref.segmentations or (ref.segmentation,)]
+        return np.logical_or.reduce(masks)
+
+
+def refs_file_names(dataset: str, split_by: str) -> tuple[str, ...]:
+    """The refs file names a dataset may ship, preferred first: ``refs(umd).p``; gRefCOCO ``grefs(unc).json``
+    or ``grefs(unc).p``."""
+    if dataset == "grefcoco":
+        return (f"grefs({split_by}).json", f"grefs({split_by}).p")
+    return (f"refs({split_by}).p",)
 
 
 def _find_files(refer_dir: Path, dataset: str, split_by: str) -> tuple[Path, Path]:
-    name = f"refs({split_by}).p"
+    names = refs_file_names(dataset, split_by)
     for base in (refer_dir, refer_dir / dataset):
-        if (base / name).is_file() and (base / "instances.json").is_file():
-            return base / name, base / "instances.json"
-    missing = [str(refer_dir / n) for n in (name, "instances.json") if not (refer_dir / n).is_file()]
+        for name in names:
+            if (base / name).is_file() and (base / "instances.json").is_file():
+                return base / name, base / "instances.json"
+    missing = [str(refer_dir / n) for n in (names[0], "instances.json") if not (refer_dir / n).is_file()]
     raise UserError(f"refer annotations not found: missing {', '.join(missing)}")
+
+
+def _read_refs(path: Path):
+    """The refs list of a ``.json`` (gRefCOCO) or pickle (``RefsUnpickler``) file."""
+    if path.suffix == ".json":
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    with open(path, "rb") as f:  # encoding="bytes": Python 2 str values load as bytes (see _to_str)
+        return _to_str(RefsUnpickler(f, path, encoding="bytes").load())
+
+
+def _ann_ids(value) -> list[int]:
+    """A ref's ``ann_id`` as a list (gRefCOCO stores a list; refer an int)."""
+    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
 
 
 def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str | None = "umd") -> RefDataset:
     """Read ``refs(<split_by>).p`` and ``instances.json`` from ``refer_dir`` (or ``refer_dir/<dataset>``).
 
-    ``dataset`` is ``refcoco``, ``refcoco+`` or ``refcocog``; ``split_by`` defaults per dataset when None
-    (``unc``, ``unc``, ``umd``). Raises ``UserError`` naming missing files or an unknown dataset/split.
+    ``dataset`` is ``refcoco``, ``refcoco+``, ``refcocog`` or ``grefcoco`` (``grefs(unc).json``); ``split_by``
+    defaults per dataset when None (``unc``, ``unc``, ``umd``, ``unc``). Raises ``UserError`` naming missing files or an unknown dataset/split.
     """
     dataset = dataset.lower()
     if dataset not in SPLITS_BY:
@@ -263,8 +303,7 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
         raise UserError(f"refer directory not found: {refer_dir}")
     refs_path, instances_path = _find_files(refer_dir, dataset, split_by)
     try:
-        with open(refs_path, "rb") as f:  # encoding="bytes": Python 2 str values load as bytes (see _to_str)
-            raw_refs = _to_str(RefsUnpickler(f, refs_path, encoding="bytes").load())
+        raw_refs = _read_refs(refs_path)
         with open(instances_path, encoding="utf-8") as f:
             instances = json.load(f)
     except (OSError, *_PICKLE_ERRORS, json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -276,22 +315,28 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
     refs = []
     for r in raw_refs:
         sents = r.get("sentences", [])
-        ann = anns.get(int(r["ann_id"]))
+        ids = [] if _ann_ids(r["ann_id"]) == [NO_TARGET_ANN_ID] else _ann_ids(r["ann_id"])
+        found = [anns.get(i) for i in ids]
+        if dataset == "grefcoco":  # crowd annotations are left out, as GRES's loader does
+            kept = [(i, a) for i, a in zip(ids, found, strict=True) if a is None or not a.get("iscrowd")]
+            ids, found = [i for i, _ in kept], [a for _, a in kept]
+        ann = found[0] if found else None
         image = images.get(int(r["image_id"]))
         problem = ""
-        if ann is None:
+        if any(a is None for a in found) or (not ids and dataset != "grefcoco"):
             problem = "ann_id_not_found"
         elif image is None:
             problem = "image_id_not_found"
-        elif int(ann["image_id"]) != int(r["image_id"]):
+        elif any(int(a["image_id"]) != int(r["image_id"]) for a in found):
             problem = "ann_image_mismatch"
+        category = r.get("category_id", -1)
         refs.append(
             Ref(
                 ref_id=int(r["ref_id"]),
-                ann_id=int(r["ann_id"]),
+                ann_id=ids[0] if ids else NO_TARGET_ANN_ID,
                 image_id=int(r["image_id"]),
                 split=str(r.get("split", "")),
-                category_id=int(r.get("category_id", -1)),
+                category_id=int((category or [-1])[0] if isinstance(category, list) else category),
                 sentences=tuple(str(s.get("sent", s.get("raw", ""))).strip() for s in sents),
                 raw=tuple(str(s.get("raw", s.get("sent", ""))) for s in sents),
                 sent_ids=tuple(int(s.get("sent_id", i)) for i, s in enumerate(sents)),
@@ -300,6 +345,8 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
                 height=int(image.get("height") or 0) if image else 0,
                 segmentation=None if ann is None else ann.get("segmentation"),
                 problem=problem,
+                ann_ids=tuple(ids),
+                segmentations=tuple(a.get("segmentation") for a in found if a is not None),
             )
         )
     return RefDataset(refs, dataset=dataset, split_by=split_by, refs_path=refs_path, instances_path=instances_path)

@@ -179,7 +179,8 @@ class LisaEvalDataset(EvalDataset):
 
 
 class ReferEvalDataset(EvalDataset):
-    """RefCOCO / RefCOCO+ / RefCOCOg split: one sample per referring expression; images from ``images_dir``."""
+    """RefCOCO / RefCOCO+ / RefCOCOg / gRefCOCO split: one sample per referring expression; images from
+    ``images_dir``. A gRefCOCO expression's target is the OR of its objects, empty for a no-target one."""
 
     kind = "refer"
 
@@ -244,7 +245,11 @@ def detect_format(path: Path) -> str:
         return "disk"
     if any(path.glob("*.parquet")) or any(path.glob("*/*.parquet")):
         return "parquet"
-    if any(path.glob("refs(*).p")) or any(path.glob("*/refs(*).p")):
+    if any(
+        p
+        for pattern in ("refs(*).p", "grefs(*).json", "grefs(*).p")
+        for p in [*path.glob(pattern), *path.glob(f"*/{pattern}")]
+    ):
         return "refer"
     if is_lisa_folder(path):
         return "lisa"

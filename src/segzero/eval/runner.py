@@ -85,7 +85,7 @@ class EvalConfig:
         metadata={"help": "also score by a reference protocol: seg-zero, visionreasoner or lisa (segzero: only ours)"},
     )
     sentences: str = field(default="first", metadata={"help": "LISA folders: first or all sentences per image"})
-    refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+ or refcocog"})
+    refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+, refcocog or grefcoco"})
     split_by: str | None = field(default=None, metadata={"help": "refer: unc / umd / google; None = default"})
     images_dir: str | None = field(default=None, metadata={"help": "refer: folder of the COCO images"})
     overwrite: bool = field(default=False, metadata={"help": "delete an existing run in out and start over"})
