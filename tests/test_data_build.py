@@ -380,3 +380,41 @@ def test_sam_filter_asks_for_the_chosen_output(multimask):
     iou = _sam_iou(seg, SegObject((0, 0, 3, 3), ((1, 1), (2, 2))), np.ones((4, 4), bool), multimask=multimask)
     assert seg.kwargs["multimask"] is multimask and iou == 1.0
     assert seg.kwargs["points"].tolist() == [[[1.0, 1.0]]]  # the gt box and point 1 only
+
+
+def test_grefcoco_rows_keep_several_objects_and_none(tmp_path):
+    from segzero.data.synthetic import write_grefcoco_fixture
+    from segzero.rewards import score
+
+    fx = write_grefcoco_fixture(tmp_path / "g")
+    out = tmp_path / "built"
+    argv = ["data", "build", "--source", "grefcoco", "--refer-dir", str(fx["refer_dir"]), "--images"]
+    argv += [str(fx["images_dir"]), "--out", str(out), "--split", "val", "--layout", "multi", "--frame", "30x20"]
+    assert main([*argv, "--no-progress"]) == 0
+    rows = {r["problem"]: r for r in load_built(out, split="val")}
+    assert set(rows) == set(fx["targets"])  # every expression is a row, the no-target one included
+    for text, anns in fx["targets"].items():
+        items = json.loads(rows[text]["solution"])
+        # one item per referred (non-crowd) object, its box the pixels the polygon covers (frame = image size here;
+        # pycocotools leaves a polygon's right and bottom edges out)
+        want = sorted((x1, y1, x2 - 1, y2 - 1) for x1, y1, x2, y2 in (fx["boxes"][a] for a in anns))
+        assert sorted(tuple(i["bbox_2d"]) for i in items) == want
+    assert json.loads(rows["the purple dog"]["solution"]) == []
+    # the multi-object reward scores a correct "nothing here" answer as right, and any object there as wrong
+    nothing, something = (
+        "<think>no dog</think><answer>[]</answer>",
+        '<think>x</think><answer>[{"bbox_2d": [1, 1, 5, 5], "point_2d": [2, 2]}]</answer>',
+    )
+    assert score("visionreasoner", nothing, "[]")["accuracy"] > score("visionreasoner", something, "[]")["accuracy"]
+
+
+def test_grefcoco_needs_the_multi_layout(tmp_path):
+    from segzero.data.synthetic import write_grefcoco_fixture
+
+    fx = write_grefcoco_fixture(tmp_path / "g")
+    cfg = BuildConfig(
+        source="grefcoco", refer_dir=str(fx["refer_dir"]), images_dir=str(fx["images_dir"]), out=str(tmp_path / "o"),
+        split="val", progress=False,
+    )  # fmt: skip
+    with pytest.raises(UserError, match="multi"):
+        build(cfg)

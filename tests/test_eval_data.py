@@ -193,40 +193,11 @@ def test_records_tolerate_truncation_and_duplicates(tmp_path):
     assert path.read_text().endswith("\n") and len(path.read_text().splitlines()) == 2
 
 
-def _write_grefcoco(root) -> None:
-    """A gRefCOCO folder in the released layout: grefs(unc).json (ann_id lists, [-1] = no target) + instances.json."""
-    (root / "images").mkdir(parents=True)
-    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(root / "images" / "COCO_1.jpg")
-    refs = [
-        # two objects: the target is their union
-        {"ref_id": 1, "ann_id": [70, 71], "image_id": 1, "split": "val", "category_id": [1, 2],
-         "sentences": [{"sent": "both things", "raw": "Both things", "sent_id": 10}]},
-        # no target: ann_id [-1]
-        {"ref_id": 2, "ann_id": [-1], "image_id": 1, "split": "val", "category_id": [],
-         "sentences": [{"sent": "the purple dog", "raw": "the purple dog", "sent_id": 11}]},
-        # one object and a crowd annotation: the crowd one is left out, as GRES's loader does
-        {"ref_id": 3, "ann_id": [70, 72], "image_id": 1, "split": "val", "category_id": [1, 1],
-         "sentences": [{"sent": "left thing", "raw": "left thing", "sent_id": 12}]},
-    ]  # fmt: skip
-    (root / "grefs(unc).json").write_text(json.dumps(refs))
-    square = lambda x1, y1, x2, y2: [[x1, y1, x2, y1, x2, y2, x1, y2]]  # noqa: E731
-    instances = {
-        "images": [{"id": 1, "file_name": "COCO_1.jpg", "width": 30, "height": 20}],
-        "annotations": [
-            {"id": 70, "image_id": 1, "segmentation": square(2, 2, 10, 10), "category_id": 1, "iscrowd": 0},
-            {"id": 71, "image_id": 1, "segmentation": square(20, 5, 28, 15), "category_id": 2, "iscrowd": 0},
-            {"id": 72, "image_id": 1, "segmentation": square(0, 12, 29, 19), "category_id": 1, "iscrowd": 1},
-        ],
-        "categories": [{"id": 1, "name": "thing"}, {"id": 2, "name": "other"}],
-    }
-    (root / "instances.json").write_text(json.dumps(instances))
-
-
 def test_grefcoco_expressions_mean_several_objects_or_none(tmp_path):
     from segzero.data.refer import decode_segmentation
+    from segzero.data.synthetic import write_grefcoco_fixture
 
-    root = tmp_path / "grefcoco"
-    _write_grefcoco(root)
+    root = write_grefcoco_fixture(tmp_path / "grefcoco")["refer_dir"]
     ds = load_eval_dataset(root, split="val", refer_dataset="grefcoco", images_dir=root / "images")
     assert ds.kind == "refer" and [s.query for s in ds.samples] == ["both things", "the purple dog", "left thing"]
 
@@ -242,9 +213,9 @@ def test_grefcoco_expressions_mean_several_objects_or_none(tmp_path):
 @pytest.mark.slow
 def test_grefcoco_eval_reports_gres_accuracies(tmp_path, tiny_models):
     from segzero.cli.main import main
+    from segzero.data.synthetic import write_grefcoco_fixture
 
-    root, out = tmp_path / "grefcoco", tmp_path / "run"
-    _write_grefcoco(root)
+    root, out = write_grefcoco_fixture(tmp_path / "grefcoco")["refer_dir"], tmp_path / "run"
     argv = ["eval", "--data", str(root), "--format", "refer", "--refer-dataset", "grefcoco", "--split", "val"]
     argv += ["--images", str(root / "images"), "--reasoner", str(tiny_models["reasoner"]), "--frame", "56"]
     assert main([*argv, "--segmenter", str(tiny_models["segmenter"]), "--out", str(out), "--no-progress"]) == 0

@@ -17,6 +17,7 @@ import argparse
 import json
 
 from segzero.answer import KINDS
+from segzero.data.refer import DEFAULT_SPLIT_BY as SOURCES
 from segzero.geometry import DEFAULT_FRAME
 
 
@@ -42,8 +43,17 @@ def add_parser(subparsers) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     b = sub.add_parser("build", help="build Seg-Zero training data from RefCOCO-family annotations")
-    b.add_argument("--source", required=True, choices=["refcoco", "refcoco+", "refcocog"], help="refer dataset")
-    b.add_argument("--refer-dir", required=True, help="folder with refs(<split_by>).p and instances.json")
+    b.add_argument(
+        "--source",
+        required=True,
+        choices=list(SOURCES),
+        help="refer dataset; grefcoco (grefs(unc).json; --layout multi) keeps its no-target expressions as [] rows",
+    )
+    b.add_argument(
+        "--refer-dir",
+        required=True,
+        help="folder with refs(<split_by>).p (grefcoco: grefs(unc).json) and instances.json",
+    )
     b.add_argument("--images", required=True, help="COCO image folder (files by file_name)")
     b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk opens it)")
     b.add_argument("--split-by", default=None, help="refer split_by: unc, umd, google (default per source)")

@@ -39,7 +39,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from segzero.data.refer import Ref, load_refer
+from segzero.data.refer import DEFAULT_SPLIT_BY, Ref, load_refer
 from segzero.data.samples import (
     HIST_BINS,
     ImageTask,
@@ -54,7 +54,7 @@ from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.points import BORDERS, FALLBACKS
 
-SOURCES = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}  # source -> default split_by
+SOURCES = DEFAULT_SPLIT_BY  # source -> its default split_by (the refer reader's)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,13 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
             pre.note("no_sentences", f"ref {ref.ref_id}")
             continue
         by_image[ref.image_id].append(ref)
-    if cfg.layout == "single":
+    if cfg.source == "grefcoco":  # an expression is a row with its own objects: several, one or none
+        if cfg.layout != "multi":
+            raise UserError("grefcoco expressions mean 0..n objects: use --layout multi")
+        for ref in (r for group in by_image.values() for r in group):
+            for sid, text in _texts(ref, cfg.text, cfg.strip):
+                rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
+    elif cfg.layout == "single":
         for ref in (r for group in by_image.values() for r in group):
             for sid, text in _texts(ref, cfg.text, cfg.strip):
                 rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
@@ -172,11 +178,12 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
         obj_tasks: list[ObjectTask] = []
         row_tasks = []
         for _, row_refs, row_id, text in sorted(tasks_rows[image_id], key=lambda r: r[2]):
-            for r in row_refs:
-                if r.ann_id not in objects:
-                    objects[r.ann_id] = len(obj_tasks)
-                    obj_tasks.append(ObjectTask(r.ref_id, r.ann_id, r.segmentation))
-            row_tasks.append(RowTask(row_id, text, tuple(objects[r.ann_id] for r in row_refs)))
+            for r in row_refs:  # a ref's objects: one for RefCOCO/+/g, 0..n for gRefCOCO
+                for ann_id, segmentation in zip(r.ann_ids, r.segmentations, strict=True):
+                    if ann_id not in objects:
+                        objects[ann_id] = len(obj_tasks)
+                        obj_tasks.append(ObjectTask(r.ref_id, ann_id, segmentation))
+            row_tasks.append(RowTask(row_id, text, tuple(objects[a] for r in row_refs for a in r.ann_ids)))
         first = row_refs[0]
         tasks.append(
             ImageTask(image_id, first.file_name, first.width, first.height, tuple(obj_tasks), tuple(row_tasks))

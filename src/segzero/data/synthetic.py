@@ -196,3 +196,46 @@ def write_refer_fixture(
         "good_rows": good_rows,
         "broken": broken_rows,
     }
+
+
+def write_grefcoco_fixture(root: str | Path) -> dict:
+    """A gRefCOCO folder in the released layout: ``root/grefs(unc).json`` (``ann_id`` lists, ``[-1]`` = no target),
+    ``root/instances.json`` and ``root/images/COCO_1.jpg`` (30 x 20), all split ``val``. Three expressions: "both
+    things" (annotations 70 and 71: the target is their union), "the purple dog" (no target) and "left thing"
+    (annotation 70 and the crowd annotation 72, which GRES's loader leaves out). Returns ``{"refer_dir",
+    "images_dir", "boxes": {ann_id: (x1, y1, x2, y2) polygon corners}, "targets": {sentence: [ann_id, ...]}}``."""
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((20, 30, 3), 200, np.uint8)).save(root / "images" / "COCO_1.jpg")
+    boxes = {70: (2, 2, 10, 10), 71: (20, 5, 28, 15), 72: (0, 12, 29, 19)}
+    targets = {"both things": [70, 71], "the purple dog": [], "left thing": [70]}
+    ann_ids = {"both things": [70, 71], "the purple dog": [-1], "left thing": [70, 72]}
+    refs = [
+        {
+            "ref_id": i + 1,
+            "ann_id": ann_ids[sent],
+            "image_id": 1,
+            "split": "val",
+            "category_id": [1 for a in ann_ids[sent] if a > 0],
+            "sentences": [{"sent": sent, "raw": sent, "sent_id": 10 + i, "tokens": sent.split()}],
+        }
+        for i, sent in enumerate(targets)
+    ]
+    (root / "grefs(unc).json").write_text(json.dumps(refs))
+    annotations = [
+        {
+            "id": a,
+            "image_id": 1,
+            "segmentation": [[x1, y1, x2, y1, x2, y2, x1, y2]],
+            "category_id": 1,
+            "iscrowd": int(a == 72),
+        }
+        for a, (x1, y1, x2, y2) in boxes.items()
+    ]
+    instances = {
+        "images": [{"id": 1, "file_name": "COCO_1.jpg", "width": 30, "height": 20}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (root / "instances.json").write_text(json.dumps(instances))
+    return {"refer_dir": root, "images_dir": root / "images", "boxes": boxes, "targets": targets}
