@@ -7,7 +7,7 @@
 For each reward variant it runs ``segzero train --config recipes/shapes_tiny.yaml --output-dir RUN/<variant>``
 (the real CLI: format warm-up with TRL's SFTTrainer, then GRPO with the Seg-Zero rewards; checkpoints every
 ``save_steps``), then evaluates the warm-up folder (step 0 of GRPO) and every GRPO checkpoint on a fixed val set of
-the shapes world (``segzero.assets.shapes_eval``: the world's val split, disjoint from its train split) through the real
+the shapes world (``segzero.eval.shapes_val``: the world's val split, disjoint from its train split) through the real
 ``segzero eval`` runner, with the weight-free ``color`` segmenter so the metric measures the reasoner's boxes and
 points. Greedy decoding. Per checkpoint: val gIoU / cIoU (protocol "exclude"; no ignore pixels in this world;
 unparseable answers count as IoU 0) and the mean of each hard Seg-Zero reward term (the recipe's thresholds) on the
@@ -82,7 +82,7 @@ def val_terms(records: list[dict], solutions: dict[str, str], thresholds: dict[s
 def evaluate_run(
     run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int
 ) -> list[dict]:
-    from segzero.assets.shapes_eval import evaluate
+    from segzero.eval.shapes_val import evaluate
     from segzero.eval.records import read_records
 
     rows = []
@@ -221,7 +221,7 @@ def write_markdown(
         f"- val reward columns: the paper's 0/1 terms at the recipe's thresholds (x {frame}/840) for both variants; "
         "'distinct answers' = different `<answer>` texts over the val set (1 = a collapsed policy)",
         f"- val: {n} single-answer samples of the shapes world's val split (seed 0; training uses the train split), greedy decoding, `segzero eval` runner "
-        "(`segzero.assets.shapes_eval`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
+        "(`segzero.eval.shapes_val`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
         "here), empty gt + empty prediction = IoU 1 (none occur: every query has one target), unparseable answers "
         "count as IoU 0",
         f"- world (recipe `synthetic_world`, training and val alike): `{json.dumps(world) if world else 'default'}`",
@@ -316,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-    from segzero.assets.shapes_eval import val_dataset, val_solutions
+    from segzero.eval.shapes_val import val_dataset, val_solutions
 
     cfg = recipe(args.overrides)
     world, frame = dict(cfg.synthetic_world), cfg.frame  # the val set: the training world's val split, at the frame
@@ -341,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     compare = None
     if args.compare:  # frame from the folder's segzero.json
-        from segzero.assets.shapes_eval import evaluate
+        from segzero.eval.shapes_val import evaluate
 
         summary = evaluate(args.compare, out=base / "val_compare", n=args.val_samples, dataset=ds)  # its own frame
         compare = {"model": args.compare, "gIoU": summary["gIoU"], "cIoU": summary["cIoU"]}

@@ -7,7 +7,7 @@
 measures the reasoner (its box and points), not SAM. Empty-gt / ignore-label conventions are ``run_eval``'s
 (protocol "exclude"; the shapes world has no ignore pixels). Usage::
 
-    from segzero.assets.shapes_eval import evaluate
+    from segzero.eval.shapes_val import evaluate
     summary = evaluate("runs/shapes/final", n=64, out="runs/shapes/eval_final")
     summary["gIoU"], summary["cIoU"]
 """
