@@ -59,10 +59,10 @@ def per_family(rows: list[dict]) -> dict[str, dict]:
 
 def run(args) -> dict:
     from segzero.assets import SHAPES_MAX_NEW_TOKENS
-    from segzero.eval.shapes_val import evaluate, val_dataset
     from segzero.cli.demo import draw_scene, model_world
     from segzero.eval.grounding import by_name_checks, draw, scene_checks, summarise
     from segzero.eval.records import read_records
+    from segzero.eval.shapes_val import evaluate, val_dataset
 
     args.max_new_tokens = args.max_new_tokens or SHAPES_MAX_NEW_TOKENS
     out = Path(args.out)

@@ -82,8 +82,8 @@ def val_terms(records: list[dict], solutions: dict[str, str], thresholds: dict[s
 def evaluate_run(
     run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int
 ) -> list[dict]:
-    from segzero.eval.shapes_val import evaluate
     from segzero.eval.records import read_records
+    from segzero.eval.shapes_val import evaluate
 
     rows = []
     for step, folder in checkpoints(run_dir):

@@ -9,7 +9,7 @@
 runs only the format warm-up of ``recipes/shapes_tiny.yaml`` (``--set`` overrides the recipe, as
 ``segzero train --set``; the real ``segzero.train.warmup.run_warmup`` with TRL's SFTTrainer), then measures
 
-- val gIoU / cIoU on ``--n-val`` samples of the run's own world (``segzero.assets.shapes_eval``, ``color``
+- val gIoU / cIoU on ``--n-val`` samples of the run's own world (``segzero.eval.shapes_val``, ``color``
   segmenter, greedy decoding) and the number of distinct answers;
 - position sensitivity: the answer to "the red circle" on 4 synthetic images with a red circle (and a blue square
   opposite) in each quadrant. A model that reads where the circle is gives 4 different boxes; 1 means the answer
@@ -67,8 +67,8 @@ def _number_or_text(value: str):
 
 
 def run(args) -> dict:
-    from segzero.assets.shapes_eval import evaluate, val_dataset
     from segzero.eval.records import read_records
+    from segzero.eval.shapes_val import evaluate, val_dataset
     from segzero.train.config import TrainConfig
     from segzero.train.data import build_train_dataset
     from segzero.train.warmup import run_warmup
