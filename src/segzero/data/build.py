@@ -38,6 +38,7 @@ import shutil
 from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from segzero.data.refer import DEFAULT_SPLIT_BY, Ref, load_refer
 from segzero.data.samples import (
@@ -99,6 +100,15 @@ class BuildConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
+class PlannedRow(NamedTuple):
+    """One output row as planned: the ref that gives its image, every ref whose objects it holds, its id and text."""
+
+    ref: Ref
+    refs: tuple[Ref, ...]
+    row_id: str
+    text: str
+
+
 def _texts(ref: Ref, text: str, strip: str) -> list[tuple[int, str]]:
     """``(sent_id, text)`` pairs of a ref: whitespace, then ``strip``'s characters, stripped from both ends, then
     lower-cased (the reference: ``raw.strip().strip(".?!").lower()``)."""
@@ -117,7 +127,7 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
     rng = random.Random(cfg.seed)
     # candidates: (image-level key, row spec) before sampling
     by_image: dict[int, list[Ref]] = defaultdict(list)
-    rows: list[tuple[Ref | None, tuple[Ref, ...], str, str]] = []  # (image ref, refs, row id, text)
+    rows: list[PlannedRow] = []
     for ref in refs:
         if not ref.sentences:
             pre.dropped_objects["no_sentences"] += 1
@@ -129,11 +139,11 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
             raise UserError("grefcoco expressions mean 0..n objects: use --layout multi")
         for ref in (r for group in by_image.values() for r in group):
             for sid, text in _texts(ref, cfg.text, cfg.strip):
-                rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
+                rows.append(PlannedRow(ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
     elif cfg.layout == "single":
         for ref in (r for group in by_image.values() for r in group):
             for sid, text in _texts(ref, cfg.text, cfg.strip):
-                rows.append((ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
+                rows.append(PlannedRow(ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
     elif cfg.layout == "multi":
         for image_id in sorted(by_image):
             distinct: dict[int, Ref] = {}
@@ -155,7 +165,7 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
                 f"{r.ref_id}.{sid}" for r, (sid, _) in zip(chosen, parts, strict=True)
             )
             text = cfg.joiner.join(f"{cfg.quote}{t}{cfg.quote}" for _, t in parts)
-            rows.append((chosen[0], tuple(chosen), row_id, text))
+            rows.append(PlannedRow(chosen[0], tuple(chosen), row_id, text))
     else:
         raise UserError(f"unknown layout {cfg.layout!r}; use single or multi")
     rows_total = len(rows)
@@ -164,27 +174,28 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
     tasks_rows: dict[int, list] = defaultdict(list)
     bad_refs: dict[int, str] = {}
     for row in rows:
-        bad = next((r.problem for r in row[1] if r.problem), "")
+        bad = next((r.problem for r in row.refs if r.problem), "")
         if bad:  # ann/image ids that do not match: counted, never silently skipped
             pre.dropped_rows[bad] += 1
-            pre.note(bad, f"row {row[2]}")
-            bad_refs.update({r.ref_id: r.problem for r in row[1] if r.problem})
+            pre.note(bad, f"row {row.row_id}")
+            bad_refs.update({r.ref_id: r.problem for r in row.refs if r.problem})
             continue
-        tasks_rows[row[0].image_id].append(row)
+        tasks_rows[row.ref.image_id].append(row)
     pre.dropped_objects.update(bad_refs.values())
     tasks = []
     for image_id in sorted(tasks_rows):
         objects: dict[int, int] = {}
         obj_tasks: list[ObjectTask] = []
         row_tasks = []
-        for _, row_refs, row_id, text in sorted(tasks_rows[image_id], key=lambda r: r[2]):
+        planned = sorted(tasks_rows[image_id], key=lambda r: r.row_id)
+        for _, row_refs, row_id, text in planned:
             for r in row_refs:  # a ref's objects: one for RefCOCO/+/g, 0..n for gRefCOCO
                 for ann_id, segmentation in zip(r.ann_ids, r.segmentations, strict=True):
                     if ann_id not in objects:
                         objects[ann_id] = len(obj_tasks)
                         obj_tasks.append(ObjectTask(r.ref_id, ann_id, segmentation))
             row_tasks.append(RowTask(row_id, text, tuple(objects[a] for r in row_refs for a in r.ann_ids)))
-        first = row_refs[0]
+        first = planned[0].ref  # every row of the task is on this image
         tasks.append(
             ImageTask(image_id, first.file_name, first.width, first.height, tuple(obj_tasks), tuple(row_tasks))
         )
