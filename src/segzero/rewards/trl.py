@@ -25,6 +25,17 @@ from typing import Any
 from segzero.rewards import multi, single
 
 
+def term(name: str) -> Callable:
+    """Name a TRL reward function after its term where it is defined (TRL logs ``rewards/<__name__>/mean``); its
+    ``__qualname__`` stays, so pickle still finds it."""
+
+    def named(fn: Callable) -> Callable:
+        fn.__name__ = name
+        return fn
+
+    return named
+
+
 def _need(solution: Any, completions: list, name: str) -> list:
     if solution is None:
         raise ValueError(f"reward {name!r} needs the dataset column 'solution' (the ground truth)")
@@ -38,11 +49,13 @@ def think_format(completions: list, solution: Any = None, **kwargs: Any) -> list
     return [single.think_format(c) for c in completions]
 
 
+@term("answer_format")
 def segzero_answer_format(completions: list, solution: Any = None, **kwargs: Any) -> list[float]:
     """Seg-Zero answer format (0/1): strict JSON ``bbox`` + ``points_1`` + ``points_2``."""
     return [single.answer_format(c) for c in completions]
 
 
+@term("box_iou")
 def segzero_box_iou(
     completions: list, solution: Any = None, *, iou_threshold: float = single.IOU_THRESHOLD, **kwargs: Any
 ) -> list[float]:
@@ -51,6 +64,7 @@ def segzero_box_iou(
     return [single.box_iou(c, s, iou_threshold=iou_threshold) for c, s in zip(completions, sols, strict=True)]
 
 
+@term("box_l1")
 def segzero_box_l1(
     completions: list, solution: Any = None, *, l1_threshold: float = single.L1_THRESHOLD, **kwargs: Any
 ) -> list[float]:
@@ -59,6 +73,7 @@ def segzero_box_l1(
     return [single.box_l1(c, s, l1_threshold=l1_threshold) for c, s in zip(completions, sols, strict=True)]
 
 
+@term("points")
 def segzero_points(
     completions: list,
     solution: Any = None,
@@ -71,6 +86,7 @@ def segzero_points(
     return [single.points(c, s, distance_threshold=distance_threshold) for c, s in zip(completions, sols, strict=True)]
 
 
+@term("answer_format")
 def visionreasoner_answer_format(
     completions: list, solution: Any = None, *, empty_list_score: float = multi.EMPTY_LIST_SCORE, **kwargs: Any
 ) -> list[float]:
@@ -78,6 +94,7 @@ def visionreasoner_answer_format(
     return [multi.answer_format(c, empty_list_score=empty_list_score) for c in completions]
 
 
+@term("accuracy")
 def visionreasoner_accuracy(
     completions: list,
     solution: Any = None,
@@ -101,23 +118,13 @@ def visionreasoner_accuracy(
     return [multi.accuracy(c, s, **kw) for c, s in zip(completions, sols, strict=True)]
 
 
+@term("non_repeat")
 def visionreasoner_non_repeat(
     completions: list, solution: Any = None, *, repeat_limit: int = multi.REPEAT_LIMIT, **kwargs: Any
 ) -> list[float]:
     """VisionReasoner non-repeat term (0/1)."""
     return [multi.non_repeat(c, repeat_limit=repeat_limit) for c in completions]
 
-
-for _fn, _name in (
-    (segzero_answer_format, "answer_format"),
-    (segzero_box_iou, "box_iou"),
-    (segzero_box_l1, "box_l1"),
-    (segzero_points, "points"),
-    (visionreasoner_answer_format, "answer_format"),
-    (visionreasoner_accuracy, "accuracy"),
-    (visionreasoner_non_repeat, "non_repeat"),
-):
-    _fn.__name__ = _name  # TRL's log name; __qualname__ is kept so pickle still finds the function
 
 SEGZERO_REWARDS: dict[str, Callable[..., list[float]]] = {
     "think_format": think_format,

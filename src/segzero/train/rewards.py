@@ -61,6 +61,11 @@ class SampleWriter:
         self._buffer: dict[str, list[float]] = {}
         self._written_steps: set[int] = set()
 
+    def expect(self, weights: dict[str, float]) -> None:
+        """The terms of the reward set it records (name -> weight): a batch's rows are written once all of them
+        reported."""
+        self.n_terms, self.weights = len(weights), dict(weights)
+
     def wants(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0 and step not in self._written_steps and is_main_process()
 
@@ -161,6 +166,5 @@ def build_reward_functions(
         raise UserError(f"reward_weights: unknown term(s) {unknown} for {kind!r}; terms are {names}")
     resolved = [float(weights.get(name, 1.0)) for name in names]
     if writer is not None:
-        writer.n_terms = len(terms)
-        writer.weights = dict(zip(names, resolved, strict=True))
+        writer.expect(dict(zip(names, resolved, strict=True)))
     return [TermReward(name, f, writer) for name, f in terms], resolved
