@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 from segzero.answer import SegObject
@@ -104,14 +105,22 @@ def matched_point_distance(pred_pts: Sequence[Sequence[Number]], gt_pts: Sequenc
 
 
 def frame_size(frame: int | Sequence[int]) -> tuple[int, int]:
-    """``(width, height)`` of the model frame from an int side or a ``(w, h)`` pair; ``ValueError`` if not positive."""
-    if isinstance(frame, int | float):
-        fw = fh = int(frame)
-    else:
-        fw, fh = (int(v) for v in frame)
-    if fw <= 0 or fh <= 0:
-        raise ValueError(f"frame must be positive, got {frame!r}")
-    return fw, fh
+    """``(width, height)`` of the model frame from a side or a ``(w, h)`` pair of positive integers (``840``,
+    ``(640, 480)``, numpy integers too); ``ValueError`` naming the frame otherwise (zero, negative, a float, a bool,
+    a string). The one frame normaliser: images, data and evaluation all read frames through it.
+
+    >>> frame_size(840), frame_size([640, 480])
+    ((840, 840), (640, 480))
+    """
+    size = (frame, frame) if isinstance(frame, numbers.Number) else frame
+    try:
+        width, height = size
+    except (TypeError, ValueError):  # not a pair
+        width = height = None
+    for v in (width, height):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
+            raise ValueError(f"frame must be a positive int or a (width, height) pair of positive ints, got {frame!r}")
+    return int(width), int(height)
 
 
 def _round_half_up(v: float) -> int:

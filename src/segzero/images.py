@@ -39,7 +39,6 @@ unsupported array shape or dtype).
 from __future__ import annotations
 
 import io
-import numbers
 import os
 import warnings
 from pathlib import Path
@@ -48,7 +47,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from segzero.errors import UserError
-from segzero.geometry import DEFAULT_FRAME
+from segzero.geometry import DEFAULT_FRAME, frame_size
 
 __all__ = ["DEFAULT_FRAME", "DEFAULT_MAX_PIXELS", "load_image", "resize_to_frame"]
 
@@ -120,15 +119,11 @@ def resize_to_frame(
 
 
 def _frame_size(frame) -> tuple[int, int]:
-    """``frame`` (int side or (width, height)) -> (width, height); ``UserError`` unless positive integers."""
-    size = (frame, frame) if isinstance(frame, numbers.Integral) else frame
-    if (
-        isinstance(size, list | tuple)
-        and len(size) == 2
-        and all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        return int(size[0]), int(size[1])
-    raise UserError(f"frame must be a positive int or a (width, height) pair of positive ints, got {frame!r}")
+    """``segzero.geometry.frame_size`` with its ``ValueError`` as the ``UserError`` a resize reports."""
+    try:
+        return frame_size(frame)
+    except ValueError as err:
+        raise UserError(str(err)) from None
 
 
 def _check_size(size: tuple[int, int], max_pixels: int | None, what: str) -> None:

@@ -48,11 +48,10 @@ from segzero.data.samples import (
     RowTask,
     SampleOptions,
     TaskResult,
-    frame_size,
     process_image,
 )
 from segzero.errors import UserError
-from segzero.geometry import DEFAULT_FRAME
+from segzero.geometry import DEFAULT_FRAME, frame_size
 from segzero.points import BORDERS, FALLBACKS
 
 SOURCES = DEFAULT_SPLIT_BY  # source -> its default split_by (the refer reader's)

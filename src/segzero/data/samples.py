@@ -24,7 +24,7 @@ from PIL import Image
 
 from segzero.answer import SegObject
 from segzero.data.refer import BadAnnotation, decode_segmentation
-from segzero.geometry import DEFAULT_FRAME
+from segzero.geometry import DEFAULT_FRAME, frame_size
 from segzero.parsing import format_solution
 
 HIST_BINS = 10  # equal bins over [0, 1] of the frame-normalised quantities below
@@ -113,13 +113,6 @@ class TaskResult:
         for key, counts in other.hist.items():
             self.hist[key] = [a + b for a, b in zip(self.hist.get(key, [0] * HIST_BINS), counts, strict=True)]
         self.objects_ok += other.objects_ok
-
-
-def frame_size(frame: int | tuple[int, int] | list[int]) -> tuple[int, int]:
-    """``(w, h)`` of a frame given as a side or a pair."""
-    if isinstance(frame, int):
-        return frame, frame
-    return int(frame[0]), int(frame[1])
 
 
 _SEGMENTERS: dict[tuple[str, str | None], object] = {}
