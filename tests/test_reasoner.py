@@ -302,7 +302,7 @@ def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsy
     from segzero.models.tiny.reasoner import TAUGHT_ANSWER, teach_answer
 
     shutil.copytree(tiny_models["reasoner"], tmp_path / "reasoner")
-    teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True)
+    teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True, verify=False)
     err = capsys.readouterr().err
     assert "teaching the tiny reasoner its answer" in err and "3/3" in err
 

@@ -264,10 +264,14 @@ def _write_shard(work: Path, index: int, res: TaskResult) -> None:
 
 def _check(cfg: BuildConfig) -> None:
     """UserError for options out of range."""
-    fw, fh = frame_size(cfg.frame)
+    try:
+        frame_size(cfg.frame)
+        frame_ok = True
+    except ValueError:
+        frame_ok = False
     problems = [
         (cfg.source not in SOURCES, f"--source must be one of {', '.join(SOURCES)}"),
-        (min(fw, fh) < 1, "--frame must be positive"),
+        (not frame_ok, f"--frame must be a positive side or WxH, got {cfg.frame!r}"),
         (cfg.limit is not None and cfg.limit < 1, "--limit must be at least 1"),
         (not 1 <= cfg.min_objects <= cfg.max_objects, "need 1 <= --min-objects <= --max-objects"),
         (cfg.workers < 1 or cfg.shard_size < 1, "--workers and --shard-size must be at least 1"),

@@ -373,6 +373,7 @@ def teach_answer(
     seed: int = 0,
     progress: bool = False,
     max_rounds: int = 4,
+    verify: bool = True,
 ) -> Path:
     """Fine-tune the saved model at ``path`` in place to answer ``answer`` to every (image, query).
 
@@ -383,7 +384,11 @@ def teach_answer(
     wrong), it is taught ``steps // 2`` more at half the learning rate, up to ``max_rounds`` rounds, and
     ``RuntimeError`` names the count if probes are still wrong. Loads and saves through the real ``Reasoner`` /
     ``save_pretrained`` code. Deterministic for a given ``seed``. ``progress``: a tqdm bar over the steps (stderr).
+    ``verify=False``: ``steps`` steps and no probes (e.g. to look at the progress bar).
     """
+    if not verify:
+        _teach(path, answer, steps=steps, lr=lr, seed=seed, progress=progress)
+        return Path(path)
     for round_ in range(max_rounds + 1):
         _teach(path, answer, steps=steps if round_ == 0 else steps // 2, lr=lr / 2**round_, seed=seed + round_,
                progress=progress)  # fmt: skip
