@@ -10,9 +10,10 @@ Both arms start from the same perception warm-up (``recipes/shapes_tiny.yaml`` s
 shapes and copies a *randomly* picked one; no query was ever supervised) and see the same training scenes
 (the first rows of the train split):
 
-- ``grpo``: ``segzero train --config recipes/shapes_tiny.yaml --set model=WARMUP --set sft_steps=0`` (the paper's
-  five 0/1 rewards, ``max_steps`` x ``prompts_per_step`` prompts, 8 samples each); ``grpo_soft`` adds a row with
-  the soft variant (continuous IoU / L1 rewards);
+- ``grpo``: ``segzero train --config recipes/shapes_tiny.yaml --set model=WARMUP --set sft_steps=0 --set
+  sft_answer_steps=0`` (the paper's five 0/1 rewards, ``max_steps`` x ``prompts_per_step`` prompts, 8 samples
+  each); ``grpo_<variant>`` arms use another reward set (``reward_variant``): ``grpo_soft`` (continuous IoU / L1),
+  ``grpo_mask`` (format terms + the IoU of the mask the model's own segmenter makes, ``segzero.train.mask_reward``);
 - ``sft``: the same recipe's supervised path on gt answers (``sft_choice=gt``, ``sft_only=true``): the same
   think format with the gt shape picked, teacher-forced, on as many prompts as the GRPO arm saw.
 
@@ -197,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
         f"torch {torch.__version__}, CPU only",
         f"- command: `python benchmarks/shapes_rl_vs_sft.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
-        f"- start (step 0, both arms): `{args.warmup}`, {args.start_note}",
+        f"- start (step 0, every arm): `{args.warmup}`, {args.start_note}",
         f"- grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} samples, the paper's 0/1 "
         f"rewards, lr {cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same "
         f"prompts count, same scenes), lr {args.sft_lr} cosine",
