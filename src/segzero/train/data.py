@@ -75,7 +75,7 @@ def load_raw_dataset(
         rows = generate_rows(synthetic_samples, seed=seed, config=config, families=families, with_mask=True)
         return datasets.Dataset.from_list(rows)
     path = Path(source).expanduser()
-    if path.exists():  # save_to_disk folder, parquet file or folder of parquet files (H6's loader)
+    if path.exists():  # save_to_disk folder, parquet file or folder of parquet files (segzero.data.export.load_built)
         from segzero.data.export import load_built
 
         return load_built(path, split=split)
