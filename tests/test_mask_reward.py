@@ -63,12 +63,19 @@ def test_mask_iou_scores_the_mask_the_segmenter_makes(rows):
     assert got[2] == 0.0  # unparseable: an empty mask on a non-empty target
 
 
-def test_mask_iou_needs_the_gt_mask(rows):
+@pytest.mark.parametrize(
+    "masks",
+    [
+        None,  # the rows have no mask column at all
+        [None],  # a row of a set with the column lacks its mask
+    ],
+)
+def test_mask_iou_needs_the_gt_mask(rows, masks):
     from segzero.train.mask_reward import MaskIoU
 
     out, _ = rows
     with pytest.raises(UserError, match=MASK_COLUMN):
-        MaskIoU("color", frame=96)(["x"], [out[0]["solution"]], image=[out[0]["image"]])
+        MaskIoU("color", frame=96)(["x"], [out[0]["solution"]], image=[out[0]["image"]], mask_rle=masks)
 
 
 @pytest.mark.parametrize(

@@ -64,6 +64,10 @@ class MaskIoU:
         results = self.pipe.segment_many(list(image), texts)
         out = []
         for result, code in zip(results, mask_rle, strict=True):
+            if code is None:
+                raise UserError(
+                    f"a training row has no gt mask in its {MASK_COLUMN!r} column; reward_variant mask needs one"
+                )
             gt = decode_mask(code)
             if gt.shape != result.mask.shape:
                 raise UserError(f"gt mask {gt.shape} does not match its image {result.mask.shape} (H, W)")
