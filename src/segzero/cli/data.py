@@ -19,6 +19,7 @@ import json
 from segzero.answer import KINDS
 from segzero.data.refer import DEFAULT_SPLIT_BY as SOURCES
 from segzero.geometry import DEFAULT_FRAME
+from segzero.points import BORDERS, FALLBACKS
 
 
 def _frame(value: str) -> int | tuple[int, int]:
@@ -85,13 +86,13 @@ def add_parser(subparsers) -> None:
     )
     b.add_argument(
         "--points-border",
-        choices=["open", "background"],
+        choices=list(BORDERS),
         default="open",
         help="distance transform for the points: unpadded as the reference (open) or the image edge as background",
     )
     b.add_argument(
         "--points-fallback",
-        choices=["centroid", "farthest"],
+        choices=list(FALLBACKS),
         default="centroid",
         help="point 2 when no pixel is farther than the median: near the centroid (the reference) or the farthest",
     )

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from segzero.worlds.shapes import LAYOUTS
+
 
 def _sizes(value: str) -> int | dict[str, int]:
     """``64`` (every split) or ``train=2000,val=64``."""
@@ -55,7 +57,7 @@ def add_parser(subparsers) -> None:
     b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk, segzero train/eval open it)")
     b.add_argument(
         "--layout",
-        choices=["single", "multi", "eval"],
+        choices=list(LAYOUTS),
         default="single",
         help="single: Seg-Zero training rows; multi: VisionReasoner rows (0..n answers); eval: ReasonSeg rows",
     )
@@ -109,9 +111,7 @@ def add_parser(subparsers) -> None:
     v.add_argument(
         "--split", choices=["train", "val", "test"], default="train", help="split (test: held-out wordings)"
     )
-    v.add_argument(
-        "--layout", choices=["single", "multi", "eval"], default="multi", help="which queries (default multi)"
-    )
+    v.add_argument("--layout", choices=list(LAYOUTS), default="multi", help="which queries (default multi)")
     v.add_argument("--size", type=_size, default=160, help="image side or WxH in pixels (default 160)")
     v.add_argument("--seed", type=int, default=0, help="world seed")
     v.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the background")

@@ -290,7 +290,8 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
     """Read ``refs(<split_by>).p`` and ``instances.json`` from ``refer_dir`` (or ``refer_dir/<dataset>``).
 
     ``dataset`` is ``refcoco``, ``refcoco+``, ``refcocog`` or ``grefcoco`` (``grefs(unc).json``); ``split_by``
-    defaults per dataset when None (``unc``, ``unc``, ``umd``, ``unc``). Raises ``UserError`` naming missing files or an unknown dataset/split.
+    defaults per dataset when None (``unc``, ``unc``, ``umd``, ``unc``). Raises ``UserError`` naming missing files
+    or an unknown dataset/split.
     """
     dataset = dataset.lower()
     if dataset not in SPLITS_BY:
