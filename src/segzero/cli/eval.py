@@ -145,7 +145,9 @@ def _print_summary(summary: dict, out, *, report: bool) -> None:
     ref = summary.get("reference")
     if ref:  # the reference protocol's scores on the same predictions, next to segzero's
         print(json.dumps({k: ref[k] for k in ("protocol", "gIoU", "cIoU", "n", "skipped", "differs")}))
-    written = ["samples.jsonl", "summary.json"] + (["report.html"] if report else [])
+    from segzero.eval.summary import REPORT_FILE, SAMPLES_FILE, SUMMARY_FILE
+
+    written = [SAMPLES_FILE, SUMMARY_FILE] + ([REPORT_FILE] if report else [])
     print("wrote " + ", ".join(f"{out}/{name}" for name in written))
     if summary.get("errors"):
         stages = ", ".join(f"{k}: {v}" for k, v in summary.get("errors_by_stage", {}).items())

@@ -31,6 +31,7 @@ import re
 from pathlib import Path
 
 from segzero.errors import UserError
+from segzero.eval.summary import SUMMARY_FILE
 
 TABLE_MD, TABLE_CSV, PLOT_PNG = "sweep.md", "sweep.csv", "sweep.png"
 COLUMNS = (
@@ -104,7 +105,7 @@ def sweep_rows(out: Path, checkpoints: list[str], benchmarks) -> list[dict]:
     rows = []
     for ckpt, name in zip(checkpoints, _names(checkpoints), strict=True):
         for bench in benchmarks:
-            path = out / "runs" / name / bench / "summary.json"
+            path = out / "runs" / name / bench / SUMMARY_FILE
             if not path.is_file():
                 continue
             s = json.loads(path.read_text(encoding="utf-8"))
