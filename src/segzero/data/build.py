@@ -133,13 +133,10 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
             pre.note("no_sentences", f"ref {ref.ref_id}")
             continue
         by_image[ref.image_id].append(ref)
-    if cfg.source == "grefcoco":  # an expression is a row with its own objects: several, one or none
-        if cfg.layout != "multi":
-            raise UserError("grefcoco expressions mean 0..n objects: use --layout multi")
-        for ref in (r for group in by_image.values() for r in group):
-            for sid, text in _texts(ref, cfg.text, cfg.strip):
-                rows.append(PlannedRow(ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))
-    elif cfg.layout == "single":
+    if cfg.source == "grefcoco" and cfg.layout != "multi":
+        raise UserError("grefcoco expressions mean 0..n objects: use --layout multi")
+    # one row per expression: Seg-Zero's single layout, and gRefCOCO (its expression already holds its objects)
+    if cfg.layout == "single" or cfg.source == "grefcoco":
         for ref in (r for group in by_image.values() for r in group):
             for sid, text in _texts(ref, cfg.text, cfg.strip):
                 rows.append(PlannedRow(ref, (ref,), f"{prefix}-{ref.ref_id}-{sid}", text))

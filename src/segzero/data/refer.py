@@ -316,7 +316,8 @@ def load_refer(refer_dir: str | Path, dataset: str = "refcocog", split_by: str |
     refs = []
     for r in raw_refs:
         sents = r.get("sentences", [])
-        ids = [] if _ann_ids(r["ann_id"]) == [NO_TARGET_ANN_ID] else _ann_ids(r["ann_id"])
+        ids = _ann_ids(r["ann_id"])
+        ids = [] if ids == [NO_TARGET_ANN_ID] else ids
         found = [anns.get(i) for i in ids]
         if dataset == "grefcoco":  # crowd annotations are left out, as GRES's loader does
             kept = [(i, a) for i, a in zip(ids, found, strict=True) if a is None or not a.get("iscrowd")]

@@ -245,11 +245,12 @@ def detect_format(path: Path) -> str:
         return "disk"
     if any(path.glob("*.parquet")) or any(path.glob("*/*.parquet")):
         return "parquet"
-    if any(
-        p
-        for pattern in ("refs(*).p", "grefs(*).json", "grefs(*).p")
-        for p in [*path.glob(pattern), *path.glob(f"*/{pattern}")]
-    ):
+    from segzero.data.refer import SPLITS_BY, refs_file_names  # noqa: PLC0415
+
+    patterns = {
+        name for dataset in SPLITS_BY for name in refs_file_names(dataset, "*")
+    }  # refs(*).p, grefs(*).json, ...
+    if any(p for pattern in patterns for p in [*path.glob(pattern), *path.glob(f"*/{pattern}")]):
         return "refer"
     if is_lisa_folder(path):
         return "lisa"

@@ -128,12 +128,11 @@ def _clip(obj: SegObject, frame: int) -> SegObject:
 
 
 def _mask_in_frame(code: dict | None, frame: int) -> dict | None:
-    """A row's gt mask code resized (nearest) to ``frame`` x ``frame``, as the row's image is."""
-    if code is None:
-        return None
-    mask = decode_mask(code)
-    if mask.shape != (frame, frame):
-        mask = np.asarray(Image.fromarray(mask).resize((frame, frame), Image.NEAREST))
+    """A row's gt mask code resized (nearest) to ``frame`` x ``frame``, as the row's image is (unchanged when it
+    already is: the shapes world draws at the frame)."""
+    if code is None or list(code["size"]) == [frame, frame]:
+        return code
+    mask = np.asarray(Image.fromarray(decode_mask(code)).resize((frame, frame), Image.NEAREST))
     return encode_mask(mask)
 
 

@@ -23,6 +23,7 @@ Usage (normally through ``segzero train`` with ``reward_variant: mask`` or ``mas
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -43,16 +44,9 @@ class MaskIoU:
     def __init__(self, segmenter: Any, *, frame: int | tuple[int, int], device: str | None = None) -> None:
         from segzero.pipeline import SegZeroPipeline
 
-        if isinstance(segmenter, str):
-            from segzero.models.weightfree import is_weightfree, load_weightfree
-
-            if is_weightfree(segmenter):
-                segmenter = load_weightfree(segmenter)
-            else:
-                from segzero.models.segmenter import Segmenter
-
-                segmenter = Segmenter.from_pretrained(segmenter, device=device)
-        self.pipe = SegZeroPipeline(reasoner=None, segmenter=segmenter, answer_frame=frame)
+        # the pipeline's own loading (weight-free names, folders and hub ids checked first), without a reasoner
+        pipe = SegZeroPipeline.from_pretrained(reasoner=None, segmenter=segmenter, device=device)
+        self.pipe = dataclasses.replace(pipe, answer_frame=frame)
 
     def __call__(self, completions: list, solution: list, *, image=None, mask_rle=None, **_unused) -> list[float]:
         if image is None or mask_rle is None:
