@@ -374,3 +374,46 @@ def test_sft_compare_reaches_the_rows(overrides, choice, compare):
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
     assert rows_for(cfg, steps=1, choice=choice).compare is compare
+
+
+@pytest.mark.parametrize(
+    ("overrides", "listing"),
+    [
+        ([], "left_to_right"),  # default: every query's shapes listed left to right
+        (["sft_listing=query"], "query"),  # asked for: superlatives listed in the order they ask about
+    ],
+)
+def test_sft_listing_reaches_the_rows(overrides, listing):
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception_warmup import rows_for
+
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    assert rows_for(cfg, steps=1, choice="gt").listing == listing
+
+
+def test_sft_listing_rejects_unknown_order():
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+
+    with pytest.raises(UserError, match="sft_listing"):
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_listing=by_colour"])
+
+
+def test_query_listing_puts_the_answer_first_among_candidates():
+    # oracle: the world's own answer (its rules on whole silhouettes) is the first listed shape of the query's
+    # colour / kind, and the decision names position 1 for unrestricted superlatives
+    from segzero.train.perception import _MEANS_RE, perception_completion
+    from segzero.worlds.shapes import ShapesConfig, make_sample
+
+    seen = 0
+    for i in range(400):
+        sample = make_sample(i, seed=5, config=ShapesConfig(size=128), split="train", families=("superlative",))
+        text = perception_completion(sample, choice="gt", listing="query")
+        if not text.startswith("<think>I see, "):  # the listed values disagree with the world's rule: left to right
+            continue
+        seen += 1
+        want = sample["shapes"][sample["answers"][0]]
+        assert _MEANS_RE.search(text).groups() == (want["colour"], want["kind"])
+        if not (sample["params"] or {}).keys() & {"colour", "kind"}:
+            assert text.split("</think>")[0].endswith(", 1.")
+    assert seen > 300  # almost every superlative gets its order

@@ -122,6 +122,26 @@ def test_segment_many_embeds_each_distinct_image_once(pipe):
     assert all(_same(x, y) for x, y in zip(many, single, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("completions", "calls"),
+    [
+        ([SINGLE, SINGLE, SINGLE], 1),  # three queries on one image: one mask-decoder call for all their objects
+        ([SINGLE, "no answer", SINGLE], 1),  # an unusable answer adds nothing to decode
+        (["no answer"] * 3, 0),  # nothing to decode: no call
+    ],
+)
+def test_segment_many_decodes_an_image_once(pipe, monkeypatch, completions, calls):
+    seen = []
+    real = pipe.segmenter.predict
+    monkeypatch.setattr(pipe.segmenter, "predict", lambda **kw: seen.append(kw) or real(**kw))
+    image = _noise(64, 48, 7)
+    many = pipe.segment_many([image] * len(completions), completions)
+    assert len(seen) == calls
+    monkeypatch.setattr(pipe.segmenter, "predict", real)
+    single = [pipe.segment(image, comp) for comp in completions]  # oracle: each completion on its own
+    assert all(_same(x, y) for x, y in zip(many, single, strict=True))
+
+
 def test_batch_equals_single_calls(pipe):
     images = [_noise(64, 48, 1), _noise(100, 50, 2), _noise(64, 48, 1), _noise(20, 30, 4)]
     queries = ["the cat", "the man holding an umbrella", "a dog", "the red car on the left"]

@@ -6,7 +6,7 @@ Usage::
     pipe = SegZeroPipeline.from_pretrained()                      # Ricky06662/Seg-Zero-7B + facebook/sam2-hiera-large
     res = pipe("photo.jpg", "what can I drink if I'm thirsty?")   # -> SegResult
     res.mask                                                      # (H, W) bool, original image pixels
-    results = pipe.batch(images, queries, batch_size=8)           # one SAM embedding per distinct image
+    results = pipe.batch(images, queries, batch_size=8)           # one SAM embedding + decoder call per image
     res = pipe.segment(image, "<answer>{...}</answer>")           # segment a given completion (or Answer)
     results = pipe.segment_many(images, completions)              # same, one SAM embedding per distinct image
 
@@ -219,12 +219,13 @@ class SegZeroPipeline:
                 del cache[k]
         if fresh:
             cache.update(zip(fresh, self.segmenter.embed([needed[k] for k in fresh]), strict=True))
-        out = []
+        per_image: dict[str, list[tuple[SegResult, list[SegObject]]]] = {}
         for key, (res, objs) in zip(keys, prepared, strict=True):
             if objs:
-                self._fill(res, objs, cache[key])
-            out.append(res)
-        return out
+                per_image.setdefault(key, []).append((res, objs))
+        for key, items in per_image.items():
+            self._fill(items, cache[key])
+        return [res for res, _ in prepared]
 
     def _prepare(self, image, completion) -> tuple[SegResult, list[SegObject]]:
         """Parse and map to original pixels: (result with an empty mask, objects to segment ([] = nothing))."""
@@ -274,12 +275,18 @@ class SegZeroPipeline:
         masks, _ = self._predict(objects, self.segmenter.embed([pil])[0], (h, w))
         return np.logical_or.reduce(masks, axis=0) if masks else np.zeros((h, w), dtype=bool)
 
-    def _fill(self, result: SegResult, objects: list[SegObject], embedding) -> None:
-        """SAM masks for ``objects`` (original pixels) on ``embedding``: per-object masks, scores, OR-ed mask."""
-        masks, scores = self._predict(objects, embedding, result.mask.shape)
-        result.object_masks = masks
-        result.scores = scores
-        result.mask = np.logical_or.reduce(masks, axis=0) if masks else result.mask
+    def _fill(self, items: list[tuple[SegResult, list[SegObject]]], embedding) -> None:
+        """SAM masks for the objects (original pixels) of every result of one image on its ``embedding``, decoded
+        together (all queries of the image in one ``predict`` where ``_predict`` can): each result's per-object
+        masks, scores and OR-ed mask."""
+        objects = [o for _, objs in items for o in objs]
+        masks, scores = self._predict(objects, embedding, items[0][0].mask.shape)
+        start = 0
+        for result, objs in items:
+            stop = start + len(objs)
+            result.object_masks, result.scores = masks[start:stop], scores[start:stop]
+            result.mask = np.logical_or.reduce(result.object_masks, axis=0) if objs else result.mask
+            start = stop
 
     def _predict(self, objects: list[SegObject], embedding, shape: tuple[int, int]):
         """(per-object (H, W) bool masks, scores) of ``objects`` on ``embedding``.

@@ -7,8 +7,10 @@ Usage::
 
 How it works:
 
-- samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries;
-  each chunk goes through ``SegZeroPipeline.batch`` once (batched generation, one SAM2 embedding per image);
+- samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries
+  (at most ``batch_size`` + the largest image's queries - 1); each chunk goes through ``SegZeroPipeline.batch``
+  once, as one ``generate`` batch (not re-split into a full batch and a small tail), one SAM2 embedding per image
+  and one mask-decoder call for all the queries of an image;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
   and fsynced per chunk. A failing stage (image decode, gt decode, model, scoring) becomes that sample's
   failure with ``stage`` and ``error``; when a whole chunk's model call raises, its samples are retried one by
@@ -320,8 +322,8 @@ def evaluate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConf
     if runnable:
         outs = _attempt(
             "model",
-            lambda: pipe.batch(
-                [images[s.image_key] for s in runnable], [s.query for s in runnable], batch_size=cfg.batch_size
+            lambda: pipe.batch(  # the whole chunk in one generate call: no tail batch split off
+                [images[s.image_key] for s in runnable], [s.query for s in runnable], batch_size=len(runnable)
             ),
         )
         if isinstance(outs, StageError) or len(outs) != len(runnable):

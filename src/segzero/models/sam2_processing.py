@@ -131,7 +131,7 @@ def to_rgb_array(image: Image.Image) -> np.ndarray:
 
 
 def _resize_uint8(image: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
-    """Resize a (B, C, H, W) uint8 CPU tensor to ``size`` the way torchvision's ``resize`` does.
+    """Resize a (B, C, H, W) uint8 tensor to ``size`` the way torchvision's ``resize`` does.
 
     torchvision 0.28 (checked; the release for torch 2.13) resizes uint8 natively on CPU for nearest, bicubic and, on AVX2/AVX512/ARM CPUs,
     bilinear; otherwise it goes through float32 and rounds back to uint8. Both paths are reproduced so the values
@@ -140,7 +140,8 @@ def _resize_uint8(image: torch.Tensor, size: tuple[int, int], mode: str) -> torc
     if tuple(image.shape[-2:]) == tuple(size):
         return image
     simd = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
-    native = mode in ("nearest-exact", "bicubic") or (mode == "bilinear" and simd)
+    on_cpu = image.device.type == "cpu"  # elsewhere: the float path (uint8 antialiased resize is CPU-only)
+    native = on_cpu and (mode in ("nearest-exact", "bicubic") or (mode == "bilinear" and simd))
     align_corners = None if mode == "nearest-exact" else False
     antialias = mode != "nearest-exact"
     work = image if native else image.to(torch.float32)
@@ -150,8 +151,14 @@ def _resize_uint8(image: torch.Tensor, size: tuple[int, int], mode: str) -> torc
     return out
 
 
-def preprocess_image(image: Image.Image, config: Sam2PreprocessConfig) -> tuple[torch.Tensor, tuple[int, int]]:
-    """PIL image -> (``pixel_values`` (1, 3, S_h, S_w) float32 on CPU, original size (H, W))."""
+def preprocess_image(
+    image: Image.Image, config: Sam2PreprocessConfig, *, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, tuple[int, int]]:
+    """PIL image -> (``pixel_values`` (1, 3, S_h, S_w) float32 on ``device`` (None = CPU), original size (H, W)).
+
+    On an accelerator the uint8 image is copied there first and resized and normalised there (a 1024 x 1024
+    float32 input is ~12 MB; the uint8 original is a quarter of its pixel count's bytes), through torch's float
+    path rounded back to uint8, as torchvision resizes on CUDA; on the CPU the path is torchvision's CPU one."""
     if config.do_convert_rgb:
         array = to_rgb_array(image)
     else:
@@ -160,12 +167,14 @@ def preprocess_image(image: Image.Image, config: Sam2PreprocessConfig) -> tuple[
             array = np.repeat(array[:, :, None], 3, axis=2)
     original_size = (int(array.shape[0]), int(array.shape[1]))
     pixels = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1).contiguous().unsqueeze(0)
+    if device is not None:
+        pixels = pixels.to(device)
     if config.do_resize:
         pixels = _resize_uint8(pixels, config.size, _RESAMPLE_MODES[config.resample])
     pixels = pixels.to(torch.float32)
     if config.do_normalize:
-        mean = torch.tensor(config.image_mean, dtype=torch.float32)
-        std = torch.tensor(config.image_std, dtype=torch.float32)
+        mean = torch.tensor(config.image_mean, dtype=torch.float32, device=pixels.device)
+        std = torch.tensor(config.image_std, dtype=torch.float32, device=pixels.device)
         if config.do_rescale:  # fused rescale + normalise, exactly as transformers computes it
             mean = mean * (1.0 / config.rescale_factor)
             std = std * (1.0 / config.rescale_factor)

@@ -36,6 +36,8 @@ DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 # Checkpoint types whose image model is transformers' Sam2Model (the hub's facebook/sam2-* repos are "sam2_video").
 SAM2_MODEL_TYPES = ("sam2", "sam2_video")
+# Upsampled mask logits held at once by ``predict`` (float32 values: 2**26 = 256 MB; one 12-megapixel mask is 48 MB).
+UPSAMPLE_ELEMENTS = 1 << 26
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,12 +234,13 @@ class Segmenter(ImageTarget):
         out: list[ImageEmbedding] = []
         for start in range(0, len(pils), max(1, batch_size)):
             chunk = pils[start : start + max(1, batch_size)]
-            prepared = [preprocess_image(im, self.preprocess) for im in chunk]
-            pixels = torch.cat([pixel_values for pixel_values, _ in prepared]).to(self.device, self.dtype)
+            prepared = [preprocess_image(im, self.preprocess, device=self.device) for im in chunk]
+            pixels = torch.cat([pixel_values for pixel_values, _ in prepared]).to(self.dtype)
             with torch.inference_mode():
                 features = self.model.get_image_embeddings(pixels)
-            for i, (_, size) in enumerate(prepared):
-                out.append(ImageEmbedding(tuple(f[i : i + 1].clone() for f in features), size))
+            for i, (_, size) in enumerate(prepared):  # a slice of a one-image batch needs no copy to free the rest
+                levels = tuple(f[i : i + 1] if len(chunk) == 1 else f[i : i + 1].clone() for f in features)
+                out.append(ImageEmbedding(levels, size))
             self.num_embeddings += len(chunk)
         return out
 
@@ -342,9 +345,11 @@ class Segmenter(ImageTarget):
                 rows = torch.arange(best.shape[0], device=best.device)
                 logits = out.pred_masks[0][rows, best]  # (k, h, w)
                 scores[start:stop] = iou[rows, best].cpu().numpy()
-                for j in range(stop - start):  # one object at a time bounds memory for large images
-                    full = upsample_logits(logits[j : j + 1], size)[0]
-                    object_masks[start + j] = (full > self.mask_threshold).cpu().numpy()
+                # as many objects per upsampling as fit UPSAMPLE_ELEMENTS float32 values, one host copy each
+                step = max(1, UPSAMPLE_ELEMENTS // (size[0] * size[1]))
+                for j in range(0, stop - start, step):
+                    full = upsample_logits(logits[j : j + step], size) > self.mask_threshold
+                    object_masks[start + j : start + j + full.shape[0]] = full.cpu().numpy()
         return Prediction(mask=object_masks.any(axis=0), object_masks=object_masks, scores=scores)
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
-from segzero.train.perception import CHOICES
+from segzero.train.perception import CHOICES, LISTINGS
 from segzero.train.rewards import VARIANTS
 
 SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
@@ -244,6 +244,13 @@ class TrainConfig:
         "('Compare largest: 1 (45) or 2 (44): 1; ...'). Measured on the shapes model: it did not help (the tiny "
         "model copies the numbers but does not learn to compare them; benchmarks/shapes_grounding.md).",
     )
+    sft_listing: str = _f(
+        "left_to_right",
+        "Perception targets: 'left_to_right' lists the shapes left to right for every query; 'query' lists a "
+        "superlative query's shapes in the order it asks about, the winner first ('I see, largest first: 1 ...', "
+        "'I see, from the top: 1 ...'), so its answer is the first listed candidate and the order is found in the "
+        "image, not by comparing listed numbers.",
+    )
     sft_drill_fraction: float = _f(
         0.0,
         "gt-answer rows: the share that are decision drills (segzero.train.drills): a superlative query over a "
@@ -353,6 +360,8 @@ class TrainConfig:
             raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
         if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
+        if self.sft_listing not in LISTINGS:
+            raise UserError(f"sft_listing must be one of {LISTINGS}, got {self.sft_listing!r}")
         if not 0.0 <= self.sft_drill_fraction < 1.0:
             raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
         if self.sft_answer_loss not in ("all", "decision"):

@@ -57,6 +57,9 @@ from segzero.answer import segzero_answer_json
 from segzero.points import mask_to_object
 
 CHOICES: tuple[str, ...] = ("random", "gt")
+# How the shapes are listed (``sft_listing``): always left to right, or in the order a superlative query asks about
+# (``listing_order``: "largest first", "from the top", ...), so that its answer is the first listed candidate.
+LISTINGS: tuple[str, ...] = ("left_to_right", "query")
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
 COMPARE = "Compare"
 # superlative template -> which listed number it compares ("area" or the box edge 0-3) and whether larger wins; the
@@ -156,26 +159,82 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     return f"{COMPARE} {word}: " + ("; ".join(steps) if steps else f"only {best + 1}") + "."
 
 
+def _candidate(sample: dict, shape: SeenShape) -> bool:
+    """Whether ``shape`` has the colour and kind a superlative ``sample``'s query restricts to (if any)."""
+    params = sample.get("params") or {}
+    return shape.colour == params.get("colour", shape.colour) and shape.kind == params.get("kind", shape.kind)
+
+
+def listing_order(sample: dict, shapes: list[SeenShape]) -> tuple[str, list[SeenShape]] | None:
+    """``(phrase, shapes re-ordered)`` for a superlative ``sample``: its shapes sorted by what the query compares,
+    the winner first (area for the size templates; for the extreme templates the box edge the direction looks at,
+    as ``comparison`` does), ties kept left to right; None for any other query, or when the first listed
+    candidate (shape of the query's colour / kind) is not the gt shape (the world decides on whole silhouettes).
+
+    >>> s = [SeenShape(i, c, "circle", (10 * i, 9 - i, 10 * i + 5, 14 - i), ((0, 0), (1, 1)), a)
+    ...      for i, (c, a) in enumerate([("red", 45), ("blue", 30), ("red", 71)])]
+    >>> phrase, order = listing_order({"template": "largest", "params": {}, "answers": [2]}, s)
+    >>> phrase, [t.area for t in order]
+    ('largest first', [71, 45, 30])
+    >>> phrase, order = listing_order({"template": "extreme", "params": {"direction": "top"}, "answers": [2]}, s)
+    >>> phrase, [t.index for t in order]
+    ('from the top', [2, 1, 0])
+    >>> listing_order({"template": "smallest_colour", "params": {"colour": "red"}, "answers": [2]}, s) is None
+    True
+    """
+    template, params = sample.get("template"), sample.get("params") or {}
+    if template in _SIZE_TEMPLATES:
+        larger = _SIZE_TEMPLATES[template]
+        phrase = "largest first" if larger else "smallest first"
+        key = (lambda s: -s.area) if larger else (lambda s: s.area)
+    elif template in ("extreme", "extreme_kind"):
+        edge, larger = _EDGES[params["direction"]]
+        phrase = f"from the {params['direction']}"
+        key = (lambda s: -s.box[edge]) if larger else (lambda s: s.box[edge])
+    else:
+        return None
+    order = sorted(shapes, key=key)  # stable: ties stay left to right
+    first = next((s for s in order if _candidate(sample, s)), None)
+    if first is None or [first.index] != list(sample.get("answers", [])):
+        return None
+    return phrase, order
+
+
 def perception_completion(
-    sample: dict, *, choice: str = "random", rng: np.random.Generator | None = None, compare: bool = False
+    sample: dict,
+    *,
+    choice: str = "random",
+    rng: np.random.Generator | None = None,
+    compare: bool = False,
+    listing: str = "left_to_right",
 ) -> str:
     """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick;
-    ``compare``: a ``"gt"`` target of a superlative query compares before it decides (``comparison``)."""
+    ``compare``: a ``"gt"`` target of a superlative query compares before it decides (``comparison``);
+    ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``)."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
+    if listing not in LISTINGS:
+        raise ValueError(f"listing must be one of {LISTINGS}, got {listing!r}")
     shapes = seen_shapes(sample)
+    phrase = None
+    ordered = listing_order(sample, shapes) if listing == "query" else None
+    if ordered is not None:
+        phrase, shapes = ordered
     if choice == "gt":
         (want,) = sample["answers"]
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
     else:
         pick = int((rng or np.random.default_rng()).integers(len(shapes)))
     chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
-    return format_completion(shapes, pick, chain=chain)
+    return format_completion(shapes, pick, chain=chain, order=phrase)
 
 
-def format_completion(shapes: list[SeenShape], pick: int, *, chain: str | None = None) -> str:
-    """The target text: ``shapes`` listed in order (1-based), the comparison ``chain`` where given, the decision
-    naming ``shapes[pick]``, and its Seg-Zero answer.
+def format_completion(
+    shapes: list[SeenShape], pick: int, *, chain: str | None = None, order: str | None = None
+) -> str:
+    """The target text: ``shapes`` listed in order (1-based; ``order`` names an order other than left to right,
+    "I see, largest first: 1 ..."), the comparison ``chain`` where given, the decision naming ``shapes[pick]``, and
+    its Seg-Zero answer.
 
     >>> s = [SeenShape(0, "red", "circle", (1, 2, 3, 4), ((2, 3), (2, 3)), 9)]
     >>> format_completion(s, 0)  # doctest: +NORMALIZE_WHITESPACE
@@ -187,7 +246,8 @@ def format_completion(shapes: list[SeenShape], pick: int, *, chain: str | None =
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
     if chain:
         means = f"{chain} {means}"
-    return f"<think>I see {listed}. {means}</think><answer>{chosen.answer()}</answer>"
+    seen = f"I see, {order}: " if order else "I see "
+    return f"<think>{seen}{listed}. {means}</think><answer>{chosen.answer()}</answer>"
 
 
 def named_shape(think: str | None) -> tuple[str, str] | None:

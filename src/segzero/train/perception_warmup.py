@@ -40,7 +40,7 @@ class PerceptionRows:
     ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
     carry their comparison chain (``segzero.train.perception.comparison``); ``drill_fraction``: the share of rows
     that are decision drills (``segzero.train.drills``); whether row ``index`` is one depends only on (``seed``,
-    ``index``), so a resumed run draws the same rows."""
+    ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``."""
 
     def __init__(
         self,
@@ -52,9 +52,10 @@ class PerceptionRows:
         choice: str,
         compare: bool = False,
         drill_fraction: float = 0.0,
+        listing: str = "left_to_right",
     ) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
-        self.compare, self.drill_fraction = compare, drill_fraction
+        self.compare, self.drill_fraction, self.listing = compare, drill_fraction, listing
 
     def __len__(self) -> int:
         return self.size
@@ -68,7 +69,9 @@ class PerceptionRows:
 
             return drill_row(rng, config=self.config)
         sample = make_sample(int(index), seed=self.seed, config=self.config, split="train", families=self.families)
-        completion = perception_completion(sample, choice=self.choice, rng=rng, compare=self.compare)
+        completion = perception_completion(
+            sample, choice=self.choice, rng=rng, compare=self.compare, listing=self.listing
+        )
         return {"image": sample["image"], "query": sample["problem"], "completion": completion}
 
 
@@ -94,6 +97,7 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
         choice=choice,
         compare=cfg.sft_compare and gt,
         drill_fraction=drills,
+        listing=cfg.sft_listing,
     )
 
 
