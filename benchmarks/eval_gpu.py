@@ -1,6 +1,7 @@
 """Evaluation throughput at real sizes on one GPU: Qwen2.5-VL-7B + SAM2-hiera-large shapes, random weights.
 
-Prepared for a lent GPU (fits in 10 minutes on one H200; nothing is downloaded: both models are built from their
+Prepared for a lent GPU (estimated 7-10 minutes on one H200: model building and saving ~2-3, the HF row ~4 at
+batch 32 x 200 tokens, the vLLM row ~2 with its start-up; not yet run on a GPU; nothing is downloaded: both models are built from their
 published configurations with random weights, the tokenizer is segzero's tiny one)::
 
     python benchmarks/eval_gpu.py --out /tmp/eval_gpu            # writes RESULT.json and prints a markdown table
@@ -239,7 +240,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="eval_gpu_")))
     ap.add_argument("--samples", type=int, default=779, help="ReasonSeg test size")
-    ap.add_argument("--batch-size", type=int, default=16, help="HF generate batch")
+    ap.add_argument("--batch-size", type=int, default=32, help="HF generate batch")
     ap.add_argument("--max-new-tokens", type=int, default=200, help="every completion's length")
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.6, help="vLLM's share (SAM2 shares the GPU)")
     ap.add_argument("--bandwidth-gbs", type=float, default=4800.0, help="GPU memory bandwidth for the floor")

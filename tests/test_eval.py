@@ -320,3 +320,18 @@ def test_no_target_queries_of_the_shapes_world_reach_gres_accuracies(tmp_path, c
     want_n = sum(records[i]["pred_area"] == 0 for i in empty) / len(empty)
     assert summary["no_target"]["n_no_target"] == len(empty) and summary["no_target"]["N-acc"] == want_n
     assert json.dumps(summary["no_target"]) in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("backend", "batch_size", "window", "want"),
+    [
+        ("hf", 8, 512, 8),  # transformers: one generate call per batch
+        ("vllm", 8, 512, 512),  # vLLM: a window of requests it schedules continuously
+        ("vllm", 64, 16, 64),  # a window smaller than the batch size never shrinks a call
+    ],
+)
+def test_chunk_queries(backend, batch_size, window, want):
+    from segzero.eval.runner import EvalConfig, chunk_queries
+
+    cfg = EvalConfig(data="d", out="o", segmenter="color", backend=backend, batch_size=batch_size, vllm_window=window)
+    assert chunk_queries(cfg) == want

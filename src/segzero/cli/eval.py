@@ -107,6 +107,9 @@ def _add_run_flags(p) -> None:
     p.add_argument("--max-new-tokens", type=int, default=1024, help="generation length limit (default 1024)")
     p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="generation backend (default hf)")
     p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: GPU memory fraction")
+    p.add_argument(
+        "--vllm-window", type=int, default=512, help="vllm: queries per generate call, scheduled continuously"
+    )
     p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     p.add_argument("--dtype", default=None, help="reasoner dtype: bfloat16 / float16 / float32 (default: auto)")
     p.add_argument(
@@ -163,7 +166,7 @@ def _settings(args: argparse.Namespace) -> dict:
     names = (
         "split", "fmt", "segmenter", "prompt", "frame", "batch_size", "max_new_tokens", "backend", "device", "dtype",
         "ignore_label", "protocol", "sentences", "refer_dataset", "split_by", "images_dir", "max_samples", "report",
-        "save_masks", "progress", "gpu_memory_utilization",
+        "save_masks", "progress", "gpu_memory_utilization", "vllm_window",
     )  # fmt: skip
     return {name: getattr(args, name) for name in names}
 

@@ -20,7 +20,8 @@ evaluations. Keys:
 - ``segmenter`` (a weight-free name, or ``model``) and ``segmenter_weights`` (content hash of its folder's files).
 
 Not part of it: the paths of the data and models (a moved folder with the same content is the same run),
-``batch_size`` (it only groups the same computations; a resume already regroups samples into other batches),
+``batch_size`` and ``vllm_window`` (they only group the same computations; a resume already regroups samples into
+other batches),
 ``max_samples`` (a per-invocation limit), ``report`` / ``save_masks`` / ``progress`` (what is written, not what is
 predicted), ``gpu_memory_utilization`` and the package version (provenance in ``run.json``, not identity).
 

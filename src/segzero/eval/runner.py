@@ -10,7 +10,9 @@ How it works:
 - samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries
   (at most ``batch_size`` + the largest image's queries - 1); each chunk goes through ``SegZeroPipeline.batch``
   once, as one ``generate`` batch (not re-split into a full batch and a small tail), one SAM2 embedding per image
-  and one mask-decoder call for all the queries of an image;
+  and one mask-decoder call for all the queries of an image. With ``backend="vllm"`` a chunk is a window of
+  ``vllm_window`` queries (``chunk_queries``): one ``LLM.generate`` call whose requests vLLM schedules
+  continuously;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
   and fsynced per chunk. A failing stage (image decode, gt decode, model, scoring) becomes that sample's
   failure with ``stage`` and ``error``; when a whole chunk's model call raises, its samples are retried one by
@@ -98,6 +100,13 @@ class EvalConfig:
     save_masks: bool = field(default=True, metadata={"help": "store predicted masks (RLE) in the records"})
     progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
     gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm: fraction of GPU memory"})
+    vllm_window: int = field(
+        default=512,
+        metadata={
+            "help": "vllm: queries per generate call (vLLM batches them continuously; records are written after "
+            "each window); at least batch_size"
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.segmenter is None:  # resolved here so run.json records (and resume compares) the real segmenter
@@ -131,6 +140,16 @@ def select_shard(samples: list[SampleInfo], shard: str) -> list[SampleInfo]:
     groups = image_groups(samples)
     lo, hi = i * len(groups) // n, (i + 1) * len(groups) // n
     return [s for g in groups[lo:hi] for s in g]
+
+
+def chunk_queries(cfg: EvalConfig) -> int:
+    """Queries per chunk (one generate call): ``batch_size`` for transformers' generate; for vLLM, whose scheduler
+    keeps its own running batch full, a window of ``vllm_window`` queries so that it has many requests to schedule.
+
+    >>> [chunk_queries(EvalConfig(data="d", out="o", segmenter="color", backend=b)) for b in ("hf", "vllm")]
+    [8, 512]
+    """
+    return cfg.batch_size if cfg.backend == "hf" else max(cfg.batch_size, cfg.vllm_window)
 
 
 def plan_chunks(samples: list[SampleInfo], batch_size: int) -> list[list[SampleInfo]]:
@@ -397,8 +416,8 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
 
     ``dataset``/``pipeline`` may be given pre-built (tests, benchmarks); otherwise they come from ``cfg``.
     """
-    if cfg.batch_size < 1:
-        raise UserError("--batch-size must be >= 1")
+    if cfg.batch_size < 1 or cfg.vllm_window < 1:
+        raise UserError("--batch-size and --vllm-window must be >= 1")
     protocol(cfg.ignore_label)  # validates
     try:
         check_protocol(cfg.protocol)
@@ -440,7 +459,7 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
     )
     t0 = time.perf_counter()
     with RecordWriter(out / SAMPLES_FILE) as writer, bar:
-        for chunk in plan_chunks(todo, cfg.batch_size):
+        for chunk in plan_chunks(todo, chunk_queries(cfg)):
             records = evaluate_chunk(pipeline, ds, chunk, cfg)
             writer.write_many(records)
             for rec in records:

@@ -249,7 +249,8 @@ class TrainConfig:
         "Perception targets: 'left_to_right' lists the shapes left to right for every query; 'query' lists a "
         "superlative query's shapes in the order it asks about, the winner first ('I see, largest first: 1 ...', "
         "'I see, from the top: 1 ...'), so its answer is the first listed candidate and the order is found in the "
-        "image, not by comparing listed numbers.",
+        "image, not by comparing listed numbers. Measured from the shipped shapes model: the phrase is learnt, the "
+        "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md).",
     )
     sft_drill_fraction: float = _f(
         0.0,
