@@ -169,15 +169,7 @@ class SegZeroPipeline:
         for a large dataset call this per slice of the dataset. Raises ``UserError`` for unreadable images,
         empty queries or mismatched lengths.
         """
-        from segzero.errors import UserError
-        from segzero.images import load_image
-
-        if len(images) != len(queries):
-            raise UserError(f"got {len(images)} images but {len(queries)} queries")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise UserError(f"empty query: {q!r}")
-        pil = [load_image(im) for im in images]
+        pil = self._load_pairs(images, queries)
         keys = [image_key(im) for im in pil]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         order = sorted(range(len(pil)), key=lambda i: (first[keys[i]], i))
@@ -191,6 +183,31 @@ class SegZeroPipeline:
             for i, res in zip(idx, chunk, strict=True):
                 results[i] = res
         return results  # type: ignore[return-value]
+
+    @staticmethod
+    def _load_pairs(images: list, queries: list[str]) -> list:
+        """The decoded images of (image, query) pairs; ``UserError`` for unreadable images, empty queries or
+        mismatched lengths."""
+        from segzero.errors import UserError
+        from segzero.images import load_image
+
+        if len(images) != len(queries):
+            raise UserError(f"got {len(images)} images but {len(queries)} queries")
+        for q in queries:
+            if not isinstance(q, str) or not q.strip():
+                raise UserError(f"empty query: {q!r}")
+        return [load_image(im) for im in images]
+
+    def generate(self, images: list, queries: list[str], *, batch_size: int | None = None) -> list[str]:
+        """The reasoner's raw completions of (image, query) pairs, in input order, in ``generate`` calls of
+        ``batch_size`` pairs; the first half of ``batch`` (``segment_many`` is the second), for callers that run the
+        two halves apart (the evaluation runner segments one chunk while the next one generates)."""
+        pil = self._load_pairs(images, queries)
+        size = max(1, int(batch_size or self.batch_size))
+        out: list[str] = []
+        for start in range(0, len(pil), size):
+            out += self.reasoner.generate(pil[start : start + size], queries[start : start + size], batch_size=size)
+        return out
 
     def segment(self, image, completion: str | Answer) -> SegResult:
         """Turn one completion (raw text, parsed tolerantly) or ``Answer`` (model-frame coordinates) into masks."""

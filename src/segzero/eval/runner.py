@@ -10,13 +10,14 @@ How it works:
 - samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries
   (at most ``batch_size`` + the largest image's queries - 1); each chunk goes through ``SegZeroPipeline.batch``
   once, as one ``generate`` batch (not re-split into a full batch and a small tail), one SAM2 embedding per image
-  and one mask-decoder call for all the queries of an image. With ``backend="vllm"`` a chunk is a window of
+  and one mask-decoder call for all the queries of an image; a chunk is segmented and scored in a worker thread
+  while the next one generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
   ``vllm_window`` queries (``chunk_queries``): one ``LLM.generate`` call whose requests vLLM schedules
   continuously;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
   and fsynced per chunk. A failing stage (image decode, gt decode, model, scoring) becomes that sample's
-  failure with ``stage`` and ``error``; when a whole chunk's model call raises, its samples are retried one by
-  one so one bad sample cannot sink its neighbours;
+  failure with ``stage`` and ``error``; when a whole chunk's generate or segment call raises, its samples are
+  retried one by one so one bad sample cannot sink its neighbours;
 - ``DIR/run.json`` holds the run's identity (``segzero.eval.identity``: dataset and its samples, protocol, shard,
   content hashes of the reasoner's weights and other files and of the segmenter's, prompt, frame, generation
   settings, dtype, device, backend) and provenance; it is written once, when the run first starts (after the
@@ -325,40 +326,85 @@ def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: flo
     return rec
 
 
-def evaluate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConfig) -> list[dict]:
-    """Records for one chunk of samples (whole images): load, run ``pipe.batch``, score. Never raises for a sample."""
+@dataclass
+class GeneratedChunk:
+    """A chunk after its first half (``generate_chunk``): decoded images and gts (or the ``StageError`` that
+    stopped them), each runnable sample's completion (or ``StageError``) and the seconds spent."""
+
+    samples: list[SampleInfo]
+    images: dict[str, object]
+    gts: dict[str, object]
+    completions: dict[str, object]
+    seconds: float
+
+
+def generate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConfig) -> GeneratedChunk:
+    """Load a chunk's images and gts and generate its completions in one call (``pipe.generate``); when that call
+    raises, each sample is generated alone, so one bad sample cannot sink its neighbours. Never raises for a
+    sample."""
     t0 = time.perf_counter()
     images: dict[str, object] = {}
-    gts, results = {}, {}
+    gts, completions = {}, {}
     for s in chunk:
         if s.image_key not in images:
             images[s.image_key] = _attempt("image", ds.image, s)
         gts[s.id] = _attempt("gt", ds.mask, s)
     runnable = [s for s in chunk if not isinstance(images[s.image_key], StageError)]
-    for s in chunk:
-        if isinstance(images[s.image_key], StageError):
-            results[s.id] = images[s.image_key]
     if runnable:
-        outs = _attempt(
-            "model",
-            lambda: pipe.batch(  # the whole chunk in one generate call: no tail batch split off
-                [images[s.image_key] for s in runnable], [s.query for s in runnable], batch_size=len(runnable)
-            ),
-        )
+        pairs = [images[s.image_key] for s in runnable], [s.query for s in runnable]
+        outs = _attempt("model", pipe.generate, *pairs, batch_size=len(runnable))  # no tail batch split off
         if isinstance(outs, StageError) or len(outs) != len(runnable):
-            outs = [_attempt("model", pipe, images[s.image_key], s.query) for s in runnable]
-        results.update({s.id: r for s, r in zip(runnable, outs, strict=True)})
-    seconds = (time.perf_counter() - t0) / len(chunk)
+            outs = [_attempt("model", pipe.generate, [images[s.image_key]], [s.query]) for s in runnable]
+            outs = [o if isinstance(o, StageError) else o[0] for o in outs]
+        completions = {s.id: o for s, o in zip(runnable, outs, strict=True)}
+    return GeneratedChunk(chunk, images, gts, completions, time.perf_counter() - t0)
+
+
+def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig) -> list[dict]:
+    """The second half: segment the completions (``pipe.segment_many``: one SAM2 embedding and one decoder call
+    per image; per sample when that raises) and score them into records. Never raises for a sample."""
+    t0 = time.perf_counter()
+    results: dict[str, object] = {}
+    for s in job.samples:
+        failed = job.images[s.image_key] if isinstance(job.images[s.image_key], StageError) else None
+        failed = failed or (job.completions[s.id] if isinstance(job.completions[s.id], StageError) else None)
+        if failed is not None:
+            results[s.id] = failed
+    todo = [s for s in job.samples if s.id not in results]
+    if todo:
+        images, texts = [job.images[s.image_key] for s in todo], [job.completions[s.id] for s in todo]
+        outs = _attempt("model", pipe.segment_many, images, texts)
+        if isinstance(outs, StageError) or len(outs) != len(todo):
+            outs = [_attempt("model", pipe.segment, im, text) for im, text in zip(images, texts, strict=True)]
+        results.update({s.id: r for s, r in zip(todo, outs, strict=True)})
+    seconds = (job.seconds + time.perf_counter() - t0) / len(job.samples)
     records = [
         make_record(
-            s, gts[s.id], results[s.id], ignore_label=cfg.ignore_label, seconds=seconds, save_masks=cfg.save_masks
+            s, job.gts[s.id], results[s.id], ignore_label=cfg.ignore_label, seconds=seconds, save_masks=cfg.save_masks
         )
-        for s in chunk
+        for s in job.samples
     ]
     if cfg.protocol != SEGZERO:
-        for s, rec in zip(chunk, records, strict=True):
-            rec["reference"] = _reference(pipe, cfg.protocol, images[s.image_key], gts[s.id], results[s.id])
+        for s, rec in zip(job.samples, records, strict=True):
+            rec["reference"] = _reference(pipe, cfg.protocol, job.images[s.image_key], job.gts[s.id], results[s.id])
     return records
+
+
+def evaluate_chunks(pipe, ds: EvalDataset, chunks: list[list[SampleInfo]], cfg: EvalConfig):
+    """Yield each chunk's records, in chunk order, while the next chunk generates: chunk k is segmented and scored
+    in a worker thread (the segmenter's) while the calling thread loads and generates chunk k + 1, so the reasoner
+    and the segmenter work at the same time. At most one chunk waits to be segmented."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-segment") as pool:
+        pending = None
+        for chunk in chunks:
+            job = generate_chunk(pipe, ds, chunk, cfg)
+            if pending is not None:
+                yield pending.result()
+            pending = pool.submit(finish_chunk, pipe, job, cfg)
+        if pending is not None:
+            yield pending.result()
 
 
 def _reference(pipe, protocol: str, image, gt, result) -> dict:
@@ -459,8 +505,7 @@ def run_eval(cfg: EvalConfig, *, dataset: EvalDataset | None = None, pipeline=No
     )
     t0 = time.perf_counter()
     with RecordWriter(out / SAMPLES_FILE) as writer, bar:
-        for chunk in plan_chunks(todo, chunk_queries(cfg)):
-            records = evaluate_chunk(pipeline, ds, chunk, cfg)
+        for records in evaluate_chunks(pipeline, ds, plan_chunks(todo, chunk_queries(cfg)), cfg):
             writer.write_many(records)
             for rec in records:
                 running.add(rec["intersection"], rec["union"], failed=rec["failed"])
