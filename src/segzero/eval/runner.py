@@ -8,10 +8,9 @@ Usage::
 How it works:
 
 - samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries
-  (at most ``batch_size`` + the largest image's queries - 1); each chunk goes through ``SegZeroPipeline.batch``
-  once, as one ``generate`` batch (not re-split into a full batch and a small tail), one SAM2 embedding per image
-  and one mask-decoder call for all the queries of an image; a chunk is segmented and scored in a worker thread
-  while the next one generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
+  (at most ``batch_size`` + the largest image's queries - 1); each chunk is one ``SegZeroPipeline.generate`` call
+  (not re-split into a full batch and a small tail), then one ``segment_many`` call (one SAM2 embedding and one
+  mask-decoder call per image), run in a worker thread while the next chunk generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
   ``vllm_window`` queries (``chunk_queries``): one ``LLM.generate`` call whose requests vLLM schedules
   continuously;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
@@ -365,11 +364,10 @@ def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig) -> list[dict]:
     per image; per sample when that raises) and score them into records. Never raises for a sample."""
     t0 = time.perf_counter()
     results: dict[str, object] = {}
-    for s in job.samples:
-        failed = job.images[s.image_key] if isinstance(job.images[s.image_key], StageError) else None
-        failed = failed or (job.completions[s.id] if isinstance(job.completions[s.id], StageError) else None)
-        if failed is not None:
-            results[s.id] = failed
+    for s in job.samples:  # the first stage that failed (image, then generation) is the sample's result
+        failed = [v for v in (job.images[s.image_key], job.completions.get(s.id)) if isinstance(v, StageError)]
+        if failed:
+            results[s.id] = failed[0]
     todo = [s for s in job.samples if s.id not in results]
     if todo:
         images, texts = [job.images[s.image_key] for s in todo], [job.completions[s.id] for s in todo]

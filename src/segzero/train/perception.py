@@ -55,6 +55,7 @@ Usage (normally through ``segzero train`` with ``sft_target: perception``)::
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,21 +136,15 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     """
     from segzero.worlds.rules import EXTREMES
 
-    template, params = sample.get("template"), sample.get("params") or {}
-    if template in _SIZE_TEMPLATES:
-        word, larger = ("largest" if _SIZE_TEMPLATES[template] else "smallest"), _SIZE_TEMPLATES[template]
-        value = lambda s: s.area  # noqa: E731
-    elif template in ("extreme", "extreme_kind"):
-        edge, larger = _EDGES[params["direction"]]
-        word = EXTREMES[params["direction"]]
-        value = lambda s: s.box[edge]  # noqa: E731
-    else:
+    criterion = _criterion(sample)
+    if criterion is None:
         return None
-    keep = [
-        k
-        for k, s in enumerate(shapes)
-        if s.colour == params.get("colour", s.colour) and s.kind == params.get("kind", s.kind)
-    ]
+    value, larger = criterion
+    if sample["template"] in _SIZE_TEMPLATES:
+        word = "largest" if larger else "smallest"
+    else:
+        word = EXTREMES[sample["params"]["direction"]]
+    keep = [k for k, s in enumerate(shapes) if _candidate(sample, s)]
     if not keep:
         return None
     best, steps = keep[0], []
@@ -163,6 +158,19 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     if best != pick:
         return None
     return f"{COMPARE} {word}: " + ("; ".join(steps) if steps else f"only {best + 1}") + "."
+
+
+def _criterion(sample: dict) -> tuple[Callable[[SeenShape], int], bool] | None:
+    """What a superlative ``sample`` compares: (the listed number of a shape, whether the larger one wins): the
+    area for the size templates, the box edge the direction looks at (left x1, top y1, right x2, bottom y2) for
+    the extreme templates; None for any other query."""
+    template, params = sample.get("template"), sample.get("params") or {}
+    if template in _SIZE_TEMPLATES:
+        return (lambda s: s.area), _SIZE_TEMPLATES[template]
+    if template in ("extreme", "extreme_kind"):
+        edge, larger = _EDGES[params["direction"]]
+        return (lambda s: s.box[edge]), larger
+    return None
 
 
 def _candidate(sample: dict, shape: SeenShape) -> bool:
@@ -188,18 +196,15 @@ def listing_order(sample: dict, shapes: list[SeenShape]) -> tuple[str, list[Seen
     >>> listing_order({"template": "smallest_colour", "params": {"colour": "red"}, "answers": [2]}, s) is None
     True
     """
-    template, params = sample.get("template"), sample.get("params") or {}
-    if template in _SIZE_TEMPLATES:
-        larger = _SIZE_TEMPLATES[template]
-        phrase = "largest first" if larger else "smallest first"
-        key = (lambda s: -s.area) if larger else (lambda s: s.area)
-    elif template in ("extreme", "extreme_kind"):
-        edge, larger = _EDGES[params["direction"]]
-        phrase = f"from the {params['direction']}"
-        key = (lambda s: -s.box[edge]) if larger else (lambda s: s.box[edge])
-    else:
+    criterion = _criterion(sample)
+    if criterion is None:
         return None
-    order = sorted(shapes, key=key)  # stable: ties stay left to right
+    value, larger = criterion
+    if sample["template"] in _SIZE_TEMPLATES:
+        phrase = "largest first" if larger else "smallest first"
+    else:
+        phrase = f"from the {sample['params']['direction']}"
+    order = sorted(shapes, key=lambda s: -value(s) if larger else value(s))  # stable: ties stay left to right
     first = next((s for s in order if _candidate(sample, s)), None)
     if first is None or [first.index] != list(sample.get("answers", [])):
         return None
