@@ -25,6 +25,11 @@ trained checkpoint's inference files into the package (the model ``segzero demo`
 other files are the first checkpoint's), e.g. two continuations of one model:
 
     python benchmarks/shapes_grounding.py average runs/a/answer_sft runs/b/answer_sft --to runs/soup
+
+``deepen`` adds text decoder layers on top of a checkpoint whose output projections are zero (the deeper model
+answers exactly as the source until trained), to continue a trained model with more depth:
+
+    python benchmarks/shapes_grounding.py deepen src/segzero/assets/shapes_model --layers 4 --to runs/deep8
 """
 
 from __future__ import annotations
@@ -226,6 +231,41 @@ def average(args) -> Path:
     return dest
 
 
+def deepen(args) -> Path:
+    """``args.source`` with ``args.layers`` more text decoder layers on top (after the last one, before the final
+    norm) whose output projections (attention ``o_proj``, MLP ``down_proj``) are zero: each new layer adds 0 to the
+    residual stream, so the deeper model computes exactly what the source does until training moves them. The
+    other new weights keep the architecture's random init. Written to ``args.to`` with the source's other files."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    src, dest = Path(args.source), Path(args.to)
+    model = AutoModelForImageTextToText.from_pretrained(src, dtype="float32")
+    config = AutoConfig.from_pretrained(src)
+    text = config.text_config
+    old = text.num_hidden_layers
+    text.num_hidden_layers = old + args.layers
+    if getattr(text, "layer_types", None):
+        text.layer_types = list(text.layer_types) + [text.layer_types[-1]] * args.layers
+    torch.manual_seed(args.seed)
+    deeper = AutoModelForImageTextToText.from_config(config, dtype=torch.float32)
+    missing, unexpected = deeper.load_state_dict(model.state_dict(), strict=False)
+    new = tuple(f"language_model.layers.{i}." for i in range(old, old + args.layers))
+    stray = [k for k in missing if not any(n in k for n in new)]
+    if unexpected or stray:
+        raise SystemExit(f"deepen: tensors not carried over: unexpected {unexpected[:3]}, missing {stray[:3]}")
+    with torch.no_grad():
+        for layer in deeper.model.language_model.layers[old:]:
+            layer.self_attn.o_proj.weight.zero_()
+            layer.mlp.down_proj.weight.zero_()
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(src, dest)
+    deeper.save_pretrained(dest)
+    print(f"deepened {src} from {old} to {old + args.layers} text layers -> {dest}")
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -256,7 +296,15 @@ def main(argv: list[str] | None = None) -> int:
     a = sub.add_parser("average", help="uniform weight average of checkpoints of one architecture")
     a.add_argument("sources", nargs="+", help="checkpoint folders (model.safetensors each)")
     a.add_argument("--to", required=True, help="output folder")
+    d = sub.add_parser("deepen", help="add zero-output text decoder layers on top of a checkpoint")
+    d.add_argument("source", help="checkpoint folder")
+    d.add_argument("--layers", type=int, default=2, help="text decoder layers to add")
+    d.add_argument("--seed", type=int, default=0, help="seed of the new layers' init")
+    d.add_argument("--to", required=True, help="output folder")
     args = p.parse_args(argv)
+    if args.cmd == "deepen":
+        deepen(args)
+        return 0
     if args.cmd == "average":
         average(args)
         return 0

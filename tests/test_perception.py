@@ -266,6 +266,8 @@ def test_recipe_base_is_read_first(tmp_path):
         (["sft_answer_loss=listing"], "sft_answer_loss"),  # only all / decision
         (["sft_cosine_steps=10"], "sft_cosine_steps"),  # a cosine that ends before the run does
         (["sft_target=answer"], "sft_answer_steps"),  # the gt-answer stage follows a perception warm-up only
+        (["sft_no_target=1.0"], "sft_no_target"),  # a share: every row "nothing" would teach nothing else
+        (["sft_no_target=-0.1"], "sft_no_target"),  # a share is not negative
     ],
 )
 def test_bad_perception_settings(overrides, message):
@@ -381,6 +383,7 @@ def test_sft_compare_reaches_the_rows(overrides, choice, compare):
     [
         ([], "left_to_right"),  # default: every query's shapes listed left to right
         (["sft_listing=query"], "query"),  # asked for: superlatives listed in the order they ask about
+        (["sft_listing=area_first"], "area_first"),  # asked for: left to right, each area before its name
     ],
 )
 def test_sft_listing_reaches_the_rows(overrides, listing):
@@ -417,3 +420,69 @@ def test_query_listing_puts_the_answer_first_among_candidates():
         if not (sample["params"] or {}).keys() & {"colour", "kind"}:
             assert text.split("</think>")[0].endswith(", 1.")
     assert seen > 300  # almost every superlative gets its order
+
+
+@pytest.mark.parametrize(
+    ("overrides", "choice", "share"),
+    [
+        ([], "gt", 0.0),  # off by default: every query means one shape
+        (["sft_no_target=0.2"], "gt", 0.2),  # asked for: a fifth of the gt-answer rows mean nothing
+        (["sft_no_target=0.2"], "random", 0.0),  # never in the random warm-up (it does not supervise the pick)
+    ],
+)
+def test_sft_no_target_reaches_the_rows(overrides, choice, share):
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception_warmup import rows_for
+
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    assert rows_for(cfg, steps=1, choice=choice).no_target == share
+
+
+def test_no_target_rows_answer_nothing_and_the_rest_one_shape():
+    # oracle: the world's colour / kind names of the scene; a naming query ("the <colour> <kind>") of a "nothing" row
+    # names a pair that is not in the scene, one of a one-shape row names a pair that is
+    from segzero.parsing import parse_answer
+    from segzero.rewards import score
+    from segzero.train.perception import named_shape
+    from segzero.train.perception_warmup import PerceptionRows
+    from segzero.worlds.shapes import COLOURS, KINDS, world_from_spec
+
+    config, families = world_from_spec(WORLD, size=128)
+    rows = PerceptionRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
+    nothing, named = 0, 0
+    for i in range(len(rows)):
+        row = rows[i]
+        answer = parse_answer(row["completion"])
+        assert answer.ok
+        scene = set(re.findall(r"\d+ (\w+) (\w+) \[", answer.think))  # the listed (colour, kind) of every shape
+        asked = re.fullmatch(r"the (\w+) (\w+)", row["query"])
+        if asked and asked.groups()[0] in COLOURS and asked.groups()[1] in KINDS:
+            named += 1
+            assert (asked.groups() in scene) == bool(answer.objects)
+        if answer.objects:  # one shape: the reasoning names it
+            assert named_shape(answer.think) is not None
+            continue
+        nothing += 1
+        assert answer.think.endswith("The query means nothing.") and named_shape(answer.think) is None
+        assert score("visionreasoner", row["completion"], "[]")["accuracy"] == 3.0  # a right empty answer
+    assert named >= 5  # some naming queries were checked against the scene (6 of these 200 rows)
+    assert 30 <= nothing <= 70  # a quarter of 200 rows, within sampling noise (binomial sd ~6)
+    again = PerceptionRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
+    assert [again[i]["completion"] for i in range(20)] == [rows[i]["completion"] for i in range(20)]  # resumable
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, 3])  # four scenes of 2-3 shapes
+def test_area_first_listing_moves_only_the_area(index):
+    # oracle: the default listing of the same scene; each item is the same words with "area N" moved to the front
+    from segzero.parsing import parse_answer
+    from segzero.train.perception import perception_completion
+
+    sample = _sample(index)
+    plain = parse_answer(perception_completion(sample, choice="gt"))
+    moved = parse_answer(perception_completion(sample, choice="gt", listing="area_first"))
+    assert moved.objects == plain.objects  # the same answer
+    items = re.findall(r"(\d+) (.+?) area (\d+)(?:; |\. )", plain.think)
+    assert items and len(items) == len(sample["shapes"])
+    for k, seen, area in items:
+        assert f"{k} area {area} {seen}" in moved.think
+    assert moved.think.split(". ", 1)[1] == plain.think.split(". ", 1)[1]  # the same decision

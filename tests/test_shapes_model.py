@@ -384,3 +384,37 @@ def test_shipped_is_a_reasoner_name(tmp_path, monkeypatch):
     (own / "config.json").write_text("{}")
     monkeypatch.chdir(tmp_path)
     assert resolve_model_source("shipped") == "shipped"  # a local folder of that name wins
+
+
+def test_deepen_adds_layers_that_change_nothing_until_trained(tmp_path):
+    # oracle: the source model's own logits on a scene; the deeper model must reproduce them (its new layers add 0)
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from segzero.assets import shapes_model_path
+    from segzero.prompts import build_messages
+    from segzero.train.processing import load_training_processor
+    from segzero.worlds.scene import ShapesConfig
+    from segzero.worlds.shapes import make_sample
+
+    spec = importlib.util.spec_from_file_location("grounding", ROOT / "benchmarks/shapes_grounding.py")
+    grounding = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(grounding)
+    source = shapes_model_path()
+    grounding.main(["deepen", str(source), "--layers", "2", "--to", str(tmp_path / "deep")])
+    processor = load_training_processor(str(source))
+    sample = make_sample(0, config=ShapesConfig(size=128))
+    text = processor.apply_chat_template(
+        build_messages(None, sample["problem"], kind="compact"), tokenize=False, add_generation_prompt=True
+    )
+    inputs = processor(text=[text + "<think>I see 1"], images=[sample["image"]], return_tensors="pt")
+    logits = []
+    for path in (source, tmp_path / "deep"):
+        model = AutoModelForImageTextToText.from_pretrained(str(path), dtype="float32").eval()
+        with torch.no_grad():
+            logits.append(model(**inputs).logits)
+        layers = len(model.model.language_model.layers)
+    assert layers == 4 + 2  # the shipped model's 4 text layers and the 2 new ones
+    torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-5)

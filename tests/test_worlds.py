@@ -193,6 +193,30 @@ def test_every_query_has_the_answers_an_independent_rule_finds():
     assert counts[0] and counts[1] and sum(v for k, v in counts.items() if k >= 2)  # none, one and several
 
 
+@pytest.mark.parametrize(
+    ("answerable_only", "vacuous_drawn"),
+    [
+        (False, True),  # the world's own draw: queries about stars / hexagons mean nothing in a world without them
+        (True, False),  # answerable only: every "nothing" query is one that another scene of the world answers
+    ],
+)
+def test_answerable_only_keeps_nothing_queries_that_the_scene_decides(answerable_only, vacuous_drawn):
+    # oracle: the affordance table (which kinds each affordance means) against the world's kinds, read here
+    from segzero.worlds.rules import AFFORDANCES
+
+    config = ShapesConfig(size=96, kinds=("circle", "square", "triangle"), min_shapes=2, max_shapes=3)
+    never = {f"afford_{name}" for name, kinds in AFFORDANCES.items() if not set(kinds) & set(config.kinds)}
+    assert never == {"afford_sky", "afford_honeycomb"}
+    templates = Counter(
+        make_sample(i, seed=3, config=config, layout="eval", answers="none", answerable_only=answerable_only)[
+            "template"
+        ]
+        for i in range(120)
+    )
+    assert bool(set(templates) & never) is vacuous_drawn
+    assert len(templates) >= 5  # still many templates (names, colours, kinds, superlatives, affordances)
+
+
 def test_query_text_names_its_parameters():
     for s in _samples(80, seed=9, layout="multi", answers="any"):
         for key in ("colour", "kind", "ref_kind"):

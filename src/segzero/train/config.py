@@ -250,7 +250,8 @@ class TrainConfig:
         "superlative query's shapes in the order it asks about, the winner first ('I see, largest first: 1 ...', "
         "'I see, from the top: 1 ...'), so its answer is the first listed candidate and the order is found in the "
         "image, not by comparing listed numbers. Measured from the shipped shapes model: the phrase is learnt, the "
-        "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md).",
+        "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md). 'area_first': left to "
+        "right, each shape's area before its name ('1 area 61 purple triangle [..] ...').",
     )
     sft_drill_fraction: float = _f(
         0.0,
@@ -258,6 +259,12 @@ class TrainConfig:
         "made-up listing of 2-5 shapes on a blank image, only the decision and answer in the loss; they teach "
         "reading the listed numbers. 0 = none. Measured on the shapes model: drills rose, scenes fell "
         "(benchmarks/shapes_decision_probe.md).",
+    )
+    sft_no_target: float = _f(
+        0.0,
+        "gt-answer rows (dataset 'synthetic'): the share whose query means no shape of the scene ('the red circle' "
+        "where there is none); their target decides 'The query means nothing.' and answers [], which segzero eval "
+        "scores as GRES's N-acc. 0 = every query means one shape.",
     )
     sft_warmup_steps: int = _f(10, "Perception warm-up: linear learning-rate warm-up steps before the cosine decay.")
     sft_cosine_steps: int | None = _f(
@@ -363,6 +370,8 @@ class TrainConfig:
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
         if self.sft_listing not in LISTINGS:
             raise UserError(f"sft_listing must be one of {LISTINGS}, got {self.sft_listing!r}")
+        if not 0.0 <= self.sft_no_target < 1.0:
+            raise UserError(f"sft_no_target must be in [0, 1), got {self.sft_no_target!r}")
         if not 0.0 <= self.sft_drill_fraction < 1.0:
             raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
         if self.sft_answer_loss not in ("all", "decision"):

@@ -41,7 +41,10 @@ so the same at every frame) makes "the largest shape" a comparison of one number
 - ``"random"`` (the recipe's warm-up): a shape drawn uniformly, independently of the query: the query is never
   supervised, so the warm-up model sees and copies but does not reason (it is right 1 time in 2-3). GRPO then has
   to learn the choice from the rewards alone, which is the part the paper trains.
-- ``"gt"``: the shape the query means (supervised fine-tuning on gt answers; the SFT arm of the comparison).
+- ``"gt"``: the shape the query means (supervised fine-tuning on gt answers; the SFT arm of the comparison). A
+  query that means no shape of the scene ("the red circle" where there is none; rows of ``sft_no_target``) decides
+  ``The query means nothing.`` and answers ``[]``, the "nothing here" answer that ``segzero eval`` scores with
+  GRES's N-acc.
 
 Coordinates are integer pixels of the model frame (the scene is drawn at the frame). Each row is drawn on the fly
 from the shapes world (``make_sample(index)``), so thousands of steps never repeat a scene.
@@ -65,8 +68,10 @@ from segzero.points import mask_to_object
 
 CHOICES: tuple[str, ...] = ("random", "gt")
 # How the shapes are listed (``sft_listing``): always left to right, or in the order a superlative query asks about
-# (``listing_order``: "largest first", "from the top", ...), so that its answer is the first listed candidate.
-LISTINGS: tuple[str, ...] = ("left_to_right", "query")
+# (``listing_order``: "largest first", "from the top", ...), so that its answer is the first listed candidate, or
+# left to right with each shape's area before its name ("1 area 61 purple triangle [..] ..."): a shape's name tokens
+# then follow its area, so a head that finds the largest area lands next to the name it must copy.
+LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first")
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
 COMPARE = "Compare"
 # superlative template -> which listed number it compares ("area" or the box edge 0-3) and whether larger wins; the
@@ -78,6 +83,9 @@ _EDGES = {"left": (0, False), "top": (1, False), "right": (2, True), "bottom": (
 DECISION = "The query means"
 PER_MILLE = 1000  # SeenShape.area: visible pixels per this many pixels of the image
 _MEANS = DECISION + " the {colour} {kind}, {index}."
+# The decision of a query that means no listed shape (a "nothing here" row); its answer is the empty list.
+NOTHING = DECISION + " nothing."
+NO_ANSWER = "[]"
 _MEANS_RE = re.compile(r"The query means the (\w+) (\w+), \d+\.")
 
 
@@ -94,10 +102,12 @@ class SeenShape:
     points: tuple[tuple[int, int], tuple[int, int]]
     area: int
 
-    def listing(self) -> str:
-        """``purple triangle [20,65,66,110] (43,92) (35,100) area 61``"""
+    def listing(self, *, area_first: bool = False) -> str:
+        """``purple triangle [20,65,66,110] (43,92) (35,100) area 61``; ``area_first``:
+        ``area 61 purple triangle [20,65,66,110] (43,92) (35,100)``"""
         (a, b), (c, d) = self.points
-        return f"{self.colour} {self.kind} [{','.join(map(str, self.box))}] ({a},{b}) ({c},{d}) area {self.area}"
+        seen = f"{self.colour} {self.kind} [{','.join(map(str, self.box))}] ({a},{b}) ({c},{d})"
+        return f"area {self.area} {seen}" if area_first else f"{seen} area {self.area}"
 
     def answer(self) -> str:
         """The Seg-Zero answer JSON of this shape: ``{"bbox": [..], "points_1": [..], "points_2": [..]}``."""
@@ -221,7 +231,8 @@ def perception_completion(
 ) -> str:
     """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick;
     ``compare``: a ``"gt"`` target of a superlative query compares before it decides (``comparison``);
-    ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``)."""
+    ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``);
+    ``listing="area_first"``: left to right, each shape's area before its name."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     if listing not in LISTINGS:
@@ -231,33 +242,45 @@ def perception_completion(
     ordered = listing_order(sample, shapes) if listing == "query" else None
     if ordered is not None:
         phrase, shapes = ordered
+    if choice == "gt" and not sample["answers"]:
+        return format_completion(shapes, None, order=phrase, area_first=listing == "area_first")  # "nothing", []
     if choice == "gt":
         (want,) = sample["answers"]
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
     else:
         pick = int((rng or np.random.default_rng()).integers(len(shapes)))
     chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
-    return format_completion(shapes, pick, chain=chain, order=phrase)
+    return format_completion(shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first")
 
 
 def format_completion(
-    shapes: list[SeenShape], pick: int, *, chain: str | None = None, order: str | None = None
+    shapes: list[SeenShape],
+    pick: int | None,
+    *,
+    chain: str | None = None,
+    order: str | None = None,
+    area_first: bool = False,
 ) -> str:
     """The target text: ``shapes`` listed in order (1-based; ``order`` names an order other than left to right,
     "I see, largest first: 1 ..."), the comparison ``chain`` where given, the decision naming ``shapes[pick]``, and
-    its Seg-Zero answer.
+    its Seg-Zero answer (``area_first``: each listed shape's area before its name); ``pick=None``: the query means
+    none of them ("The query means nothing.", answer ``[]``, the "nothing here" answer of ``segzero.parsing``).
 
     >>> s = [SeenShape(0, "red", "circle", (1, 2, 3, 4), ((2, 3), (2, 3)), 9)]
     >>> format_completion(s, 0)  # doctest: +NORMALIZE_WHITESPACE
     '<think>I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. The query means the red circle,
     1.</think><answer>{"bbox": [1,2,3,4], "points_1": [2,3], "points_2": [2,3]}</answer>'
+    >>> format_completion(s, None)
+    '<think>I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. The query means nothing.</think><answer>[]</answer>'
     """
-    listed = "; ".join(f"{k + 1} {s.listing()}" for k, s in enumerate(shapes))
+    listed = "; ".join(f"{k + 1} {s.listing(area_first=area_first)}" for k, s in enumerate(shapes))
+    seen = f"I see, {order}: " if order else "I see "
+    if pick is None:
+        return f"<think>{seen}{listed}. {NOTHING}</think><answer>{NO_ANSWER}</answer>"
     chosen = shapes[pick]
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
     if chain:
         means = f"{chain} {means}"
-    seen = f"I see, {order}: " if order else "I see "
     return f"<think>{seen}{listed}. {means}</think><answer>{chosen.answer()}</answer>"
 
 

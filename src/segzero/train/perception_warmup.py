@@ -40,7 +40,10 @@ class PerceptionRows:
     ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
     carry their comparison chain (``segzero.train.perception.comparison``); ``drill_fraction``: the share of rows
     that are decision drills (``segzero.train.drills``); whether row ``index`` is one depends only on (``seed``,
-    ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``."""
+    ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``;
+    ``no_target``: the share of (non-drill) rows whose query means no shape of the scene (drawn with
+    ``answers="none"`` among the queries that can mean a shape in the world, so the scene decides; the ``"gt"``
+    target answers ``[]``), again fixed by (``seed``, ``index``)."""
 
     def __init__(
         self,
@@ -53,9 +56,11 @@ class PerceptionRows:
         compare: bool = False,
         drill_fraction: float = 0.0,
         listing: str = "left_to_right",
+        no_target: float = 0.0,
     ) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
         self.compare, self.drill_fraction, self.listing = compare, drill_fraction, listing
+        self.no_target = no_target
 
     def __len__(self) -> int:
         return self.size
@@ -68,7 +73,17 @@ class PerceptionRows:
             from segzero.train.drills import drill_row
 
             return drill_row(rng, config=self.config)
-        sample = make_sample(int(index), seed=self.seed, config=self.config, split="train", families=self.families)
+        nothing = bool(self.no_target) and rng.random() < self.no_target
+        sample = make_sample(
+            int(index),
+            seed=self.seed,
+            config=self.config,
+            split="train",
+            layout="eval" if nothing else "single",
+            answers="none" if nothing else None,
+            families=self.families,
+            answerable_only=nothing,  # a "nothing" the scene decides, not the query's words alone
+        )
         completion = perception_completion(
             sample, choice=self.choice, rng=rng, compare=self.compare, listing=self.listing
         )
@@ -87,7 +102,7 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
     except ValueError as err:
         raise UserError(f"bad synthetic_world / sft_world: {err}") from err
     size = max(steps * cfg.sft_batch_size, cfg.sft_samples or 0)
-    gt = choice == "gt"  # comparison chains and drills supervise the pick: gt-answer rows only
+    gt = choice == "gt"  # comparison chains, drills and "nothing" rows supervise the pick: gt-answer rows only
     drills = cfg.sft_drill_fraction if gt else 0.0
     return PerceptionRows(
         config,
@@ -98,6 +113,7 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
         compare=cfg.sft_compare and gt,
         drill_fraction=drills,
         listing=cfg.sft_listing,
+        no_target=cfg.sft_no_target if gt else 0.0,
     )
 
 

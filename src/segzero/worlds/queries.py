@@ -62,11 +62,30 @@ class Template:
     heldout: tuple[str, ...]
     params: Callable[[np.random.Generator, list[Shape], ShapesConfig], dict | None]
     answer: Callable[[list[Shape], dict, ShapesConfig], tuple[int, ...] | None]
+    kinds: tuple[str, ...] | None = None  # the only kinds it can ever mean (None: any kind)
+
+
+def answerable(template: Template, config: ShapesConfig) -> bool:
+    """Whether ``template`` can mean a shape in some scene of the world ``config``: False for a query about kinds
+    the world never draws ("a shape that twinkles at night" where there are no stars), which means nothing in every
+    scene, so its "nothing here" answer can be told from the words alone.
+
+    >>> answerable(BY_NAME["afford_sky"], ShapesConfig(kinds=("circle", "square")))
+    False
+    >>> answerable(BY_NAME["afford_sharp"], ShapesConfig(kinds=("circle", "triangle")))
+    True
+    """
+    return template.kinds is None or bool(set(template.kinds) & set(config.kinds))
 
 
 # ----------------------------------------------------------------------------- the templates
-def _t(name, family, wordings, heldout, params, answer) -> Template:
-    return Template(name, family, tuple(wordings), tuple(heldout), params, answer)
+def _t(name, family, wordings, heldout, params, answer, kinds=None) -> Template:
+    return Template(name, family, tuple(wordings), tuple(heldout), params, answer, kinds)
+
+
+def _afford(name: str, wordings, heldout) -> Template:
+    kinds = rules.AFFORDANCES[name]
+    return _t(f"afford_{name}", "affordance", wordings, heldout, rules.p_none, rules.afford_rule(kinds), kinds)
 
 
 TEMPLATES: tuple[Template, ...] = (
@@ -214,45 +233,30 @@ TEMPLATES: tuple[Template, ...] = (
         rules.p_none,
         rules.a_common_colour,
     ),
-    _t(
-        "afford_roll",
-        "affordance",
+    _afford(
+        "roll",
         ["something that could roll", "a shape that would roll down a slope"],
         ["whatever could roll away if pushed"],
-        rules.p_none,
-        rules.afford_rule(rules.AFFORDANCES["roll"]),
     ),
-    _t(
-        "afford_stack",
-        "affordance",
+    _afford(
+        "stack",
         ["something with a flat top to stack things on", "a shape you could balance a cup on"],
         ["anything whose top is flat enough to put a box on"],
-        rules.p_none,
-        rules.afford_rule(rules.AFFORDANCES["stack"]),
     ),
-    _t(
-        "afford_sharp",
-        "affordance",
+    _afford(
+        "sharp",
         ["something sharp enough to poke you", "a shape with a spiky tip"],
         ["anything with a pointy tip that could prick a finger"],
-        rules.p_none,
-        rules.afford_rule(rules.AFFORDANCES["sharp"]),
     ),
-    _t(
-        "afford_sky",
-        "affordance",
+    _afford(
+        "sky",
         ["something you could see in the night sky", "a shape that twinkles at night"],
         ["what you might wish upon after dark"],
-        rules.p_none,
-        rules.afford_rule(rules.AFFORDANCES["sky"]),
     ),
-    _t(
-        "afford_honeycomb",
-        "affordance",
+    _afford(
+        "honeycomb",
         ["the shape of a honeycomb cell", "a shape bees build with"],
         ["the shape of a cell in a beehive"],
-        rules.p_none,
-        rules.afford_rule(rules.AFFORDANCES["honeycomb"]),
     ),
 )
 BY_NAME: dict[str, Template] = {t.name: t for t in TEMPLATES}
@@ -303,11 +307,14 @@ def sample_query(
     want: str = "one",
     families: tuple[str, ...] = FAMILIES,
     tries: int = 40,
+    answerable_only: bool = False,
 ) -> Query | None:
     """A clear query about ``shapes`` whose answer count fits ``want`` (``one``, ``none``, ``several``, ``any``).
 
     Family uniform over ``families``, then template uniform within it, then its parameters and a wording of
-    ``split``. Returns ``None`` when ``tries`` draws found none (the caller redraws the scene).
+    ``split``. ``answerable_only``: only templates that can mean a shape in the world (``answerable``), so that a
+    "nothing here" query is one the scene decides. Returns ``None`` when ``tries`` draws found none (the caller
+    redraws the scene).
     """
     if want not in WANTS:
         raise ValueError(f"want must be one of {WANTS}, got {want!r}")
@@ -316,7 +323,10 @@ def sample_query(
         raise ValueError(f"need shapes and families from {FAMILIES}; got unknown {unknown}")
     for _ in range(tries):
         family = rules.pick(rng, families)
-        template = rules.pick(rng, [t for t in TEMPLATES if t.family == family])
+        options = [t for t in TEMPLATES if t.family == family and (not answerable_only or answerable(t, config))]
+        if not options:
+            continue
+        template = rules.pick(rng, options)
         params = template.params(rng, shapes, config)
         if params is None:
             continue
@@ -335,6 +345,7 @@ __all__ = [
     "TEMPLATES",
     "Query",
     "Template",
+    "answerable",
     "corpus",
     "sample_query",
     "wordings",

@@ -79,11 +79,14 @@ def make_sample(
     layout: str = "single",
     answers: str | None = None,
     families: tuple[str, ...] = FAMILIES,
+    answerable_only: bool = False,
 ) -> dict:
     """Sample ``index`` of world ``seed`` in ``split`` (``train``/``val``/``test``) for ``layout``.
 
     ``answers``: how many shapes the query may mean: ``one``, ``none``, ``several``, ``any`` or ``mix``
     (default: ``one`` for single/eval, ``mix`` for multi). ``families``: query families to draw from.
+    ``answerable_only``: only queries that can mean a shape in some scene of the world
+    (``segzero.worlds.queries.answerable``; a "nothing" query is then one the scene decides).
 
     Keys: ``id`` (``"shapes-{split}-{seed}-{index}"``), ``problem`` (query), ``solution`` (gt of ``layout``:
     single -> box/points string, multi/eval -> JSON list), ``image`` (PIL RGB), ``img_height``, ``img_width``,
@@ -98,7 +101,13 @@ def make_sample(
     want = _want(layout, answers, rng)
     for _ in range(config.max_tries):
         shapes = make_scene(rng, config)
-        query = sample_query(shapes, config, rng, split=split, want=want, families=families) if shapes else None
+        query = (
+            sample_query(
+                shapes, config, rng, split=split, want=want, families=families, answerable_only=answerable_only
+            )
+            if shapes
+            else None
+        )
         if query is None:
             continue
         image = render(shapes, config, rng)
