@@ -435,3 +435,32 @@ def test_pixel_values_match_transformers_for_resample_modes(seg_path, monkeypatc
     for image in (_noise(480, 640), _noise(7, 13), _noise(2000, 90)):
         expected = processor(images=image, return_tensors="pt")["pixel_values"]
         torch.testing.assert_close(preprocess_image(image, config)[0], expected, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "passes"),
+    [
+        (None, 5),  # default on the CPU: one image per encoder pass (faster per image there than a batch)
+        (2, 3),  # asked for: 2 + 2 + 1
+        (8, 1),  # all five in one pass
+    ],
+)
+def test_embed_passes_per_batch_size(segmenter, batch_size, passes):
+    # oracle: the encoder's own call count, and every image embedded once whatever the batching
+    from segzero.models.segmenter import EMBED_BATCH_CPU
+
+    calls = []
+    encode = segmenter.model.get_image_embeddings
+
+    def counted(pixels):
+        calls.append(len(pixels))
+        return encode(pixels)
+
+    segmenter.model.get_image_embeddings = counted
+    images = [_noise(40, 60, seed=k) for k in range(5)]
+    before = segmenter.num_embeddings
+    out = segmenter.embed(images, batch_size=batch_size)
+    assert len(calls) == passes and sum(calls) == 5 and len(out) == 5
+    assert segmenter.num_embeddings - before == 5
+    if batch_size is None:
+        assert max(calls) == EMBED_BATCH_CPU
