@@ -239,7 +239,7 @@ class Segmenter(ImageTarget):
         (None: ``EMBED_BATCH_CPU`` on the CPU, ``EMBED_BATCH_ACCELERATOR`` on a GPU); counts one ``num_embeddings``
         per image. Does not change the image set by ``set_image``."""
         if batch_size is None:
-            batch_size = EMBED_BATCH_CPU if torch.device(self.device).type == "cpu" else EMBED_BATCH_ACCELERATOR
+            batch_size = EMBED_BATCH_CPU if self.device.type == "cpu" else EMBED_BATCH_ACCELERATOR
         pils = [im if isinstance(im, Image.Image) else Image.fromarray(np.asarray(im)) for im in images]
         out: list[ImageEmbedding] = []
         for start in range(0, len(pils), max(1, batch_size)):
