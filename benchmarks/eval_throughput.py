@@ -10,8 +10,9 @@ Both loops evaluate the same generated ReasonSeg-layout dataset (``--images`` im
 (image and gt decoding, generation, SAM2, scoring; model loading excluded, one warm-up pass each):
 
 (a) ``runner``: ``segzero.eval.runner.run_eval`` (chunks of whole images, each one generate call; one SAM2
-    embedding and one decoder call per image, in a worker thread while the next chunk generates; records appended
-    + fsynced to samples.jsonl; report.html off);
+    embedding per image, computed in an embedding thread while its chunk generates, and one decoder call per
+    image in a segmenting thread while the next chunk generates; records appended + fsynced to samples.jsonl;
+    report.html off);
 (b) ``reference``: the loop the reference evaluation scripts use: HF generate in batches of ``--batch-size`` in dataset
     order, then per sample parse, ``set_image`` (an embedding per sample), one ``predict`` per object, IoU.
 
@@ -188,7 +189,7 @@ def main() -> int:
     )
     text = (
         "# Evaluation throughput (benchmarks/eval_throughput.py)\n\n"
-        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n- machine: {machine} (shared, loaded)\n"
+        f"- date: {dt.datetime.now(dt.UTC).strftime('%Y-%m-%d %H:%M UTC')}\n- machine: {machine}\n"
         f"- command: `{cmd}`\n"
         f"- data: {args.images} images with 1-{args.queries} queries each ({n} samples), {args.size[0]}x"
         f"{args.size[1]} px; tiny random models (reasoner frame 56, {args.max_new_tokens} generated tokens fixed, "
@@ -199,8 +200,9 @@ def main() -> int:
         "loop is the structure of Seg-Zero's evaluation script (evaluation_scripts/evaluation.py): generate a "
         "batch, then per sample `set_image` and one `predict`. The runner's gains: one SAM2 embedding per image "
         "(not per query), one mask-decoder call for all queries of an image, a chunk of whole images as one "
-        "generate call (no small tail batch), and a chunk segmented in a worker thread while the next one "
-        f"generates. Where the time goes: embedding the {len(distinct)} distinct images alone takes "
+        "generate call (no small tail batch), a chunk's SAM2 embeddings computed in their own thread as soon as its "
+        "images are loaded (while the chunk generates), and its masks decoded and scored in a third thread while "
+        f"the next chunk generates. Where the time goes: embedding the {len(distinct)} distinct images alone takes "
         f"{embed_seconds:.2f} s, {embed_seconds / best['runner']:.0%} of the runner's best pass: what is left to gain "
         "on this machine is in the SAM2 image encoder itself.\n"
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -156,6 +157,39 @@ def test_every_outcome_is_counted(dataset, pipeline, tmp_path):
     assert summary["cIoU"] == pytest.approx(
         sum(r["intersection"] for r in rec.values()) / sum(r["union"] for r in rec.values()), abs=1e-12
     )
+
+
+class _NoEmbedAhead:
+    """The pipeline with a failing ``embed_images``: the runner must fall back to embedding in ``segment_many``."""
+
+    def __init__(self, pipe):
+        self._pipe = pipe
+
+    def __getattr__(self, name):
+        return getattr(self._pipe, name)
+
+    def embed_images(self, images):
+        raise RuntimeError("embedding ahead failed")
+
+
+@pytest.mark.slow
+def test_images_are_embedded_ahead_once_and_a_failed_embedding_changes_nothing(dataset, pipeline, tmp_path):
+    seg = pipeline.segmenter
+    before = seg.num_embeddings
+    _, ahead = _run(dataset, pipeline, tmp_path / "ahead")
+    # the two images that decode ("a"/"d" share bytes, "b"), each once, while their chunk generates; "b"'s answer is
+    # [] and is embedded anyway (the embedding starts before the answer exists)
+    assert seg.num_embeddings - before == 2
+    before = seg.num_embeddings
+    _, fallback = _run(dataset, _NoEmbedAhead(pipeline), tmp_path / "fallback")
+    assert seg.num_embeddings - before == 1  # only the image with usable answers, embedded after generation
+
+    def same(rec):  # a record without its timing and with object addresses in error texts blanked
+        return {
+            f: re.sub(r"0x[0-9a-f]+", "0x", v) if f == "error" and v else v for f, v in rec.items() if f != "seconds"
+        }
+
+    assert {k: same(r) for k, r in ahead.items()} == {k: same(r) for k, r in fallback.items()}  # the same records
 
 
 @pytest.mark.slow

@@ -179,7 +179,9 @@ class SegZeroPipeline:
         for start in range(0, len(order), size):
             idx = order[start : start + size]
             completions = self.reasoner.generate([pil[i] for i in idx], [queries[i] for i in idx], batch_size=size)
-            chunk = self.segment_many([pil[i] for i in idx], completions, _keys=[keys[i] for i in idx], _cache=carry)
+            chunk = self.segment_many(
+                [pil[i] for i in idx], completions, _keys=[keys[i] for i in idx], embeddings=carry
+            )
             for i, res in zip(idx, chunk, strict=True):
                 results[i] = res
         return results  # type: ignore[return-value]
@@ -213,12 +215,27 @@ class SegZeroPipeline:
         """Turn one completion (raw text, parsed tolerantly) or ``Answer`` (model-frame coordinates) into masks."""
         return self.segment_many([image], [completion])[0]
 
+    def embed_images(self, images: list) -> dict:
+        """SAM embeddings of the distinct ``images`` (path, PIL image, numpy array or bytes), keyed by
+        ``image_key``: to compute ahead of ``segment_many(..., embeddings=)``, e.g. while the reasoner is still
+        generating those images' completions (the evaluation runner does)."""
+        from segzero.images import load_image
+
+        distinct: dict[str, Any] = {}
+        for im in images:
+            pil = load_image(im)
+            distinct.setdefault(image_key(pil), pil)
+        return dict(zip(distinct, self.segmenter.embed(list(distinct.values())), strict=True))
+
     def segment_many(
-        self, images: list, completions: list, *, _keys=None, _cache: dict | None = None
+        self, images: list, completions: list, *, _keys=None, embeddings: dict | None = None
     ) -> list[SegResult]:
         """Segment given completions (text or ``Answer``), one SAM embedding per distinct image that needs one.
 
-        Images with no usable answer (parse failure, no objects) are not embedded.
+        Images with no usable answer (parse failure, no objects) are not embedded. ``embeddings``
+        (``image_key`` -> embedding, e.g. from ``embed_images``) are used where present; the dict is updated in
+        place: the images embedded here are added and those this call does not need are dropped (how ``batch``
+        carries an image's embedding into the next chunk without keeping every one).
         """
         from segzero.errors import UserError
         from segzero.images import load_image
@@ -228,7 +245,7 @@ class SegZeroPipeline:
         pil = [load_image(im) for im in images]
         keys = _keys or [image_key(im) for im in pil]
         prepared = [self._prepare(im, c) for im, c in zip(pil, completions, strict=True)]
-        cache = _cache if _cache is not None else {}
+        cache = embeddings if embeddings is not None else {}
         needed = {k: im for k, im, (res, objs) in zip(keys, pil, prepared, strict=True) if objs}
         fresh = [k for k in needed if k not in cache]
         for k in list(cache):

@@ -10,7 +10,9 @@ How it works:
 - samples of the shard are ordered by image and cut into chunks of whole images with >= ``batch_size`` queries
   (at most ``batch_size`` + the largest image's queries - 1); each chunk is one ``SegZeroPipeline.generate`` call
   (not re-split into a full batch and a small tail), then one ``segment_many`` call (one SAM2 embedding and one
-  mask-decoder call per image), run in a worker thread while the next chunk generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
+  mask-decoder call per image); the SAM2 embeddings of a chunk's images are computed in their own thread as soon as
+  the images are loaded, while the chunk generates, and its masks are decoded and scored in a third thread while the
+  next chunk generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
   ``vllm_window`` queries (``chunk_queries``): one ``LLM.generate`` call whose requests vLLM schedules
   continuously;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
@@ -326,6 +328,21 @@ def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: flo
 
 
 @dataclass
+class LoadedChunk:
+    """A chunk's decoded images (by ``SampleInfo.image_key``) and gts, each value or the ``StageError`` that stopped
+    it, and the seconds spent decoding them."""
+
+    samples: list[SampleInfo]
+    images: dict[str, object]
+    gts: dict[str, object]
+    seconds: float
+
+    def usable_images(self) -> list:
+        """The distinct images that decoded."""
+        return [im for im in self.images.values() if not isinstance(im, StageError)]
+
+
+@dataclass
 class GeneratedChunk:
     """A chunk after its first half (``generate_chunk``): decoded images and gts (or the ``StageError`` that
     stopped them), each runnable sample's completion (or ``StageError``) and the seconds spent."""
@@ -337,18 +354,24 @@ class GeneratedChunk:
     seconds: float
 
 
-def generate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConfig) -> GeneratedChunk:
-    """Load a chunk's images and gts and generate its completions in one call (``pipe.generate``); when that call
-    raises, each sample is generated alone, so one bad sample cannot sink its neighbours. Never raises for a
-    sample."""
+def load_chunk(ds: EvalDataset, chunk: list[SampleInfo]) -> LoadedChunk:
+    """Decode a chunk's images (once per image) and gts. Never raises for a sample."""
     t0 = time.perf_counter()
     images: dict[str, object] = {}
-    gts, completions = {}, {}
+    gts = {}
     for s in chunk:
         if s.image_key not in images:
             images[s.image_key] = _attempt("image", ds.image, s)
         gts[s.id] = _attempt("gt", ds.mask, s)
-    runnable = [s for s in chunk if not isinstance(images[s.image_key], StageError)]
+    return LoadedChunk(chunk, images, gts, time.perf_counter() - t0)
+
+
+def generate_chunk(pipe, loaded: LoadedChunk, cfg: EvalConfig) -> GeneratedChunk:
+    """Generate a loaded chunk's completions in one call (``pipe.generate``); when that call raises, each sample is
+    generated alone, so one bad sample cannot sink its neighbours. Never raises for a sample."""
+    t0 = time.perf_counter()
+    images, completions = loaded.images, {}
+    runnable = [s for s in loaded.samples if not isinstance(images[s.image_key], StageError)]
     if runnable:
         pairs = [images[s.image_key] for s in runnable], [s.query for s in runnable]
         outs = _attempt("model", pipe.generate, *pairs, batch_size=len(runnable))  # no tail batch split off
@@ -356,13 +379,19 @@ def generate_chunk(pipe, ds: EvalDataset, chunk: list[SampleInfo], cfg: EvalConf
             outs = [_attempt("model", pipe.generate, [images[s.image_key]], [s.query]) for s in runnable]
             outs = [o if isinstance(o, StageError) else o[0] for o in outs]
         completions = {s.id: o for s, o in zip(runnable, outs, strict=True)}
-    return GeneratedChunk(chunk, images, gts, completions, time.perf_counter() - t0)
+    seconds = loaded.seconds + time.perf_counter() - t0
+    return GeneratedChunk(loaded.samples, images, loaded.gts, completions, seconds)
 
 
-def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig) -> list[dict]:
+def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig, embeddings=None) -> list[dict]:
     """The second half: segment the completions (``pipe.segment_many``: one SAM2 embedding and one decoder call
-    per image; per sample when that raises) and score them into records. Never raises for a sample."""
+    per image; per sample when that raises) and score them into records. ``embeddings``: a future of the chunk's
+    images' embeddings (``pipe.embed_images``, computed while the chunk generated); an image it lacks (its
+    embedding failed) is embedded here, so a failure is recorded exactly as without it. Never raises for a
+    sample."""
     t0 = time.perf_counter()
+    ahead = embeddings.result() if embeddings is not None else None
+    ahead = None if isinstance(ahead, StageError) else ahead
     results: dict[str, object] = {}
     for s in job.samples:  # the first stage that failed (image, then generation) is the sample's result
         failed = [v for v in (job.images[s.image_key], job.completions.get(s.id)) if isinstance(v, StageError)]
@@ -371,7 +400,7 @@ def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig) -> list[dict]:
     todo = [s for s in job.samples if s.id not in results]
     if todo:
         images, texts = [job.images[s.image_key] for s in todo], [job.completions[s.id] for s in todo]
-        outs = _attempt("model", pipe.segment_many, images, texts)
+        outs = _attempt("model", pipe.segment_many, images, texts, embeddings=ahead)
         if isinstance(outs, StageError) or len(outs) != len(todo):
             outs = [_attempt("model", pipe.segment, im, text) for im, text in zip(images, texts, strict=True)]
         results.update({s.id: r for s, r in zip(todo, outs, strict=True)})
@@ -389,18 +418,25 @@ def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig) -> list[dict]:
 
 
 def evaluate_chunks(pipe, ds: EvalDataset, chunks: list[list[SampleInfo]], cfg: EvalConfig):
-    """Yield each chunk's records, in chunk order, while the next chunk generates: chunk k is segmented and scored
-    in a worker thread (the segmenter's) while the calling thread loads and generates chunk k + 1, so the reasoner
-    and the segmenter work at the same time. At most one chunk waits to be segmented."""
+    """Yield each chunk's records, in chunk order, from three stages that work at the same time: the calling
+    thread loads chunk k and generates its completions; an embedding thread computes the SAM2 embeddings of chunk
+    k's images as soon as they are loaded (while chunk k generates: the segmenter does not wait for the reasoner);
+    a segmenting thread decodes chunk k's masks and scores them once both are done. At most one chunk waits to be
+    segmented, so the embeddings run at most two chunks ahead."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-segment") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-embed") as embedder,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-segment") as segmenter,
+    ):
         pending = None
         for chunk in chunks:
-            job = generate_chunk(pipe, ds, chunk, cfg)
+            loaded = load_chunk(ds, chunk)
+            embeddings = embedder.submit(_attempt, "model", pipe.embed_images, loaded.usable_images())
+            job = generate_chunk(pipe, loaded, cfg)
             if pending is not None:
                 yield pending.result()
-            pending = pool.submit(finish_chunk, pipe, job, cfg)
+            pending = segmenter.submit(finish_chunk, pipe, job, cfg, embeddings)
         if pending is not None:
             yield pending.result()
 
