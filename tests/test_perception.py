@@ -83,6 +83,53 @@ def test_comparison_chain(template, params, pick, expected):
     assert comparison({"template": template, "params": params}, THREE, pick) == expected
 
 
+@pytest.mark.parametrize(
+    ("template", "params", "pick", "expected"),
+    [
+        # the largest / smallest listed area among the candidates (areas 45, 44, 71)
+        ("largest", {}, 2, "Pick by largest area: 71."),
+        ("smallest", {}, 1, "Pick by smallest area: 44."),
+        ("largest_colour", {"colour": "red"}, 2, "Pick by largest area: 71."),  # red: 1 and 3
+        ("smallest_colour", {"colour": "red"}, 0, "Pick by smallest area: 45."),  # 44 is orange: not a candidate
+        # extremes: the box edge the direction looks at (top y1 9/79/1, bottom y2 44/112/37, left x1 4/69/71)
+        ("extreme", {"direction": "top"}, 2, "Pick by topmost edge: 1."),
+        ("extreme", {"direction": "bottom"}, 1, "Pick by bottommost edge: 112."),
+        ("extreme_kind", {"direction": "left", "kind": "triangle"}, 0, "Pick by leftmost edge: 4."),
+        ("largest", {}, 0, None),  # the numbers say 3, the gt says 1: no sentence rather than a contradiction
+        ("extreme", {"direction": "right"}, 2, None),  # x2 = 107 twice: the number does not say which
+        ("name", {"colour": "red", "kind": "circle"}, 2, None),  # not a superlative
+    ],
+)
+def test_winner_sentence(template, params, pick, expected):
+    from segzero.train.perception import winner
+
+    assert winner({"template": template, "params": params}, THREE, pick) == expected
+
+
+def test_gt_target_of_a_superlative_states_the_winner_then_decides():
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception import perception_completion, seen_shapes
+    from segzero.train.perception_warmup import rows_for
+
+    sample = next(s for s in map(_sample, range(40)) if s["template"] == "largest")
+    gt, random = (
+        perception_completion(sample, choice=c, rng=np.random.default_rng(0), winner_first=True)
+        for c in ("gt", "random")
+    )
+    best = max(s.area for s in seen_shapes(sample))
+    assert f". Pick by largest area: {best}. The query means the " in gt  # listing, winner, then the decision
+    assert "Pick by" not in random  # the random warm-up pick is never justified
+    with pytest.raises(ValueError, match="pick one"):
+        perception_completion(sample, choice="gt", compare=True, winner_first=True)
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_winner=true"])
+    assert (
+        rows_for(cfg, steps=1, choice="gt").winner_first and not rows_for(cfg, steps=1, choice="random").winner_first
+    )
+    with pytest.raises(UserError, match="pick one"):
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_winner=true", "sft_compare=true"])
+
+
 def test_gt_target_of_a_superlative_compares_then_decides():
     from segzero.train.perception import perception_completion
 
@@ -141,7 +188,8 @@ def test_named_shape(think, expected):
         "The query means",  # from the decision on (the gt-answer stage with sft_answer_loss: decision)
     ],
 )
-def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
+@pytest.mark.parametrize("chain", ["compare", "winner_first"])  # a superlative's pairs or its winner sentence
+def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, chain):
     import torch
 
     from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
@@ -153,16 +201,18 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from):
         tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
     config, families = world_from_spec(WORLD, size=64)
-    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", compare=True)
+    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", **{chain: True})
     processor = load_training_processor(path)
     collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
     batch = collate([rows[i] for i in range(3)])
-    assert any("Compare" in rows[i]["completion"] for i in range(3))  # the rows include a superlative's chain
+    marker = "Compare" if chain == "compare" else "Pick by"
+    assert any(marker in rows[i]["completion"] for i in range(3))  # the rows include a superlative's chain
     for i in range(3):
         ids, labels, weights = batch["input_ids"][i], batch["labels"][i], batch["loss_weights"][i]
         supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
-        decides = "Compare" if "Compare" in completion else "The query means"  # a superlative's chain decides too
+        # a superlative's chain (or winner sentence) decides too
+        decides = next((m for m in ("Compare", "Pick by") if m in completion), "The query means")
         decision = completion[completion.index(decides) - 1 :]
         expected = completion if supervise_from is None else decision
         assert supervised == expected  # (from the space before the decision: it is part of its first token)

@@ -244,6 +244,13 @@ class TrainConfig:
         "('Compare largest: 1 (45) or 2 (44): 1; ...'). Measured on the shapes model: it did not help (the tiny "
         "model copies the numbers but does not learn to compare them; benchmarks/shapes_grounding.md).",
     )
+    sft_winner: bool = _f(
+        False,
+        "gt-answer targets: a superlative query's target states what it compares and the winning listed number "
+        "before it decides ('Pick by largest area: 71. The query means ...'): a copy of the largest number, then a "
+        "lookup of the name next to it, instead of one step (segzero.train.perception.winner). Not with "
+        "sft_compare.",
+    )
     sft_listing: str = _f(
         "left_to_right",
         "Perception targets: 'left_to_right' lists the shapes left to right for every query; 'query' lists a "
@@ -368,6 +375,8 @@ class TrainConfig:
             raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
         if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
+        if self.sft_compare and self.sft_winner:
+            raise UserError("sft_compare and sft_winner are two ways to state a superlative's decision: pick one")
         if self.sft_listing not in LISTINGS:
             raise UserError(f"sft_listing must be one of {LISTINGS}, got {self.sft_listing!r}")
         if not 0.0 <= self.sft_no_target < 1.0:

@@ -25,6 +25,18 @@ shape can change) and never in the ``"random"`` warm-up. Measured on the shapes 
 one): the model writes the chain and copies the numbers, but does not learn to compare two numbers, so its
 superlatives got worse (72% -> 69% on val); the option stays off in the recipes.
 
+With ``winner_first=True`` (``sft_winner``), the gt target of a superlative query states what it compares and the
+winning candidate's listed number before it decides::
+
+    ... area 71. Pick by largest area: 71. The query means the red circle, 3.
+
+The winning number is a copy of the largest (or smallest) listed number among the candidates, what one attention
+head does natively (a score that grows with the value, then copy the token it lands on), and the decision then
+finds that number in the listing and copies the name next to it: two steps a small transformer learns, where
+picking the name of the largest of three numbers spread over the listing in one step is not (``comparison``'s pairs
+ask for the winner's position after each comparison, which the model did not learn). Written only where the
+winning number is unique among the candidates and is the gt shape's.
+
 With ``listing="query"`` (``sft_listing``), a superlative query's shapes are listed in the order it asks about,
 the winner first, and the order is named ("I see, largest first: 1 ...", "I see, from the top: 1 ..."): the decision
 is then the first listed candidate, and the comparison moves into the listing, made from the image. Measured from
@@ -74,6 +86,8 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first")
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
 COMPARE = "Compare"
+# The winner sentence of a superlative query: "Pick by largest area: 71." (see ``winner``).
+WINNER = "Pick by"
 # superlative template -> which listed number it compares ("area" or the box edge 0-3) and whether larger wins; the
 # direction of "extreme" templates comes from the query's params
 _SIZE_TEMPLATES = {"largest": True, "largest_colour": True, "smallest": False, "smallest_colour": False}
@@ -170,6 +184,40 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     return f"{COMPARE} {word}: " + ("; ".join(steps) if steps else f"only {best + 1}") + "."
 
 
+def winner(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
+    """The winner sentence of a superlative ``sample`` over its listed ``shapes``: what the query compares and the
+    winning candidate's listed number ("Pick by largest area: 71.", "Pick by topmost edge: 23."), or None when the
+    query is not a superlative, the winning number is shared by another candidate, or the winner is not ``pick``
+    (the gt shape's position in ``shapes``).
+
+    >>> s = [SeenShape(i, c, "circle", (10 * i, 0, 10 * i + 5, 5), ((0, 0), (1, 1)), a)
+    ...      for i, (c, a) in enumerate([("red", 45), ("blue", 44), ("red", 71)])]
+    >>> winner({"template": "largest", "params": {}}, s, 2)
+    'Pick by largest area: 71.'
+    >>> winner({"template": "smallest_colour", "params": {"colour": "red"}}, s, 0)
+    'Pick by smallest area: 45.'
+    >>> winner({"template": "extreme", "params": {"direction": "right"}}, s, 2)
+    'Pick by rightmost edge: 25.'
+    >>> winner({"template": "largest", "params": {}}, s, 0) is None  # the numbers say 3, the gt says 1
+    True
+    """
+    from segzero.worlds.rules import EXTREMES
+
+    criterion = _criterion(sample)
+    if criterion is None:
+        return None
+    value, larger = criterion
+    values = [value(s) for s in shapes if _candidate(sample, s)]
+    if not values:
+        return None
+    best = max(values) if larger else min(values)
+    if values.count(best) > 1 or not _candidate(sample, shapes[pick]) or value(shapes[pick]) != best:
+        return None
+    if sample["template"] in _SIZE_TEMPLATES:
+        return f"{WINNER} {'largest' if larger else 'smallest'} area: {best}."
+    return f"{WINNER} {EXTREMES[sample['params']['direction']]} edge: {best}."
+
+
 def _criterion(sample: dict) -> tuple[Callable[[SeenShape], int], bool] | None:
     """What a superlative ``sample`` compares: (the listed number of a shape, whether the larger one wins): the
     area for the size templates, the box edge the direction looks at (left x1, top y1, right x2, bottom y2) for
@@ -228,15 +276,20 @@ def perception_completion(
     rng: np.random.Generator | None = None,
     compare: bool = False,
     listing: str = "left_to_right",
+    winner_first: bool = False,
 ) -> str:
     """The warm-up target of one sample (see the module docstring); ``rng`` draws the ``"random"`` pick;
     ``compare``: a ``"gt"`` target of a superlative query compares before it decides (``comparison``);
+    ``winner_first``: a ``"gt"`` target of a superlative query states the winning number before it decides
+    (``winner``; not with ``compare``);
     ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``);
     ``listing="area_first"``: left to right, each shape's area before its name."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     if listing not in LISTINGS:
         raise ValueError(f"listing must be one of {LISTINGS}, got {listing!r}")
+    if compare and winner_first:
+        raise ValueError("compare and winner_first are two ways to state a superlative's decision: pick one")
     shapes = seen_shapes(sample)
     phrase = None
     ordered = listing_order(sample, shapes) if listing == "query" else None
@@ -249,7 +302,9 @@ def perception_completion(
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
     else:
         pick = int((rng or np.random.default_rng()).integers(len(shapes)))
-    chain = comparison(sample, shapes, pick) if compare and choice == "gt" else None
+    chain = None
+    if choice == "gt" and (compare or winner_first):
+        chain = (comparison if compare else winner)(sample, shapes, pick)
     return format_completion(shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first")
 
 

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from segzero.train.perception import COMPARE, DECISION, perception_completion
+from segzero.train.perception import COMPARE, DECISION, WINNER, perception_completion
 
 logger = logging.getLogger("segzero.train")
 
@@ -38,7 +38,8 @@ class PerceptionRows:
     """A map-style dataset of ``size`` rows: ``{"image": PIL, "query": str, "completion": str}`` for sample
     ``index`` of the shapes world ``config`` / ``families`` (train split, world seed ``seed``); the
     ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
-    carry their comparison chain (``segzero.train.perception.comparison``); ``drill_fraction``: the share of rows
+    carry their comparison chain (``segzero.train.perception.comparison``); ``winner_first``: their winner sentence
+    (``segzero.train.perception.winner``); ``drill_fraction``: the share of rows
     that are decision drills (``segzero.train.drills``); whether row ``index`` is one depends only on (``seed``,
     ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``;
     ``no_target``: the share of (non-drill) rows whose query means no shape of the scene (drawn with
@@ -57,10 +58,11 @@ class PerceptionRows:
         drill_fraction: float = 0.0,
         listing: str = "left_to_right",
         no_target: float = 0.0,
+        winner_first: bool = False,
     ) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
         self.compare, self.drill_fraction, self.listing = compare, drill_fraction, listing
-        self.no_target = no_target
+        self.no_target, self.winner_first = no_target, winner_first
 
     def __len__(self) -> int:
         return self.size
@@ -85,7 +87,12 @@ class PerceptionRows:
             answerable_only=nothing,  # a "nothing" the scene decides, not the query's words alone
         )
         completion = perception_completion(
-            sample, choice=self.choice, rng=rng, compare=self.compare, listing=self.listing
+            sample,
+            choice=self.choice,
+            rng=rng,
+            compare=self.compare,
+            listing=self.listing,
+            winner_first=self.winner_first,
         )
         return {"image": sample["image"], "query": sample["problem"], "completion": completion}
 
@@ -102,7 +109,8 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
     except ValueError as err:
         raise UserError(f"bad synthetic_world / sft_world: {err}") from err
     size = max(steps * cfg.sft_batch_size, cfg.sft_samples or 0)
-    gt = choice == "gt"  # comparison chains, drills and "nothing" rows supervise the pick: gt-answer rows only
+    # comparison chains, winner sentences, drills and "nothing" rows supervise the pick: gt-answer rows only
+    gt = choice == "gt"
     drills = cfg.sft_drill_fraction if gt else 0.0
     return PerceptionRows(
         config,
@@ -114,13 +122,14 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
         drill_fraction=drills,
         listing=cfg.sft_listing,
         no_target=cfg.sft_no_target if gt else 0.0,
+        winner_first=cfg.sft_winner and gt,
     )
 
 
 class CompletionCollator:
     """Rows -> model inputs with ``labels`` on the completion (and its end token) only, and ``loss_weights``
-    (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, where it has
-    one, else ``DECISION``), 1 before it); right padding.
+    (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, or winner
+    sentence, ``WINNER``, where it has one, else ``DECISION``), 1 before it); right padding.
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
     e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the comparison
@@ -163,7 +172,8 @@ class CompletionCollator:
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         for i, (c, row) in enumerate(zip(completions, rows, strict=True)):
             start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
-            decides = COMPARE if COMPARE in c else DECISION  # a superlative's comparison chain is part of it
+            # a superlative's comparison chain or winner sentence is part of the decision
+            decides = next((m for m in (COMPARE, WINNER) if m in c), DECISION)
             supervise_from = row.get("supervise_from", self.supervise_from)
             supervise_from = decides if supervise_from == DECISION else supervise_from
             labels[i, : start + self._tokens_before(c, supervise_from)] = -100
