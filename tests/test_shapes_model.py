@@ -418,3 +418,22 @@ def test_deepen_adds_layers_that_change_nothing_until_trained(tmp_path):
         layers = len(model.model.language_model.layers)
     assert layers == 4 + 2  # the shipped model's 4 text layers and the 2 new ones
     torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("target", ["value", "index"])
+def test_compare_toy_listings_answer_the_superlative(target):
+    import importlib.util
+
+    import numpy as np
+
+    spec = importlib.util.spec_from_file_location("toy", ROOT / "benchmarks/shapes_compare_toy.py")
+    toy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(toy)
+    ids, answers = toy.listings(np.random.default_rng(0), 64, target=target)
+    for row, answer in zip(ids.tolist(), answers.tolist(), strict=True):
+        # oracle: the number after each AREA token, the item marker 6 tokens before it, the asked word at the end
+        areas = [(row[i - 5], row[i + 1]) for i, t in enumerate(row) if t == toy.AREA]
+        assert 2 <= len(areas) <= 3 and row[-1] == toy.COLON
+        ranked = sorted(areas, key=lambda a: a[1], reverse=row[-2] == toy.LARGEST)
+        assert ranked[1][1] >= 1.2 * ranked[0][1] or ranked[0][1] >= 1.2 * ranked[1][1]  # a clear winner
+        assert answer == (ranked[0][1] if target == "value" else ranked[0][0])

@@ -249,7 +249,8 @@ class TrainConfig:
         "gt-answer targets: a superlative query's target states what it compares and the winning listed number "
         "before it decides ('Pick by largest area: 71. The query means ...'): a copy of the largest number, then a "
         "lookup of the name next to it, instead of one step (segzero.train.perception.winner). Not with "
-        "sft_compare.",
+        "sft_compare. Measured from the shipped shapes model: the number written is rarely a listed one, and "
+        "right fell (benchmarks/shapes_grounding.md).",
     )
     sft_listing: str = _f(
         "left_to_right",

@@ -35,7 +35,10 @@ head does natively (a score that grows with the value, then copy the token it la
 finds that number in the listing and copies the name next to it: two steps a small transformer learns, where
 picking the name of the largest of three numbers spread over the listing in one step is not (``comparison``'s pairs
 ask for the winner's position after each comparison, which the model did not learn). Written only where the
-winning number is unique among the candidates and is the gt shape's.
+winning number is unique among the candidates and is the gt shape's. Measured from the shipped model (750 of 1500
+steps, superlatives 3 in 5): the sentence is written, but its number is a listed one in 33 of 253 dev completions
+(a typical value rather than a copy: "Pick by largest area: 124" over areas 83 and 46), and dev right fell (80% ->
+75%); the option stays off in the recipes.
 
 With ``listing="query"`` (``sft_listing``), a superlative query's shapes are listed in the order it asks about,
 the winner first, and the order is named ("I see, largest first: 1 ...", "I see, from the top: 1 ..."): the decision
