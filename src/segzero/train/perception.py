@@ -30,12 +30,11 @@ winning candidate's listed number before it decides::
 
     ... area 71. Pick by largest area: 71. The query means the red circle, 3.
 
-The winning number is a copy of the largest (or smallest) listed number among the candidates, what one attention
-head does natively (a score that grows with the value, then copy the token it lands on), and the decision then
-finds that number in the listing and copies the name next to it: two steps a small transformer learns, where
-picking the name of the largest of three numbers spread over the listing in one step is not (``comparison``'s pairs
-ask for the winner's position after each comparison, which the model did not learn). Written only where the
-winning number is unique among the candidates and is the gt shape's. Measured from the shipped model (750 of 1500
+The idea: the winning number is a copy of the largest (or smallest) listed number among the candidates (one
+attention head with a score that grows with the value, then a copy of the token it lands on), and the decision then
+finds that number in the listing and copies the name next to it: two simple steps instead of naming the largest of
+three numbers spread over the listing in one. Written only where the winning number is unique among the candidates
+and is the gt shape's. Measured from the shipped model (750 of 1500
 steps, superlatives 3 in 5): the sentence is written, but its number is a listed one in 33 of 253 dev completions
 (a typical value rather than a copy: "Pick by largest area: 124" over areas 83 and 46), and dev right fell (80% ->
 75%); the option stays off in the recipes.
