@@ -61,8 +61,9 @@ def build_decoder(seed: int, *, fourier: bool):
     return model
 
 
-def listings(rng, n: int, *, target: str, ratio: float = 1.2):
-    """``n`` toy listings -> (input ids (n, L) left-padded, answer ids (n,)); see the module docstring."""
+def listings(rng, n: int, *, target: str, fillers: int = 4, ratio: float = 1.2):
+    """``n`` toy listings -> (input ids (n, L) left-padded, answer ids (n,)); ``fillers`` random numbers (the box)
+    before each area; see the module docstring."""
     import numpy as np
     import torch
 
@@ -77,7 +78,7 @@ def listings(rng, n: int, *, target: str, ratio: float = 1.2):
         largest = bool(rng.integers(2))
         seq: list[int] = []
         for i in range(k):
-            seq += [ITEM + i, *map(int, rng.integers(0, 128, 4)), AREA, int(areas[i]), SEMI]
+            seq += [ITEM + i, *map(int, rng.integers(0, 128, fillers)), AREA, int(areas[i]), SEMI]
         seq += [LARGEST if largest else SMALLEST, COLON]
         win = int(np.argmax(areas) if largest else np.argmin(areas))
         seqs.append(seq)
@@ -89,7 +90,9 @@ def listings(rng, n: int, *, target: str, ratio: float = 1.2):
     return ids, torch.tensor(answers)
 
 
-def curve(target: str, *, steps: int, every: int, fourier: bool, seed: int = 0) -> list[tuple[int, float]]:
+def curve(
+    target: str, *, steps: int, every: int, fourier: bool, fillers: int = 4, seed: int = 0
+) -> list[tuple[int, float]]:
     """(step, accuracy on 512 fresh listings) every ``every`` steps."""
     import numpy as np
     import torch
@@ -99,13 +102,13 @@ def curve(target: str, *, steps: int, every: int, fourier: bool, seed: int = 0) 
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.0)
     out = []
     for step in range(1, steps + 1):
-        ids, y = listings(rng, 64, target=target)
+        ids, y = listings(rng, 64, target=target, fillers=fillers)
         loss = torch.nn.functional.cross_entropy(model(input_ids=ids).logits[:, -1], y)
         opt.zero_grad()
         loss.backward()
         opt.step()
         if step % every == 0:
-            ids, y = listings(rng, 512, target=target)
+            ids, y = listings(rng, 512, target=target, fillers=fillers)
             with torch.no_grad():
                 acc = float((model(input_ids=ids).logits[:, -1].argmax(-1) == y).float().mean())
             out.append((step, acc))
@@ -121,9 +124,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--every", type=int, default=250)
     p.add_argument("--targets", nargs="+", default=["value", "index"], choices=["value", "index"])
     p.add_argument("--random-init", action="store_true", help="random number rows instead of Fourier features")
+    p.add_argument(
+        "--fillers",
+        type=int,
+        default=4,
+        help="random numbers before each area (4: a box; the shapes model lists 8 numbers and 2 words before it)",
+    )
     p.add_argument("--out", type=Path, help="markdown table (default: print only)")
     args = p.parse_args(argv)
-    curves = {t: curve(t, steps=args.steps, every=args.every, fourier=not args.random_init) for t in args.targets}
+    curves = {
+        t: curve(t, steps=args.steps, every=args.every, fourier=not args.random_init, fillers=args.fillers)
+        for t in args.targets
+    }
     steps = [s for s, _ in next(iter(curves.values()))]
     lines = [
         "| target | " + " | ".join(f"step {s}" for s in steps) + " |",
