@@ -302,9 +302,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--seed", type=int, default=0, help="seed of the new layers' init")
     d.add_argument("--to", required=True, help="output folder")
     args = p.parse_args(argv)
-    if args.cmd == "deepen" and args.layers < 1:
-        p.error(f"deepen: --layers must be at least 1, got {args.layers}")
     if args.cmd == "deepen":
+        if args.layers < 1:
+            p.error(f"deepen: --layers must be at least 1, got {args.layers}")
         deepen(args)
         return 0
     if args.cmd == "average":

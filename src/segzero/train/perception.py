@@ -160,16 +160,10 @@ def comparison(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     >>> comparison({"template": "name", "params": {}}, s, 0) is None
     True
     """
-    from segzero.worlds.rules import EXTREMES
-
     criterion = _criterion(sample)
     if criterion is None:
         return None
-    value, larger = criterion
-    if sample["template"] in _SIZE_TEMPLATES:
-        word = "largest" if larger else "smallest"
-    else:
-        word = EXTREMES[sample["params"]["direction"]]
+    value, larger, word = criterion
     keep = [k for k, s in enumerate(shapes) if _candidate(sample, s)]
     if not keep:
         return None
@@ -203,33 +197,32 @@ def winner(sample: dict, shapes: list[SeenShape], pick: int) -> str | None:
     >>> winner({"template": "largest", "params": {}}, s, 0) is None  # the numbers say 3, the gt says 1
     True
     """
-    from segzero.worlds.rules import EXTREMES
-
     criterion = _criterion(sample)
     if criterion is None:
         return None
-    value, larger = criterion
+    value, larger, word = criterion
     values = [value(s) for s in shapes if _candidate(sample, s)]
     if not values:
         return None
     best = max(values) if larger else min(values)
     if values.count(best) > 1 or not _candidate(sample, shapes[pick]) or value(shapes[pick]) != best:
         return None
-    if sample["template"] in _SIZE_TEMPLATES:
-        return f"{WINNER} {'largest' if larger else 'smallest'} area: {best}."
-    return f"{WINNER} {EXTREMES[sample['params']['direction']]} edge: {best}."
+    return f"{WINNER} {word} {'area' if sample['template'] in _SIZE_TEMPLATES else 'edge'}: {best}."
 
 
-def _criterion(sample: dict) -> tuple[Callable[[SeenShape], int], bool] | None:
-    """What a superlative ``sample`` compares: (the listed number of a shape, whether the larger one wins): the
-    area for the size templates, the box edge the direction looks at (left x1, top y1, right x2, bottom y2) for
-    the extreme templates; None for any other query."""
+def _criterion(sample: dict) -> tuple[Callable[[SeenShape], int], bool, str] | None:
+    """What a superlative ``sample`` compares: (the listed number of a shape, whether the larger one wins, the
+    superlative's word): the area for the size templates ("largest" / "smallest"), the box edge the direction looks
+    at (left x1, top y1, right x2, bottom y2) for the extreme templates ("leftmost", ...); None for any other query."""
+    from segzero.worlds.rules import EXTREMES
+
     template, params = sample.get("template"), sample.get("params") or {}
     if template in _SIZE_TEMPLATES:
-        return (lambda s: s.area), _SIZE_TEMPLATES[template]
+        larger = _SIZE_TEMPLATES[template]
+        return (lambda s: s.area), larger, "largest" if larger else "smallest"
     if template in ("extreme", "extreme_kind"):
         edge, larger = _EDGES[params["direction"]]
-        return (lambda s: s.box[edge]), larger
+        return (lambda s: s.box[edge]), larger, EXTREMES[params["direction"]]
     return None
 
 
@@ -259,7 +252,7 @@ def listing_order(sample: dict, shapes: list[SeenShape]) -> tuple[str, list[Seen
     criterion = _criterion(sample)
     if criterion is None:
         return None
-    value, larger = criterion
+    value, larger, _ = criterion
     if sample["template"] in _SIZE_TEMPLATES:
         phrase = "largest first" if larger else "smallest first"
     else:
