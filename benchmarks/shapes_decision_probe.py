@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DECISION_TOKENS = 12  # " The query means the red circle, 3.</think>" in the shapes tokenizer
 
 
-def probe_sets(n: int, world: dict, frame: int) -> dict[str, list[dict]]:
-    """The two row sets (``{"image", "query", "completion"}`` each), fixed seeds."""
+def probe_sets(n: int, world: dict, frame: int, *, listing: str = "left_to_right") -> dict[str, list[dict]]:
+    """The two row sets (``{"image", "query", "completion"}`` each), fixed seeds; ``listing``: how the target
+    lists the shapes (``segzero.train.perception.LISTINGS``, as the checkpoints were trained)."""
     import numpy as np
 
     from segzero.train.drills import drill_row
@@ -40,12 +41,16 @@ def probe_sets(n: int, world: dict, frame: int) -> dict[str, list[dict]]:
 
     config, _ = world_from_spec(world, size=frame)
     rng = np.random.default_rng(123)
-    drills = [drill_row(rng, config=config) for _ in range(n)]
+    drills = [drill_row(rng, config=config, area_first=listing == "area_first") for _ in range(n)]
     scenes = []
     for i in range(n):
         s = make_sample(i, seed=0, config=config, split="val", families=("superlative",))
         scenes.append(
-            {"image": s["image"], "query": s["problem"], "completion": perception_completion(s, choice="gt")}
+            {
+                "image": s["image"],
+                "query": s["problem"],
+                "completion": perception_completion(s, choice="gt", listing=listing),
+            }
         )
     return {"drills": drills, "scenes": scenes}
 
@@ -80,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("checkpoints", nargs="+", help="reasoner folders (model, processor files)")
     p.add_argument("--n", type=int, default=128, help="rows per set")
     p.add_argument("--out", default=None, help="markdown table (default: print only)")
+    p.add_argument(
+        "--listing",
+        default="left_to_right",
+        choices=("left_to_right", "area_first"),
+        help="how the checkpoints list a scene (their sft_listing)",
+    )
     p.add_argument("--notes", default=None, help="markdown appended under the table")
     args = p.parse_args(argv)
     missing = [c for c in args.checkpoints if not (Path(c) / "config.json").is_file()]
@@ -91,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
     shipped = json.loads((ROOT / "src/segzero/assets/shapes_model/segzero.json").read_text())
-    sets = probe_sets(args.n, shipped["world"], shipped["frame"])
+    sets = probe_sets(args.n, shipped["world"], shipped["frame"], listing=args.listing)
     lines = [
         "# Shapes reasoner decisions: does the model read the numbers it lists?",
         "",

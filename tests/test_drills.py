@@ -14,6 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = {"kinds": ["circle", "square", "triangle"], "min_shapes": 2, "max_shapes": 3, "overlap": False}
 ITEM = re.compile(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \((\d+),(\d+)\) \((\d+),(\d+)\) area (\d+)")
+# the same item with its area before its name (sft_listing: area_first)
+ITEM_AREA_FIRST = re.compile(
+    r"(\d+) area (\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \((\d+),(\d+)\) \((\d+),(\d+)\)"
+)
 MEANS = re.compile(r"The query means the (\w+) (\w+), (\d+)\.")
 
 
@@ -46,14 +50,20 @@ def _oracle(query: str, items: list[tuple], *, ratio: float, margin: float) -> i
     return picks.pop() if len(picks) == 1 else None
 
 
-def _listed(completion: str) -> list[dict]:
+def _listed(completion: str, *, area_first: bool = False) -> list[dict]:
+    if area_first:
+        return [
+            {"pos": int(m[0]), "colour": m[2], "kind": m[3], "box": tuple(map(int, m[4:8])), "area": int(m[1])}
+            for m in ITEM_AREA_FIRST.findall(completion)
+        ]
     return [
         {"pos": int(m[0]), "colour": m[1], "kind": m[2], "box": tuple(map(int, m[3:7])), "area": int(m[11])}
         for m in ITEM.findall(completion)
     ]
 
 
-def test_drills_answer_as_the_world_would():
+@pytest.mark.parametrize("area_first", [False, True])  # listed as the warm-up lists: name first, or area first
+def test_drills_answer_as_the_world_would(area_first):
     from segzero.train.drills import drill_row
     from segzero.worlds.shapes import world_from_spec
 
@@ -61,8 +71,9 @@ def test_drills_answer_as_the_world_would():
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(300):
-        row = drill_row(rng, config=config)
-        items = _listed(row["completion"])
+        row = drill_row(rng, config=config, area_first=area_first)
+        items = _listed(row["completion"], area_first=area_first)
+        assert not _listed(row["completion"], area_first=not area_first)  # the other layout appears nowhere
         assert 2 <= len(items) <= 5 and [it["pos"] for it in items] == list(range(1, len(items) + 1))
         assert all(it["kind"] in WORLD["kinds"] for it in items)  # only the world's kinds
         centres = [(it["box"][0] + it["box"][2], it["box"][1] + it["box"][3]) for it in items]
@@ -109,7 +120,9 @@ def test_collator_keeps_a_drills_listing_out_of_the_loss(tmp_path):
     [
         ([], "gt", 0.0),  # off by default
         (["sft_drill_fraction=0.5"], "gt", 0.5),  # asked for: half the gt-answer rows are drills
-        (["sft_drill_fraction=0.5"], "random", 0.0),  # never in the random warm-up (it does not supervise the pick)
+        (["sft_drill_fraction=0.5"], "random", 0.0),  # the gt-answer share does not reach the random warm-up
+        (["sft_warmup_drills=0.25"], "random", 0.25),  # the warm-up's own share: drills alongside seeing
+        (["sft_warmup_drills=0.25"], "gt", 0.0),  # ... and it does not reach the gt-answer rows
     ],
 )
 def test_drill_fraction_reaches_the_rows(overrides, choice, fraction):
@@ -124,10 +137,36 @@ def test_drill_fraction_reaches_the_rows(overrides, choice, fraction):
     assert [("supervise_from" in rows[i]) for i in range(20)] == [("supervise_from" in rows[i]) for i in range(20)]
 
 
-@pytest.mark.parametrize("value", ["1.0", "-0.1"])  # a share in [0, 1): all drills would never see a scene
-def test_bad_drill_fraction(value):
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["sft_drill_fraction=1.0"], "sft_drill_fraction"),  # a share in [0, 1): all drills would never see a scene
+        (["sft_drill_fraction=-0.1"], "sft_drill_fraction"),  # negative share
+        (["sft_warmup_drills=1.0"], "sft_warmup_drills"),  # the warm-up's share, same bounds
+        (["sft_warmup_drills=0.2", "sft_listing=query"], "left to right"),  # drills cannot list in the query's order
+    ],
+)
+def test_bad_drill_fraction(overrides, message):
     from segzero.errors import UserError
     from segzero.train.config import TrainConfig
 
-    with pytest.raises(UserError, match="sft_drill_fraction"):
-        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=[f"sft_drill_fraction={value}"])
+    with pytest.raises(UserError, match=message):
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+
+
+@pytest.mark.parametrize("listing", ["left_to_right", "area_first"])
+def test_drills_list_as_the_scene_rows_do(listing):
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception_warmup import rows_for
+
+    overrides = ["sft_warmup_drills=0.5", f"sft_listing={listing}"]
+    rows = rows_for(
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides), steps=1, choice="random"
+    )
+    drills = [rows[i] for i in range(30) if "supervise_from" in rows[i]]
+    scenes = [rows[i] for i in range(30) if "supervise_from" not in rows[i]]
+    assert drills and scenes
+    area_first = listing == "area_first"
+    for row in drills + scenes:  # one layout for both kinds of row: the drill teaches reading the scene's listing
+        assert _listed(row["completion"], area_first=area_first)
+        assert not _listed(row["completion"], area_first=not area_first)

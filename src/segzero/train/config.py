@@ -268,6 +268,12 @@ class TrainConfig:
         "reading the listed numbers. 0 = none. Measured on the shapes model: drills rose, scenes fell "
         "(benchmarks/shapes_decision_probe.md).",
     )
+    sft_warmup_drills: float = _f(
+        0.0,
+        "Perception warm-up rows (sft_choice 'random'): the share that are decision drills (as sft_drill_fraction), "
+        "so the comparison of listed numbers is learnt from the start, alongside seeing; the scene rows keep "
+        "their random pick. Needs sft_listing 'left_to_right' or 'area_first'. 0 = none.",
+    )
     sft_no_target: float = _f(
         0.0,
         "gt-answer rows (dataset 'synthetic'): the share whose query means no shape of the scene ('the red circle' "
@@ -384,6 +390,10 @@ class TrainConfig:
             raise UserError(f"sft_no_target must be in [0, 1), got {self.sft_no_target!r}")
         if not 0.0 <= self.sft_drill_fraction < 1.0:
             raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
+        if not 0.0 <= self.sft_warmup_drills < 1.0:
+            raise UserError(f"sft_warmup_drills must be in [0, 1), got {self.sft_warmup_drills!r}")
+        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing == "query":
+            raise UserError("decision drills list their made-up shapes left to right: not with sft_listing 'query'")
         if self.sft_answer_loss not in ("all", "decision"):
             raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
         if not self.sft_answer_decision_weight > 0:

@@ -108,12 +108,19 @@ def drill_answer(template: str, params: dict, shapes: list[SeenShape], config: S
 
 
 def drill_row(
-    rng: np.random.Generator, *, config: ShapesConfig, max_shapes: int = 5, max_area: int = 150, tries: int = 100
+    rng: np.random.Generator,
+    *,
+    config: ShapesConfig,
+    max_shapes: int = 5,
+    max_area: int = 150,
+    tries: int = 100,
+    area_first: bool = False,
 ) -> dict:
     """One drill: ``{"image": blank PIL at the frame, "query": str, "completion": str, "supervise_from":
     DECISION}``; a superlative template of ``DRILL_TEMPLATES`` (uniform), 2..``max_shapes`` made-up shapes listed
-    left to right as the warm-up lists a scene, the query's wording drawn from the train wordings, redrawn until
-    clear (``tries`` draws, then ValueError)."""
+    left to right as the warm-up lists a scene (``area_first``: each area before its name, as ``sft_listing:
+    area_first`` lists), the query's wording drawn from the train wordings, redrawn until clear (``tries`` draws,
+    then ValueError)."""
     templates = {t.name: t for t in TEMPLATES if t.name in DRILL_TEMPLATES}
     for _ in range(tries):
         n = int(rng.integers(2, max_shapes + 1))
@@ -137,7 +144,7 @@ def drill_row(
         return {
             "image": image,
             "query": text,
-            "completion": format_completion(shapes, pick),
+            "completion": format_completion(shapes, pick, area_first=area_first),
             "supervise_from": DECISION,
         }
     raise ValueError(f"no clear drill in {tries} draws (frame {config.wh}, up to {max_shapes} shapes)")

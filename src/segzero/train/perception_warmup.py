@@ -74,7 +74,7 @@ class PerceptionRows:
         if self.drill_fraction and rng.random() < self.drill_fraction:
             from segzero.train.drills import drill_row
 
-            return drill_row(rng, config=self.config)
+            return drill_row(rng, config=self.config, area_first=self.listing == "area_first")
         nothing = bool(self.no_target) and rng.random() < self.no_target
         sample = make_sample(
             int(index),
@@ -109,9 +109,10 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
     except ValueError as err:
         raise UserError(f"bad synthetic_world / sft_world: {err}") from err
     size = max(steps * cfg.sft_batch_size, cfg.sft_samples or 0)
-    # comparison chains, winner sentences, drills and "nothing" rows supervise the pick: gt-answer rows only
+    # comparison chains, winner sentences and "nothing" rows supervise the pick: gt-answer rows only; drills have
+    # their own share in each stage
     gt = choice == "gt"
-    drills = cfg.sft_drill_fraction if gt else 0.0
+    drills = cfg.sft_drill_fraction if gt else cfg.sft_warmup_drills
     return PerceptionRows(
         config,
         families,
