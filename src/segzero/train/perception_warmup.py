@@ -39,9 +39,9 @@ class PerceptionRows:
     ``index`` of the shapes world ``config`` / ``families`` (train split, world seed ``seed``); the
     ``"random"`` pick of row ``index`` depends only on (``seed``, ``index``); ``compare``: superlative targets
     carry their comparison chain (``segzero.train.perception.comparison``); ``winner_first``: their winner sentence
-    (``segzero.train.perception.winner``); ``drill_fraction``: the share of rows
-    that are decision drills (``segzero.train.drills``, listed as ``listing`` lists the scenes); whether row ``index`` is one depends only on (``seed``,
-    ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``;
+    (``segzero.train.perception.winner``); ``drill_fraction``: the share of rows that are decision drills
+    (``segzero.train.drills``, listed as ``listing`` lists the scenes); whether row ``index`` is one depends only
+    on (``seed``, ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``;
     ``no_target``: the share of (non-drill) rows whose query means no shape of the scene (drawn with
     ``answers="none"`` among the queries that can mean a shape in the world, so the scene decides; the ``"gt"``
     target answers ``[]``), again fixed by (``seed``, ``index``)."""
