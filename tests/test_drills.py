@@ -170,3 +170,41 @@ def test_drills_list_as_the_scene_rows_do(listing):
     for row in drills + scenes:  # one layout for both kinds of row: the drill teaches reading the scene's listing
         assert _listed(row["completion"], area_first=area_first)
         assert not _listed(row["completion"], area_first=not area_first)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "all_gt"),
+    [
+        # random picks: many name another shape (measured 62% name the gt's colour and kind: shapes share names)
+        ([], False),
+        (["sft_warmup_gt_families=[superlative]"], True),  # superlative rows pick the gt shape in the warm-up too
+    ],
+)
+def test_warmup_gt_families_pick_the_gt_shape(overrides, all_gt):
+    from segzero.train.config import TrainConfig
+    from segzero.train.perception_warmup import rows_for
+    from segzero.worlds.shapes import make_sample
+
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    rows = rows_for(cfg, steps=2, choice="random")
+    hits = []
+    for i in range(60):
+        sample = make_sample(
+            i, seed=rows.seed, config=rows.config, split="train", layout="single", families=rows.families
+        )
+        if sample["family"] != "superlative":
+            continue
+        (want,) = sample["answers"]
+        gt = sample["shapes"][want]
+        colour, kind, _ = MEANS.search(rows[i]["completion"]).groups()
+        hits.append((colour, kind) == (gt["colour"], gt["kind"]))  # oracle: the world's own answer for the scene
+    assert len(hits) >= 10
+    assert all(hits) if all_gt else sum(hits) / len(hits) < 0.85
+
+
+def test_unknown_warmup_gt_family():
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+
+    with pytest.raises(UserError, match="unknown families"):
+        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_warmup_gt_families=[superlatives]"])

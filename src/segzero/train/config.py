@@ -276,6 +276,12 @@ class TrainConfig:
         "shapes model (0.25, then 2000 gt-answer steps with 0.2 drills): 72.9% right on 512 dev scenes, below the "
         "recipe without drills (benchmarks/shapes_grounding.md).",
     )
+    sft_warmup_gt_families: list[str] = _f(
+        [],
+        "Perception warm-up (sft_choice 'random'): query families whose scene rows pick the shape the query means "
+        "instead of a random one, e.g. [superlative] next to sft_warmup_drills, so the warm-up does not ask for a "
+        "random pick on the queries its drills answer. [] = every scene row picks at random.",
+    )
     sft_no_target: float = _f(
         0.0,
         "gt-answer rows (dataset 'synthetic'): the share whose query means no shape of the scene ('the red circle' "
@@ -396,6 +402,11 @@ class TrainConfig:
             raise UserError(f"sft_warmup_drills must be in [0, 1), got {self.sft_warmup_drills!r}")
         if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing == "query":
             raise UserError("decision drills list their made-up shapes left to right: not with sft_listing 'query'")
+        from segzero.worlds.queries import FAMILIES
+
+        unknown = sorted(set(self.sft_warmup_gt_families) - set(FAMILIES))
+        if unknown:
+            raise UserError(f"sft_warmup_gt_families: unknown families {unknown}; known: {list(FAMILIES)}")
         if self.sft_answer_loss not in ("all", "decision"):
             raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
         if not self.sft_answer_decision_weight > 0:

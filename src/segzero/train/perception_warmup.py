@@ -44,7 +44,8 @@ class PerceptionRows:
     on (``seed``, ``index``), so a resumed run draws the same rows; ``listing``: ``segzero.train.perception.LISTINGS``;
     ``no_target``: the share of (non-drill) rows whose query means no shape of the scene (drawn with
     ``answers="none"`` among the queries that can mean a shape in the world, so the scene decides; the ``"gt"``
-    target answers ``[]``), again fixed by (``seed``, ``index``)."""
+    target answers ``[]``), again fixed by (``seed``, ``index``); ``gt_families``: query families whose rows pick
+    the ``"gt"`` shape whatever ``choice`` says."""
 
     def __init__(
         self,
@@ -59,10 +60,11 @@ class PerceptionRows:
         listing: str = "left_to_right",
         no_target: float = 0.0,
         winner_first: bool = False,
+        gt_families: tuple[str, ...] = (),
     ) -> None:
         self.config, self.families, self.seed, self.size, self.choice = config, tuple(families), seed, size, choice
         self.compare, self.drill_fraction, self.listing = compare, drill_fraction, listing
-        self.no_target, self.winner_first = no_target, winner_first
+        self.no_target, self.winner_first, self.gt_families = no_target, winner_first, tuple(gt_families)
 
     def __len__(self) -> int:
         return self.size
@@ -88,7 +90,7 @@ class PerceptionRows:
         )
         completion = perception_completion(
             sample,
-            choice=self.choice,
+            choice="gt" if sample["family"] in self.gt_families else self.choice,
             rng=rng,
             compare=self.compare,
             listing=self.listing,
@@ -124,6 +126,7 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
         listing=cfg.sft_listing,
         no_target=cfg.sft_no_target if gt else 0.0,
         winner_first=cfg.sft_winner and gt,
+        gt_families=() if gt else tuple(cfg.sft_warmup_gt_families),
     )
 
 
