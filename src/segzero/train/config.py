@@ -272,7 +272,7 @@ class TrainConfig:
         0.0,
         "Perception warm-up rows (sft_choice 'random'): the share that are decision drills (as sft_drill_fraction), "
         "so the comparison of listed numbers is learnt from the start, alongside seeing; the scene rows keep "
-        "their random pick. Needs sft_listing 'left_to_right' or 'area_first'. 0 = none. Measured from a fresh "
+        "their random pick (but see sft_warmup_gt_families). Needs sft_listing 'left_to_right' or 'area_first'. 0 = none. Measured from a fresh "
         "shapes model (0.25, then 2000 gt-answer steps with 0.2 drills): 72.9% right on 512 dev scenes, below the "
         "recipe without drills (benchmarks/shapes_grounding.md).",
     )
