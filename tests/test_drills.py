@@ -144,6 +144,7 @@ def test_drill_fraction_reaches_the_rows(overrides, choice, fraction):
         (["sft_drill_fraction=-0.1"], "sft_drill_fraction"),  # negative share
         (["sft_warmup_drills=1.0"], "sft_warmup_drills"),  # the warm-up's share, same bounds
         (["sft_warmup_drills=0.2", "sft_listing=query"], "left to right"),  # drills cannot list in the query's order
+        (["sft_drill_fraction=0.2", "sft_listing=orders"], "without orders"),  # drills list no orders
     ],
 )
 def test_bad_drill_fraction(overrides, message):

@@ -188,8 +188,15 @@ def test_named_shape(think, expected):
         "The query means",  # from the decision on (the gt-answer stage with sft_answer_loss: decision)
     ],
 )
-@pytest.mark.parametrize("chain", ["compare", "winner_first"])  # a superlative's pairs or its winner sentence
-def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, chain):
+@pytest.mark.parametrize(
+    ("chain", "marker"),
+    [
+        ({"compare": True}, "Compare"),  # a superlative's pairs decide
+        ({"winner_first": True}, "Pick by"),  # a superlative's winner sentence decides
+        ({"listing": "orders"}, "From the top:"),  # every row's scene orders decide
+    ],
+)
+def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, chain, marker):
     import torch
 
     from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
@@ -201,18 +208,17 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, ch
         tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
     config, families = world_from_spec(WORLD, size=64)
-    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", **{chain: True})
+    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", **chain)
     processor = load_training_processor(path)
     collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
     batch = collate([rows[i] for i in range(3)])
-    marker = "Compare" if chain == "compare" else "Pick by"
-    assert any(marker in rows[i]["completion"] for i in range(3))  # the rows include a superlative's chain
+    assert any(marker in rows[i]["completion"] for i in range(3))  # the rows include what decides
     for i in range(3):
         ids, labels, weights = batch["input_ids"][i], batch["labels"][i], batch["loss_weights"][i]
         supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
-        # a superlative's chain (or winner sentence) decides too
-        decides = next((m for m in ("Compare", "Pick by") if m in completion), "The query means")
+        # a superlative's chain (or winner sentence), or the scene's orders, decide too
+        decides = next((m for m in ("Compare", "Pick by", "From the top:") if m in completion), "The query means")
         decision = completion[completion.index(decides) - 1 :]
         expected = completion if supervise_from is None else decision
         assert supervised == expected  # (from the space before the decision: it is part of its first token)
@@ -434,6 +440,7 @@ def test_sft_compare_reaches_the_rows(overrides, choice, compare):
         ([], "left_to_right"),  # default: every query's shapes listed left to right
         (["sft_listing=query"], "query"),  # asked for: superlatives listed in the order they ask about
         (["sft_listing=area_first"], "area_first"),  # asked for: left to right, each area before its name
+        (["sft_listing=orders"], "orders"),  # asked for: left to right, then the scene's orders
     ],
 )
 def test_sft_listing_reaches_the_rows(overrides, listing):
@@ -536,3 +543,43 @@ def test_area_first_listing_moves_only_the_area(index):
     for k, seen, area in items:
         assert f"{k} area {area} {seen}" in moved.think
     assert moved.think.split(". ", 1)[1] == plain.think.split(". ", 1)[1]  # the same decision
+
+
+def test_orders_listing_sorts_the_listed_shapes_and_ends_superlatives_on_an_entry():
+    # oracle: the orders are recomputed from the listed items' own text (box centre y, area), and the world's answer
+    # to a superlative (its rules on whole silhouettes) must be the first / last entry among the query's candidates
+    from segzero.parsing import parse_answer
+    from segzero.train.perception import perception_completion
+    from segzero.worlds.shapes import make_sample, world_from_spec
+
+    config, _ = world_from_spec(WORLD, size=128)
+    item = re.compile(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \(\d+,\d+\) \(\d+,\d+\) area (\d+)")
+    checked = ends = 0
+    for i in range(120):
+        sample = make_sample(i, seed=3, config=config, split="train", families=("superlative", "attribute"))
+        think = parse_answer(perception_completion(sample, choice="gt", listing="orders")).think
+        plain = parse_answer(perception_completion(sample, choice="gt")).think
+        listed = [
+            (int(k), f"{c} {kind}", int(y1) + int(y2), int(area))
+            for k, c, kind, _, y1, _, y2, area in item.findall(think)
+        ]
+        assert listed and think.startswith(plain.split(". The query means")[0])  # the same listing first
+        top = ", ".join(f"{k} {name}" for k, name, _, _ in sorted(listed, key=lambda t: t[2]))
+        large = ", ".join(f"{k} {name}" for k, name, _, _ in sorted(listed, key=lambda t: -t[3]))
+        assert f". From the top: {top}. Largest first: {large}. The query means" in think
+        assert think.endswith(plain.split(". ")[-1])  # the same decision
+        if sample["family"] != "superlative":
+            continue
+        checked += 1
+        params = sample["params"] or {}
+        names = {k: name for k, name, _, _ in listed}
+        want = next(k for k, name in names.items() if think.endswith(f"the {name}, {k}."))
+        order = large if sample["template"].startswith(("largest", "smallest")) else top
+        if sample["template"] == "extreme" and params["direction"] in ("left", "right"):
+            order = ", ".join(f"{k} {name}" for k, name in names.items())  # the listing itself is left to right
+        entries = [int(e.split()[0]) for e in order.split(", ")]
+        entries = [
+            k for k in entries if all(w in names[k].split() for w in (params.get("colour"), params.get("kind")) if w)
+        ]
+        ends += want in (entries[0], entries[-1])
+    assert checked >= 30 and ends == checked  # every superlative's answer ends one order

@@ -259,7 +259,9 @@ class TrainConfig:
         "'I see, from the top: 1 ...'), so its answer is the first listed candidate and the order is found in the "
         "image, not by comparing listed numbers. Measured from the shipped shapes model: the phrase is learnt, the "
         "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md). 'area_first': left to "
-        "right, each shape's area before its name ('1 area 61 purple triangle [..] ...').",
+        "right, each shape's area before its name ('1 area 61 purple triangle [..] ...'). 'orders': left to right, "
+        "then the scene's orders ('From the top: 2 blue square, 1 red circle. Largest first: ...'), written for "
+        "every query and weighed as the decision, so a superlative's answer is the first or last entry of one.",
     )
     sft_drill_fraction: float = _f(
         0.0,
@@ -400,8 +402,11 @@ class TrainConfig:
             raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
         if not 0.0 <= self.sft_warmup_drills < 1.0:
             raise UserError(f"sft_warmup_drills must be in [0, 1), got {self.sft_warmup_drills!r}")
-        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing == "query":
-            raise UserError("decision drills list their made-up shapes left to right: not with sft_listing 'query'")
+        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing in ("query", "orders"):
+            raise UserError(
+                f"decision drills list their made-up shapes left to right, without orders: not with sft_listing "
+                f"{self.sft_listing!r}"
+            )
         from segzero.worlds.queries import FAMILIES
 
         unknown = sorted(set(self.sft_warmup_gt_families) - set(FAMILIES))

@@ -84,8 +84,12 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 # How the shapes are listed (``sft_listing``): always left to right, or in the order a superlative query asks about
 # (``listing_order``: "largest first", "from the top", ...), so that its answer is the first listed candidate, or
 # left to right with each shape's area before its name ("1 area 61 purple triangle [..] ..."): a shape's name tokens
-# then follow its area, so a head that finds the largest area lands next to the name it must copy.
-LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first")
+# then follow its area, so a head that finds the largest area lands next to the name it must copy; or left to right
+# followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; see ``scene_orders``),
+# so that every superlative's answer is the first or last entry of one order.
+LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders")
+# Where the orders sentence of ``listing="orders"`` starts (part of the decision, as ``COMPARE`` is).
+ORDERS = "From the top:"
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
 COMPARE = "Compare"
 # The winner sentence of a superlative query: "Pick by largest area: 71." (see ``winner``).
@@ -264,6 +268,24 @@ def listing_order(sample: dict, shapes: list[SeenShape]) -> tuple[str, list[Seen
     return phrase, order
 
 
+def scene_orders(shapes: list[SeenShape]) -> str:
+    """The scene's two orders for ``listing="orders"``, each entry a listed number and name: top to bottom by
+    visible box centre y, then largest first by listed area (ties keep listing order). Every superlative is then the
+    first or last entry of one order (its candidates' first or last, for "the topmost circle"), written for every
+    query, so each row supervises two sorts made from the image and the listing.
+
+    >>> s = [SeenShape(i, c, "circle", (10 * i, 9 - 4 * i, 10 * i + 5, 14 - 4 * i), ((0, 0), (1, 1)), a)
+    ...      for i, (c, a) in enumerate([("red", 45), ("blue", 30), ("red", 71)])]
+    >>> scene_orders(s)
+    'From the top: 3 red circle, 2 blue circle, 1 red circle. Largest first: 3 red circle, 1 red circle, 2 blue circle.'
+    """
+    numbered = list(enumerate(shapes, start=1))
+    top = sorted(numbered, key=lambda ks: ks[1].box[1] + ks[1].box[3])
+    large = sorted(numbered, key=lambda ks: -ks[1].area)
+    entries = [", ".join(f"{k} {s.colour} {s.kind}" for k, s in order) for order in (top, large)]
+    return f"{ORDERS} {entries[0]}. Largest first: {entries[1]}."
+
+
 def perception_completion(
     sample: dict,
     *,
@@ -278,7 +300,8 @@ def perception_completion(
     ``winner_first``: a ``"gt"`` target of a superlative query states the winning number before it decides
     (``winner``; not with ``compare``);
     ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``);
-    ``listing="area_first"``: left to right, each shape's area before its name."""
+    ``listing="area_first"``: left to right, each shape's area before its name; ``listing="orders"``: left to
+    right, then the scene's orders (``scene_orders``) before the decision."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     if listing not in LISTINGS:
@@ -291,7 +314,9 @@ def perception_completion(
     if ordered is not None:
         phrase, shapes = ordered
     if choice == "gt" and not sample["answers"]:
-        return format_completion(shapes, None, order=phrase, area_first=listing == "area_first")  # "nothing", []
+        return format_completion(
+            shapes, None, order=phrase, area_first=listing == "area_first", orders=listing == "orders"
+        )
     if choice == "gt":
         (want,) = sample["answers"]
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
@@ -300,7 +325,9 @@ def perception_completion(
     chain = None
     if choice == "gt" and (compare or winner_first):
         chain = (comparison if compare else winner)(sample, shapes, pick)
-    return format_completion(shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first")
+    return format_completion(
+        shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first", orders=listing == "orders"
+    )
 
 
 def format_completion(
@@ -310,10 +337,12 @@ def format_completion(
     chain: str | None = None,
     order: str | None = None,
     area_first: bool = False,
+    orders: bool = False,
 ) -> str:
     """The target text: ``shapes`` listed in order (1-based; ``order`` names an order other than left to right,
     "I see, largest first: 1 ..."), the comparison ``chain`` where given, the decision naming ``shapes[pick]``, and
-    its Seg-Zero answer (``area_first``: each listed shape's area before its name); ``pick=None``: the query means
+    its Seg-Zero answer (``area_first``: each listed shape's area before its name; ``orders``: the scene's orders
+    after the listing, see ``scene_orders``); ``pick=None``: the query means
     none of them ("The query means nothing.", answer ``[]``, the "nothing here" answer of ``segzero.parsing``).
 
     >>> s = [SeenShape(0, "red", "circle", (1, 2, 3, 4), ((2, 3), (2, 3)), 9)]
@@ -325,6 +354,8 @@ def format_completion(
     """
     listed = "; ".join(f"{k + 1} {s.listing(area_first=area_first)}" for k, s in enumerate(shapes))
     seen = f"I see, {order}: " if order else "I see "
+    if orders:
+        listed = f"{listed}. {scene_orders(shapes)[:-1]}"
     if pick is None:
         return f"<think>{seen}{listed}. {NOTHING}</think><answer>{NO_ANSWER}</answer>"
     chosen = shapes[pick]
