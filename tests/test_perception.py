@@ -575,7 +575,7 @@ def test_orders_listing_sorts_the_listed_shapes_and_ends_superlatives_on_an_entr
         names = {k: name for k, name, _, _ in listed}
         want = next(k for k, name in names.items() if think.endswith(f"the {name}, {k}."))
         order = large if sample["template"].startswith(("largest", "smallest")) else top
-        if sample["template"] == "extreme" and params["direction"] in ("left", "right"):
+        if params.get("direction") in ("left", "right"):  # "the leftmost shape", "the rightmost circle"
             order = ", ".join(f"{k} {name}" for k, name in names.items())  # the listing itself is left to right
         entries = [int(e.split()[0]) for e in order.split(", ")]
         entries = [

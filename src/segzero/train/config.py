@@ -261,7 +261,9 @@ class TrainConfig:
         "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md). 'area_first': left to "
         "right, each shape's area before its name ('1 area 61 purple triangle [..] ...'). 'orders': left to right, "
         "then the scene's orders ('From the top: 2 blue square, 1 red circle. Largest first: ...'), written for "
-        "every query and weighed as the decision, so a superlative's answer is the first or last entry of one.",
+        "every query and weighed as the decision, so a superlative's answer is the first or last entry of one. "
+        "Measured from the shipped shapes model: the orders are learnt, the decision ignores them "
+        "(benchmarks/shapes_grounding.md).",
     )
     sft_drill_fraction: float = _f(
         0.0,

@@ -45,6 +45,17 @@ is then the first listed candidate, and the comparison moves into the listing, m
 the shipped model (1500 steps): the model writes the phrase and keeps listing left to right (the top-to-bottom
 listings are in order 10 times in 28), and right falls (80% -> 71% on 512 val scenes); the option stays off.
 
+With ``listing="orders"`` (``sft_listing``), every target writes the scene's two orders after the left-to-right
+listing, weighed as the decision (``scene_orders``)::
+
+    ... area 83. From the top: 2 red square, 1 purple triangle. Largest first: 2 red square, 1 purple triangle.
+    The query means the red square, 2.
+
+so every superlative's answer is the first or last entry (among its candidates) of one order, and the sort is
+supervised on every row. Measured from the shipped model (2000 steps): the orders are written exactly right in 437
+of 512 dev scenes, but the decision keeps its own comparison and ignores them (the largest shape is the first
+"Largest first" entry in 11 of 28 decisions); right fell (80% -> 73%); the option stays off in the recipes.
+
 The decision names the shape first ("the red square"), then its number in the list (two shapes may share a name):
 naming is a copy of the query's words for naming queries, and the number and the answer's numbers then follow the
 listed name (what a small transformer learns first: find the earlier occurrence, copy what is next to it). The area (visible pixels per thousand pixels of the image,
@@ -85,7 +96,7 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 # (``listing_order``: "largest first", "from the top", ...), so that its answer is the first listed candidate, or
 # left to right with each shape's area before its name ("1 area 61 purple triangle [..] ..."): a shape's name tokens
 # then follow its area, so a head that finds the largest area lands next to the name it must copy; or left to right
-# followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; see ``scene_orders``),
+# followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; ``scene_orders``),
 # so that every superlative's answer is the first or last entry of one order.
 LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders")
 # Where the orders sentence of ``listing="orders"`` starts (part of the decision, as ``COMPARE`` is).
@@ -276,8 +287,9 @@ def scene_orders(shapes: list[SeenShape]) -> str:
 
     >>> s = [SeenShape(i, c, "circle", (10 * i, 9 - 4 * i, 10 * i + 5, 14 - 4 * i), ((0, 0), (1, 1)), a)
     ...      for i, (c, a) in enumerate([("red", 45), ("blue", 30), ("red", 71)])]
-    >>> scene_orders(s)
-    'From the top: 3 red circle, 2 blue circle, 1 red circle. Largest first: 3 red circle, 1 red circle, 2 blue circle.'
+    >>> for line in scene_orders(s).split(". "): print(line)
+    From the top: 3 red circle, 2 blue circle, 1 red circle
+    Largest first: 3 red circle, 1 red circle, 2 blue circle.
     """
     numbered = list(enumerate(shapes, start=1))
     top = sorted(numbered, key=lambda ks: ks[1].box[1] + ks[1].box[3])
