@@ -41,7 +41,7 @@ def probe_sets(n: int, world: dict, frame: int, *, listing: str = "left_to_right
 
     config, _ = world_from_spec(world, size=frame)
     rng = np.random.default_rng(123)
-    drills = [drill_row(rng, config=config, area_first=listing == "area_first") for _ in range(n)]
+    drills = [drill_row(rng, config=config, listing=listing) for _ in range(n)]
     scenes = []
     for i in range(n):
         s = make_sample(i, seed=0, config=config, split="val", families=("superlative",))

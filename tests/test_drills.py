@@ -62,16 +62,17 @@ def _listed(completion: str, *, area_first: bool = False) -> list[dict]:
     ]
 
 
-@pytest.mark.parametrize("area_first", [False, True])  # listed as the warm-up lists: name first, or area first
-def test_drills_answer_as_the_world_would(area_first):
+@pytest.mark.parametrize("listing", ["left_to_right", "area_first"])  # as the warm-up lists: name or area first
+def test_drills_answer_as_the_world_would(listing):
     from segzero.train.drills import drill_row
     from segzero.worlds.shapes import world_from_spec
 
+    area_first = listing == "area_first"
     config, _ = world_from_spec(WORLD, size=128)
     rng = np.random.default_rng(0)
     seen = set()
     for _ in range(300):
-        row = drill_row(rng, config=config, area_first=area_first)
+        row = drill_row(rng, config=config, listing=listing)
         items = _listed(row["completion"], area_first=area_first)
         assert not _listed(row["completion"], area_first=not area_first)  # the other layout appears nowhere
         assert 2 <= len(items) <= 5 and [it["pos"] for it in items] == list(range(1, len(items) + 1))
@@ -209,3 +210,13 @@ def test_unknown_warmup_gt_family():
 
     with pytest.raises(UserError, match="unknown families"):
         TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_warmup_gt_families=[superlatives]"])
+
+
+@pytest.mark.parametrize("listing", ["query", "orders", "by_colour"])  # a drill has no query order or scene orders
+def test_drill_row_refuses_listings_it_cannot_write(listing):
+    from segzero.train.drills import drill_row
+    from segzero.worlds.shapes import world_from_spec
+
+    config, _ = world_from_spec(WORLD, size=128)
+    with pytest.raises(ValueError, match="drills are listed"):
+        drill_row(np.random.default_rng(0), config=config, listing=listing)

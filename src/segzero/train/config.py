@@ -26,7 +26,7 @@ from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
-from segzero.train.perception import CHOICES, LISTINGS
+from segzero.train.perception import CHOICES, DRILL_LISTINGS, LISTINGS
 from segzero.train.rewards import VARIANTS
 
 SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
@@ -276,7 +276,8 @@ class TrainConfig:
         0.0,
         "Perception warm-up rows (sft_choice 'random'): the share that are decision drills (as sft_drill_fraction), "
         "so the comparison of listed numbers is learnt from the start, alongside seeing; the scene rows keep "
-        "their random pick (but see sft_warmup_gt_families). Needs sft_listing 'left_to_right' or 'area_first'. 0 = none. Measured from a fresh "
+        "their random pick (but see sft_warmup_gt_families). Needs sft_listing 'left_to_right' or 'area_first'. "
+        "0 = none. Measured from a fresh "
         "shapes model (0.25, then 2000 gt-answer steps with 0.2 drills): 72.9% right on 512 dev scenes, below the "
         "recipe without drills (benchmarks/shapes_grounding.md).",
     )
@@ -404,10 +405,10 @@ class TrainConfig:
             raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
         if not 0.0 <= self.sft_warmup_drills < 1.0:
             raise UserError(f"sft_warmup_drills must be in [0, 1), got {self.sft_warmup_drills!r}")
-        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing in ("query", "orders"):
+        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing not in DRILL_LISTINGS:
             raise UserError(
-                f"decision drills list their made-up shapes left to right, without orders: not with sft_listing "
-                f"{self.sft_listing!r}"
+                f"decision drills list their made-up shapes left to right, without orders (sft_listing one of "
+                f"{DRILL_LISTINGS}): not with sft_listing {self.sft_listing!r}"
             )
         from segzero.worlds.queries import FAMILIES
 

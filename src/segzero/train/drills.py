@@ -33,7 +33,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from segzero.train.perception import DECISION, SeenShape, format_completion
+from segzero.train.perception import DECISION, DRILL_LISTINGS, SeenShape, format_completion
 from segzero.worlds.queries import TEMPLATES, render_text, wordings
 from segzero.worlds.rules import EXTREMES
 from segzero.worlds.scene import ShapesConfig
@@ -116,13 +116,15 @@ def drill_row(
     max_shapes: int = 5,
     max_area: int = 150,
     tries: int = 100,
-    area_first: bool = False,
+    listing: str = "left_to_right",
 ) -> dict:
     """One drill: ``{"image": blank PIL at the frame, "query": str, "completion": str, "supervise_from":
     DECISION}``; a superlative template of ``DRILL_TEMPLATES`` (uniform), 2..``max_shapes`` made-up shapes listed
-    left to right as the warm-up lists a scene (``area_first``: each area before its name, as ``sft_listing:
-    area_first`` lists), the query's wording drawn from the train wordings, redrawn until clear (``tries`` draws,
+    left to right as the warm-up lists a scene (``listing``, one of ``DRILL_LISTINGS``: ``"area_first"`` puts each
+    area before its name, as ``sft_listing: area_first`` does), the query's wording drawn from the train wordings, redrawn until clear (``tries`` draws,
     then ValueError)."""
+    if listing not in DRILL_LISTINGS:
+        raise ValueError(f"drills are listed one of {DRILL_LISTINGS} ways, got {listing!r}")
     templates = {t.name: t for t in TEMPLATES if t.name in DRILL_TEMPLATES}
     for _ in range(tries):
         n = int(rng.integers(2, max_shapes + 1))
@@ -146,7 +148,7 @@ def drill_row(
         return {
             "image": image,
             "query": text,
-            "completion": format_completion(shapes, pick, area_first=area_first),
+            "completion": format_completion(shapes, pick, area_first=listing == "area_first"),
             "supervise_from": DECISION,
         }
     raise ValueError(f"no clear drill in {tries} draws (frame {config.wh}, up to {max_shapes} shapes)")

@@ -99,6 +99,9 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 # followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; ``scene_orders``),
 # so that every superlative's answer is the first or last entry of one order.
 LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders")
+# The listings a decision drill's made-up shapes can take (``segzero.train.drills``): left to right, name or area
+# first; a drill has no query order or scene orders to write.
+DRILL_LISTINGS: tuple[str, ...] = ("left_to_right", "area_first")
 # Where the orders sentence of ``listing="orders"`` starts (part of the decision, as ``COMPARE`` is).
 ORDERS = "From the top:"
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).

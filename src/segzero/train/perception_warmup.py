@@ -76,7 +76,7 @@ class PerceptionRows:
         if self.drill_fraction and rng.random() < self.drill_fraction:
             from segzero.train.drills import drill_row
 
-            return drill_row(rng, config=self.config, area_first=self.listing == "area_first")
+            return drill_row(rng, config=self.config, listing=self.listing)
         nothing = bool(self.no_target) and rng.random() < self.no_target
         sample = make_sample(
             int(index),
