@@ -194,6 +194,7 @@ def test_named_shape(think, expected):
         ({"compare": True}, "Compare"),  # a superlative's pairs decide
         ({"winner_first": True}, "Pick by"),  # a superlative's winner sentence decides
         ({"listing": "orders"}, "From the top:"),  # every row's scene orders decide
+        ({"listing": "ranked"}, "Ranked"),  # a superlative's ranking decides
     ],
 )
 def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, chain, marker):
@@ -218,7 +219,9 @@ def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, ch
         supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
         # a superlative's chain (or winner sentence), or the scene's orders, decide too
-        decides = next((m for m in ("Compare", "Pick by", "From the top:") if m in completion), "The query means")
+        decides = next(
+            (m for m in ("Compare", "Pick by", "From the top:", "Ranked") if m in completion), "The query means"
+        )
         decision = completion[completion.index(decides) - 1 :]
         expected = completion if supervise_from is None else decision
         assert supervised == expected  # (from the space before the decision: it is part of its first token)
@@ -441,6 +444,7 @@ def test_sft_compare_reaches_the_rows(overrides, choice, compare):
         (["sft_listing=query"], "query"),  # asked for: superlatives listed in the order they ask about
         (["sft_listing=area_first"], "area_first"),  # asked for: left to right, each area before its name
         (["sft_listing=orders"], "orders"),  # asked for: left to right, then the scene's orders
+        (["sft_listing=ranked"], "ranked"),  # asked for: left to right, then a superlative's ranking
     ],
 )
 def test_sft_listing_reaches_the_rows(overrides, listing):
@@ -583,3 +587,54 @@ def test_orders_listing_sorts_the_listed_shapes_and_ends_superlatives_on_an_entr
         ]
         ends += want in (entries[0], entries[-1])
     assert checked >= 30 and ends == checked  # every superlative's answer ends one order
+
+
+def test_ranked_listing_ranks_a_superlatives_candidates_and_decides_on_the_first():
+    # oracle: the ranking recomputed from the listed items' own text (area, or the box edge the direction looks at,
+    # among the shapes of the query's colour / kind); the world's answer is the first entry; other queries: no ranking
+    from segzero.parsing import parse_answer
+    from segzero.train.perception import perception_completion
+    from segzero.worlds.shapes import make_sample, world_from_spec
+
+    config, _ = world_from_spec(WORLD, size=128)
+    item = re.compile(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \(\d+,\d+\) \(\d+,\d+\) area (\d+)")
+    keys = {"largest": lambda b, a: -a, "smallest": lambda b, a: a}  # size templates: area, larger first or not
+    edges = {
+        "left": lambda b, a: b[0],
+        "top": lambda b, a: b[1],
+        "right": lambda b, a: -b[2],
+        "bottom": lambda b, a: -b[3],
+    }
+    ranked = 0
+    for i in range(150):
+        sample = make_sample(i, seed=4, config=config, split="train", families=("superlative", "attribute"))
+        text = perception_completion(sample, choice="gt", listing="ranked")
+        think = parse_answer(text).think
+        assert parse_answer(text).objects == parse_answer(perception_completion(sample, choice="gt")).objects
+        if sample["family"] != "superlative":
+            assert "Ranked" not in think  # only superlatives rank
+            continue
+        if "Ranked" not in think:  # the listed values disagree with the world's rule (whole silhouettes)
+            continue
+        ranked += 1
+        params = sample["params"] or {}
+        items = [(int(k), c, kind, tuple(map(int, box)), int(area)) for k, c, kind, *box, area in item.findall(think)]
+        cands = [t for t in items if params.get("colour", t[1]) == t[1] and params.get("kind", t[2]) == t[2]]
+        key = edges[params["direction"]] if "direction" in params else keys[sample["template"].split("_")[0]]
+        want = ", ".join(f"{k} {c} {kind}" for k, c, kind, _, _ in sorted(cands, key=lambda t: key(t[3], t[4])))
+        phrase = think.split("Ranked ", 1)[1].split(": ", 1)[0]
+        assert f"Ranked {phrase}: {want}. The query means " in think
+        k, c, kind, _, _ = min(cands, key=lambda t: key(t[3], t[4]))
+        assert think.endswith(f"The query means the {c} {kind}, {k}.")  # the first entry
+        gt = sample["shapes"][sample["answers"][0]]
+        assert (gt["colour"], gt["kind"]) == (c, kind)  # the world's own answer
+    assert ranked >= 40  # most superlatives rank (about half of these 150 rows are superlatives)
+
+
+def test_ranked_listing_is_one_way_to_state_the_decision():
+    from segzero.errors import UserError
+    from segzero.train.config import TrainConfig
+
+    for other in ("sft_compare=true", "sft_winner=true"):
+        with pytest.raises(UserError, match="pick one"):
+            TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_listing=ranked", other])

@@ -263,7 +263,9 @@ class TrainConfig:
         "then the scene's orders ('From the top: 2 blue square, 1 red circle. Largest first: ...'), written for "
         "every query and weighed as the decision, so a superlative's answer is the first or last entry of one. "
         "Measured from the shipped shapes model: the orders are learnt, the decision ignores them "
-        "(benchmarks/shapes_grounding.md).",
+        "(benchmarks/shapes_grounding.md). 'ranked': left to right, then (gt targets) a superlative's candidates "
+        "in the order it asks about, the winner first, right before the decision ('Ranked largest first: 3 red "
+        "circle, 1 blue square. The query means the red circle, 3.'): the decision copies the entry after the colon.",
     )
     sft_drill_fraction: float = _f(
         0.0,
@@ -395,8 +397,10 @@ class TrainConfig:
             raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
         if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
             raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
-        if self.sft_compare and self.sft_winner:
-            raise UserError("sft_compare and sft_winner are two ways to state a superlative's decision: pick one")
+        if self.sft_compare + self.sft_winner + (self.sft_listing == "ranked") > 1:
+            raise UserError(
+                "sft_compare, sft_winner and sft_listing 'ranked' are ways to state a superlative's decision: pick one"
+            )
         if self.sft_listing not in LISTINGS:
             raise UserError(f"sft_listing must be one of {LISTINGS}, got {self.sft_listing!r}")
         if not 0.0 <= self.sft_no_target < 1.0:

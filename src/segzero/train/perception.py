@@ -98,12 +98,16 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 # then follow its area, so a head that finds the largest area lands next to the name it must copy; or left to right
 # followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; ``scene_orders``),
 # so that every superlative's answer is the first or last entry of one order.
-LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders")
+# or left to right, then (gt targets) a superlative's candidates ranked in the order it asks about, the winner first,
+# right before the decision ("Ranked largest first: 3 red circle, 1 blue square."; see ``ranking``).
+LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders", "ranked")
 # The listings a decision drill's made-up shapes can take (``segzero.train.drills``): left to right, name or area
 # first; a drill has no query order or scene orders to write.
 DRILL_LISTINGS: tuple[str, ...] = ("left_to_right", "area_first")
 # Where the orders sentence of ``listing="orders"`` starts (part of the decision, as ``COMPARE`` is).
 ORDERS = "From the top:"
+# Where the ranking of ``listing="ranked"`` starts (part of the decision).
+RANKED = "Ranked"
 # The comparison chain of a superlative query: "Compare largest: 1 (45) or 2 (44): 1; ..." (see ``comparison``).
 COMPARE = "Compare"
 # The winner sentence of a superlative query: "Pick by largest area: 71." (see ``winner``).
@@ -282,6 +286,29 @@ def listing_order(sample: dict, shapes: list[SeenShape]) -> tuple[str, list[Seen
     return phrase, order
 
 
+def ranking(sample: dict, shapes: list[SeenShape]) -> str | None:
+    """The ranking sentence of a superlative ``sample`` for ``listing="ranked"``: its candidates (the listed shapes
+    of the query's colour / kind) in the order it asks about, the winner first, each as its listed number and name;
+    None where ``listing_order`` is None (not a superlative, or the listed values disagree with the world's answer).
+    The decision that follows is then a copy of the entry right after the colon.
+
+    >>> s = [SeenShape(i, c, "circle", (10 * i, 9 - i, 10 * i + 5, 14 - i), ((0, 0), (1, 1)), a)
+    ...      for i, (c, a) in enumerate([("red", 45), ("blue", 30), ("red", 71)])]
+    >>> ranking({"template": "largest", "params": {}, "answers": [2]}, s)
+    'Ranked largest first: 3 red circle, 1 red circle, 2 blue circle.'
+    >>> ranking({"template": "smallest_colour", "params": {"colour": "red"}, "answers": [0]}, s)
+    'Ranked smallest first: 1 red circle, 3 red circle.'
+    >>> ranking({"template": "name", "params": {}, "answers": [0]}, s) is None
+    True
+    """
+    ordered = listing_order(sample, shapes)
+    if ordered is None:
+        return None
+    phrase, order = ordered
+    entries = ", ".join(f"{shapes.index(s) + 1} {s.colour} {s.kind}" for s in order if _candidate(sample, s))
+    return f"{RANKED} {phrase}: {entries}."
+
+
 def scene_orders(shapes: list[SeenShape]) -> str:
     """The scene's two orders for ``listing="orders"``, each entry a listed number and name: top to bottom by
     visible box centre y, then largest first by listed area (ties keep listing order). Every superlative is then the
@@ -321,8 +348,10 @@ def perception_completion(
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     if listing not in LISTINGS:
         raise ValueError(f"listing must be one of {LISTINGS}, got {listing!r}")
-    if compare and winner_first:
-        raise ValueError("compare and winner_first are two ways to state a superlative's decision: pick one")
+    if compare + winner_first + (listing == "ranked") > 1:
+        raise ValueError(
+            "compare, winner_first and a ranked listing are ways to state a superlative's decision: pick one"
+        )
     shapes = seen_shapes(sample)
     phrase = None
     ordered = listing_order(sample, shapes) if listing == "query" else None
@@ -340,6 +369,8 @@ def perception_completion(
     chain = None
     if choice == "gt" and (compare or winner_first):
         chain = (comparison if compare else winner)(sample, shapes, pick)
+    elif choice == "gt" and listing == "ranked":
+        chain = ranking(sample, shapes)
     return format_completion(
         shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first", orders=listing == "orders"
     )

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
-from segzero.train.perception import COMPARE, DECISION, ORDERS, WINNER, perception_completion
+from segzero.train.perception import COMPARE, DECISION, ORDERS, RANKED, WINNER, perception_completion
 
 logger = logging.getLogger("segzero.train")
 
@@ -133,7 +133,7 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
 class CompletionCollator:
     """Rows -> model inputs with ``labels`` on the completion (and its end token) only, and ``loss_weights``
     (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, or winner
-    sentence, ``WINNER``, or the scene's orders, ``ORDERS``, where it has one, else ``DECISION``), 1 before it);
+    sentence, ``WINNER``, the scene's orders, ``ORDERS``, or a ranking, ``RANKED``, where it has one, else ``DECISION``), 1 before it);
     right padding.
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
@@ -178,7 +178,7 @@ class CompletionCollator:
         for i, (c, row) in enumerate(zip(completions, rows, strict=True)):
             start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
             # a superlative's comparison chain or winner sentence, or the scene's orders, are part of the decision
-            decides = next((m for m in (COMPARE, WINNER, ORDERS) if m in c), DECISION)
+            decides = next((m for m in (COMPARE, WINNER, ORDERS, RANKED) if m in c), DECISION)
             supervise_from = row.get("supervise_from", self.supervise_from)
             supervise_from = decides if supervise_from == DECISION else supervise_from
             labels[i, : start + self._tokens_before(c, supervise_from)] = -100
