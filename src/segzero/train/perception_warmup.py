@@ -132,9 +132,9 @@ def rows_for(cfg, *, steps: int, choice: str) -> PerceptionRows:
 
 class CompletionCollator:
     """Rows -> model inputs with ``labels`` on the completion (and its end token) only, and ``loss_weights``
-    (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, or winner
-    sentence, ``WINNER``, the scene's orders, ``ORDERS``, or a ranking, ``RANKED``, where it has one, else ``DECISION``), 1 before it);
-    right padding.
+    (float, same shape: ``decision_weight`` from the decision on (its comparison chain, ``COMPARE``, winner
+    sentence, ``WINNER``, scene orders, ``ORDERS``, or ranking, ``RANKED``, where it has one, else ``DECISION``),
+    1 before it); right padding.
 
     ``supervise_from``: a text in the completion from which on the loss applies (None = the whole completion);
     e.g. ``DECISION`` keeps the perception listing out of the loss, so that the tokens that decide (the comparison
