@@ -56,6 +56,17 @@ supervised on every row. Measured from the shipped model (2000 steps): the order
 of 512 dev scenes, but the decision keeps its own comparison and ignores them (the largest shape is the first
 "Largest first" entry in 11 of 28 decisions); right fell (80% -> 73%); the option stays off in the recipes.
 
+With ``listing="ranked"`` (``sft_listing``; the shipped model's last stage), the gt target of a superlative query
+ranks its candidates in the order the query asks about, the winner first, right before the decision (``ranking``)::
+
+    ... area 83. Ranked largest first: 2 red square, 1 purple triangle. The query means the red square, 2.
+
+The sort gets a sentence of its own (written from the image and the listing, as the scene orders above are), and the
+decision is a copy of the entry right after the colon, which the model learns at once where it would not read the
+first entry of an order written for every query. Measured from the model shipped before it (2000 steps): the
+decision is the first ranked entry in 248 of 255 dev superlatives, the ranking is exactly right in 169, and dev
+right rose from 80% to 87% ("the largest shape" 17 -> 26 of 28, "the smallest shape" 14 -> 28 of 32).
+
 The decision names the shape first ("the red square"), then its number in the list (two shapes may share a name):
 naming is a copy of the query's words for naming queries, and the number and the answer's numbers then follow the
 listed name (what a small transformer learns first: find the earlier occurrence, copy what is next to it). The area (visible pixels per thousand pixels of the image,
