@@ -152,3 +152,5 @@ def test_cli_help_documents_the_resume_flags(capsys):
         main(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--allow-changed-config" in text and "newest complete checkpoint-N" in text
+    # config fields' help is prose: a percent sign is printed as written, not read as an argparse placeholder
+    assert "72.9% right on 512 dev scenes" in text and "dev right 80% -> 87%" in text

@@ -58,7 +58,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
             dest=f"field_{f.name}",
             metavar="V",
             default=None,
-            help=f.metadata.get("help", ""),
+            help=f.metadata.get("help", "").replace("%", "%%"),  # prose, not an argparse template
         )
     parser.set_defaults(func=run)
     return parser
