@@ -121,8 +121,8 @@ def drill_row(
     """One drill: ``{"image": blank PIL at the frame, "query": str, "completion": str, "supervise_from":
     DECISION}``; a superlative template of ``DRILL_TEMPLATES`` (uniform), 2..``max_shapes`` made-up shapes listed
     left to right as the warm-up lists a scene (``listing``, one of ``DRILL_LISTINGS``: ``"area_first"`` puts each
-    area before its name, as ``sft_listing: area_first`` does), the query's wording drawn from the train wordings, redrawn until clear (``tries`` draws,
-    then ValueError)."""
+    area before its name, as ``sft_listing: area_first`` does), the query's wording drawn from the train wordings,
+    redrawn until clear (``tries`` draws, then ValueError)."""
     if listing not in DRILL_LISTINGS:
         raise ValueError(f"drills are listed one of {DRILL_LISTINGS} ways, got {listing!r}")
     templates = {t.name: t for t in TEMPLATES if t.name in DRILL_TEMPLATES}

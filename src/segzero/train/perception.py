@@ -52,9 +52,10 @@ listing, weighed as the decision (``scene_orders``)::
     The query means the red square, 2.
 
 so every superlative's answer is the first or last entry (among its candidates) of one order, and the sort is
-supervised on every row. Measured from the shipped model (2000 steps): the orders are written exactly right in 437
-of 512 dev scenes, but the decision keeps its own comparison and ignores them (the largest shape is the first
-"Largest first" entry in 11 of 28 decisions); right fell (80% -> 73%); the option stays off in the recipes.
+supervised on every row. Measured from the model shipped before the ranked one (2000 steps): the orders are
+written exactly right in 437 of 512 dev scenes, but the decision keeps its own comparison and ignores them (the
+largest shape is the first "Largest first" entry in 11 of 28 decisions); right fell (80% -> 73%); the option
+stays off in the recipes.
 
 With ``listing="ranked"`` (``sft_listing``; the shipped model's last stage), the gt target of a superlative query
 ranks its candidates in the order the query asks about, the winner first, right before the decision (``ranking``)::
@@ -108,9 +109,9 @@ CHOICES: tuple[str, ...] = ("random", "gt")
 # left to right with each shape's area before its name ("1 area 61 purple triangle [..] ..."): a shape's name tokens
 # then follow its area, so a head that finds the largest area lands next to the name it must copy; or left to right
 # followed by the scene's orders ("From the top: 2 blue square, 1 red circle. Largest first: ..."; ``scene_orders``),
-# so that every superlative's answer is the first or last entry of one order.
-# or left to right, then (gt targets) a superlative's candidates ranked in the order it asks about, the winner first,
-# right before the decision ("Ranked largest first: 3 red circle, 1 blue square."; see ``ranking``).
+# so that every superlative's answer is the first or last entry of one order; or left to right, then (gt targets)
+# a superlative's candidates ranked in the order it asks about, the winner first, right before the decision
+# ("Ranked largest first: 3 red circle, 1 blue square."; see ``ranking``).
 LISTINGS: tuple[str, ...] = ("left_to_right", "query", "area_first", "orders", "ranked")
 # The listings a decision drill's made-up shapes can take (``segzero.train.drills``): left to right, name or area
 # first; a drill has no query order or scene orders to write.
@@ -354,7 +355,8 @@ def perception_completion(
     (``winner``; not with ``compare``);
     ``listing="query"``: a superlative query's shapes are listed in the order it asks about (``listing_order``);
     ``listing="area_first"``: left to right, each shape's area before its name; ``listing="orders"``: left to
-    right, then the scene's orders (``scene_orders``) before the decision."""
+    right, then the scene's orders (``scene_orders``) before the decision; ``listing="ranked"``: left to right, then
+    a ``"gt"`` superlative's ranking (``ranking``) before the decision."""
     if choice not in CHOICES:
         raise ValueError(f"choice must be one of {CHOICES}, got {choice!r}")
     if listing not in LISTINGS:
