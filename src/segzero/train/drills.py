@@ -148,7 +148,7 @@ def drill_row(
         return {
             "image": image,
             "query": text,
-            "completion": format_completion(shapes, pick, area_first=listing == "area_first"),
+            "completion": format_completion(shapes, pick, listing=listing),
             "supervise_from": DECISION,
         }
     raise ValueError(f"no clear drill in {tries} draws (frame {config.wh}, up to {max_shapes} shapes)")

@@ -317,8 +317,13 @@ def ranking(sample: dict, shapes: list[SeenShape]) -> str | None:
     if ordered is None:
         return None
     phrase, order = ordered
-    entries = ", ".join(f"{shapes.index(s) + 1} {s.colour} {s.kind}" for s in order if _candidate(sample, s))
+    entries = _entries((shapes.index(s) + 1, s) for s in order if _candidate(sample, s))
     return f"{RANKED} {phrase}: {entries}."
+
+
+def _entries(numbered) -> str:
+    """An order's entries, each a shape's listed number and name: ``3 red circle, 1 blue square``."""
+    return ", ".join(f"{k} {s.colour} {s.kind}" for k, s in numbered)
 
 
 def scene_orders(shapes: list[SeenShape]) -> str:
@@ -336,8 +341,7 @@ def scene_orders(shapes: list[SeenShape]) -> str:
     numbered = list(enumerate(shapes, start=1))
     top = sorted(numbered, key=lambda ks: ks[1].box[1] + ks[1].box[3])
     large = sorted(numbered, key=lambda ks: -ks[1].area)
-    entries = [", ".join(f"{k} {s.colour} {s.kind}" for k, s in order) for order in (top, large)]
-    return f"{ORDERS} {entries[0]}. Largest first: {entries[1]}."
+    return f"{ORDERS} {_entries(top)}. Largest first: {_entries(large)}."
 
 
 def perception_completion(
@@ -371,9 +375,7 @@ def perception_completion(
     if ordered is not None:
         phrase, shapes = ordered
     if choice == "gt" and not sample["answers"]:
-        return format_completion(
-            shapes, None, order=phrase, area_first=listing == "area_first", orders=listing == "orders"
-        )
+        return format_completion(shapes, None, order=phrase, listing=listing)  # "nothing", []
     if choice == "gt":
         (want,) = sample["answers"]
         pick = next(k for k, s in enumerate(shapes) if s.index == want)
@@ -384,9 +386,7 @@ def perception_completion(
         chain = (comparison if compare else winner)(sample, shapes, pick)
     elif choice == "gt" and listing == "ranked":
         chain = ranking(sample, shapes)
-    return format_completion(
-        shapes, pick, chain=chain, order=phrase, area_first=listing == "area_first", orders=listing == "orders"
-    )
+    return format_completion(shapes, pick, chain=chain, order=phrase, listing=listing)
 
 
 def format_completion(
@@ -395,14 +395,14 @@ def format_completion(
     *,
     chain: str | None = None,
     order: str | None = None,
-    area_first: bool = False,
-    orders: bool = False,
+    listing: str = "left_to_right",
 ) -> str:
     """The target text: ``shapes`` listed in order (1-based; ``order`` names an order other than left to right,
     "I see, largest first: 1 ..."), the comparison ``chain`` where given, the decision naming ``shapes[pick]``, and
-    its Seg-Zero answer (``area_first``: each listed shape's area before its name; ``orders``: the scene's orders
-    after the listing, see ``scene_orders``); ``pick=None``: the query means
-    none of them ("The query means nothing.", answer ``[]``, the "nothing here" answer of ``segzero.parsing``).
+    its Seg-Zero answer; ``listing`` (``LISTINGS``) ``"area_first"``: each listed shape's area before its name,
+    ``"orders"``: the scene's orders after the listing (``scene_orders``), any other: as given (a query order or a
+    ranking comes from the caller, as ``order`` and ``chain``); ``pick=None``: the query means none of them ("The
+    query means nothing.", answer ``[]``, the "nothing here" answer of ``segzero.parsing``).
 
     >>> s = [SeenShape(0, "red", "circle", (1, 2, 3, 4), ((2, 3), (2, 3)), 9)]
     >>> format_completion(s, 0)  # doctest: +NORMALIZE_WHITESPACE
@@ -411,17 +411,17 @@ def format_completion(
     >>> format_completion(s, None)
     '<think>I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. The query means nothing.</think><answer>[]</answer>'
     """
+    area_first = listing == "area_first"
     listed = "; ".join(f"{k + 1} {s.listing(area_first=area_first)}" for k, s in enumerate(shapes))
     seen = f"I see, {order}: " if order else "I see "
-    if orders:
-        listed = f"{listed}. {scene_orders(shapes)[:-1]}"
+    think = f"{seen}{listed}." + (f" {scene_orders(shapes)}" if listing == "orders" else "")
     if pick is None:
-        return f"<think>{seen}{listed}. {NOTHING}</think><answer>{NO_ANSWER}</answer>"
+        return f"<think>{think} {NOTHING}</think><answer>{NO_ANSWER}</answer>"
     chosen = shapes[pick]
     means = _MEANS.format(colour=chosen.colour, kind=chosen.kind, index=pick + 1)
     if chain:
         means = f"{chain} {means}"
-    return f"<think>{seen}{listed}. {means}</think><answer>{chosen.answer()}</answer>"
+    return f"<think>{think} {means}</think><answer>{chosen.answer()}</answer>"
 
 
 def named_shape(think: str | None) -> tuple[str, str] | None:

@@ -177,7 +177,7 @@ class CompletionCollator:
         lengths = batch["attention_mask"].sum(dim=1).tolist()
         for i, (c, row) in enumerate(zip(completions, rows, strict=True)):
             start = lengths[i] - len(tok(c, add_special_tokens=False)["input_ids"])
-            # a superlative's comparison chain or winner sentence, or the scene's orders, are part of the decision
+            # a superlative's comparison chain, winner sentence or ranking, or the scene's orders, decide too
             decides = next((m for m in (COMPARE, WINNER, ORDERS, RANKED) if m in c), DECISION)
             supervise_from = row.get("supervise_from", self.supervise_from)
             supervise_from = decides if supervise_from == DECISION else supervise_from
