@@ -5,6 +5,10 @@ generalise out of domain better than supervised fine-tuning on the same data? Wr
         --arms grpo grpo_soft sft --out benchmarks/shapes_rl_vs_sft.md          # about 1 hour on 2 CPU cores
     # two cores: train arms in two processes first (--train-only), then the same command evaluates and reports
     # --start-note says what the start is when it is not a warm-up of shapes_tiny.yaml (it goes into the report)
+    # the Seg-Zero-way comparison: every arm from a perception-only warm-up of shapes_grpo.yaml; a long run of the
+    # same recipe stands in for its arm (--arm-dir), and --eval-only reports the checkpoints written so far
+    python benchmarks/shapes_rl_vs_sft.py --recipe recipes/shapes_grpo.yaml --warmup runs/shapes_grpo/warmup \
+        --run-dir runs/rl_vs_sft_grpo --arms grpo grpo_consistency sft --arm-dir grpo_consistency=runs/shapes_grpo
 
 Both arms start from the same perception warm-up (``recipes/shapes_tiny.yaml`` stage 1: the model lists the
 shapes and copies a *randomly* picked one; no query was ever supervised) and see the same training scenes
@@ -12,8 +16,10 @@ shapes and copies a *randomly* picked one; no query was ever supervised) and see
 
 - ``grpo``: ``segzero train --config recipes/shapes_tiny.yaml --set model=WARMUP --set sft_steps=0 --set
   sft_answer_steps=0`` (the paper's five 0/1 rewards, ``max_steps`` x ``prompts_per_step`` prompts, 8 samples
-  each); ``grpo_<variant>`` arms use another reward set (``reward_variant``): ``grpo_soft`` (continuous IoU / L1),
-  ``grpo_mask`` (format terms + the IoU of the mask the model's own segmenter makes, ``segzero.train.mask_reward``);
+  each); ``grpo_consistency`` adds the reasoning-answer consistency term (``segzero.shapes.consistency``: the
+  answer must be the listed shape the reasoning decides on); ``grpo_<variant>`` arms use another reward set
+  (``reward_variant``): ``grpo_soft`` (continuous IoU / L1), ``grpo_mask`` (format terms + the IoU of the mask the
+  model's own segmenter makes, ``segzero.train.mask_reward``);
 - ``sft``: the same recipe's supervised path on gt answers (``sft_choice=gt``, ``sft_only=true``): the same
   think format with the gt shape picked, teacher-forced, on as many prompts as the GRPO arm saw.
 
@@ -38,14 +44,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECIPE = ROOT / "recipes/shapes_tiny.yaml"
+CONSISTENCY = "segzero.shapes.consistency:decision_consistency"
+# GRPO arms -> their reward overrides; any other grpo_<variant> arm sets reward_variant=<variant>
+ARM_REWARDS: dict[str, list[str]] = {
+    "grpo": ["reward_plugins=[]"],  # the paper's five terms exactly
+    "grpo_consistency": [f"reward_plugins=[{CONSISTENCY}]"],  # plus the reasoning-answer consistency term
+}
 
 
-def train_arm(run: Path, overrides: list[str]) -> float:
+def arm_overrides(arm: str) -> list[str]:
+    """The reward overrides of GRPO arm ``arm`` (``ARM_REWARDS``, else ``reward_variant=<variant>``)."""
+    if arm in ARM_REWARDS:
+        return ARM_REWARDS[arm]
+    return ["reward_plugins=[]", f"reward_variant={arm.split('_', 1)[1]}"]
+
+
+def train_arm(run: Path, overrides: list[str], recipe: Path = RECIPE) -> float:
     """``segzero train`` of one arm (skipped when its result exists); returns wall seconds (0 when skipped)."""
     done = run / "final" / "config.json"
     if done.is_file() or (run / "warmup" / "segzero.json").is_file():
         return json.loads((run / "wall.json").read_text())["seconds"] if (run / "wall.json").is_file() else 0.0
-    cmd = [sys.executable, "-m", "segzero.cli.main", "train", "--config", str(RECIPE), "--output-dir", str(run)]
+    cmd = [sys.executable, "-m", "segzero.cli.main", "train", "--config", str(recipe), "--output-dir", str(run)]
     for o in overrides:
         cmd += ["--set", o]
     print("$", " ".join(cmd), flush=True)
@@ -118,9 +137,23 @@ def main(argv: list[str] | None = None) -> int:
         "--arms",
         nargs="+",
         default=["grpo", "sft"],
-        help="arms to train and report: grpo (hard rewards), grpo_<variant> (e.g. grpo_soft), sft",
+        help="arms to train and report: grpo (the paper's rewards), grpo_consistency (plus the reasoning-answer "
+        "consistency term), grpo_<variant> (e.g. grpo_soft), sft",
+    )
+    p.add_argument("--recipe", default=str(RECIPE), help="the recipe every arm trains with (its GRPO and SFT settings)")
+    p.add_argument(
+        "--arm-dir",
+        action="append",
+        default=[],
+        metavar="ARM=DIR",
+        help="an arm already trained (or training) elsewhere with this script's settings, e.g. a long run of the "
+        "same recipe from the same warm-up: its checkpoints are evaluated, nothing is trained for it",
     )
     p.add_argument("--train-only", action="store_true", help="train the arms, skip evaluation and report")
+    p.add_argument(
+        "--eval-only", action="store_true", help="train nothing: evaluate the checkpoints the arms have so far"
+    )
+    p.add_argument("--max-step", type=int, default=None, help="evaluate checkpoints up to this GRPO step only")
     p.add_argument("--n", type=int, default=96, help="scenes per evaluation set")
     p.add_argument("--ood-family", default="relation")
     p.add_argument("--notes", default=None, help="markdown appended to the report")
@@ -133,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from segzero.train.config import TrainConfig
 
-    cfg = TrainConfig.from_yaml(RECIPE)
+    recipe = Path(args.recipe)
+    cfg = TrainConfig.from_yaml(recipe)
+    arm_dirs = dict(a.split("=", 1) for a in args.arm_dir)
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     world = dict(cfg.synthetic_world)
@@ -143,11 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     arms = [a for a in args.arms if a.startswith("grpo")]
     walls, results = {}, {}
     common = [f"model={Path(args.warmup).resolve()}", f"save_steps={args.save_steps}"]
+    dirs = {arm: Path(arm_dirs.get(arm, run / arm)) for arm in [*arms, "sft"]}
     for arm in arms:
-        extra = [f"reward_variant={arm.split('_', 1)[1]}"] if "_" in arm else []
-        walls[arm] = train_arm(
-            run / arm, [*common, "sft_steps=0", "sft_answer_steps=0", f"max_steps={args.grpo_steps}", *extra]
-        )
+        if arm in arm_dirs or args.eval_only:
+            continue
+        overrides = [*common, "sft_steps=0", "sft_answer_steps=0", f"max_steps={args.grpo_steps}"]
+        walls[arm] = train_arm(dirs[arm], [*overrides, *arm_overrides(arm)], recipe)
     sft_overrides = [
         f"model={Path(args.warmup).resolve()}",
         "sft_choice=gt",
@@ -160,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         f"save_steps={sft_save}",
         "save_total_limit=null",
     ]
-    if "sft" in args.arms:
-        walls["sft"] = train_arm(run / "sft", sft_overrides)
+    if "sft" in args.arms and "sft" not in arm_dirs and not args.eval_only:
+        walls["sft"] = train_arm(dirs["sft"], sft_overrides, recipe)
     if args.train_only:
         return 0
 
@@ -178,13 +214,15 @@ def main(argv: list[str] | None = None) -> int:
         return evals[key]
 
     start = cached("warmup", Path(args.warmup))
+    last = args.max_step if args.max_step is not None else args.grpo_steps
     for arm in arms:
         results[arm] = [{"prompts": 0, **start}] + [
-            {"prompts": s * per_step, **cached(f"{arm}/{s}", f)} for s, f in checkpoints(run, arm)
+            {"prompts": s * per_step, **cached(f"{arm}/{s}", f)} for s, f in checkpoints(dirs[arm], "") if s <= last
         ]
     if "sft" in args.arms:
         results["sft"] = [{"prompts": 0, **start}] + [
-            {"prompts": s * cfg.sft_batch_size, **cached(f"sft/{s}", f)} for s, f in checkpoints(run, "sft/warmup_run")
+            {"prompts": s * cfg.sft_batch_size, **cached(f"sft/{s}", f)}
+            for s, f in checkpoints(dirs["sft"], "warmup_run")
         ]
     out = Path(args.out)
     plot(results, out.with_suffix(".png"))
@@ -199,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         f"torch {torch.__version__}, CPU only",
         f"- command: `python benchmarks/shapes_rl_vs_sft.py {shlex.join(sys.argv[1:] if argv is None else argv)}`",
         f"- start (step 0, every arm): `{args.warmup}`, {args.start_note}",
-        f"- grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} samples, the paper's 0/1 "
-        f"rewards, lr {cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same "
-        f"prompts count, same scenes), lr {args.sft_lr} cosine",
+        f"- recipe: `{args.recipe}`; grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} "
+        f"samples, the paper's 0/1 rewards ({', '.join(f'{a}: {arm_overrides(a)}' for a in arms)}), lr "
+        f"{cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same prompts count, same "
+        f"scenes), lr {args.sft_lr} cosine",
         f"- evaluation: {args.n} scenes per set, greedy, `color` segmenter; in domain = val split (trained "
         f"families {world.get('families')}, trained wordings); held-out wordings = test split; held-out family = "
         f"'{args.ood_family}' queries (never trained)",

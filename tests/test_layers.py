@@ -6,7 +6,8 @@ Layers, bottom to top; a module may import its own layer and the ones below, nev
    ``errors``, ``rle`` and ``assets`` (the shipped model's files and their constants);
 1. model adapters: ``models``;
 2. ``pipeline``;
-3. applications: ``eval``, ``train``, ``data``, ``worlds``;
+3. applications: ``eval``, ``train``, ``data``, ``worlds``; ``shapes`` (the shapes model's own code: nothing
+   outside it but ``cli`` imports it; recipes name its functions by import path);
 4. ``serve``;
 5. ``cli``.
 
@@ -27,7 +28,7 @@ LAYERS: dict[str, int] = {
     "assets": 0,
     "models": 1,
     "pipeline": 2,
-    **dict.fromkeys(("eval", "train", "data", "worlds"), 3),
+    **dict.fromkeys(("eval", "train", "data", "worlds", "shapes"), 3),
     "serve": 4,
     "cli": 5,
 }
@@ -100,3 +101,14 @@ def test_no_import_cycle():
         if module not in index:
             visit(module)
     assert cycles == []
+
+
+def test_nothing_but_the_cli_imports_the_shapes_package():
+    # the shapes model's code plugs in by import path (recipes' reward_plugins); production never imports it
+    users = sorted(
+        f"{m} -> {t}"
+        for m, targets in _graph().items()
+        for t in targets
+        if t.startswith("segzero.shapes") and not m.startswith(("segzero.shapes", "segzero.cli"))
+    )
+    assert users == []

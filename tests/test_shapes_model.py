@@ -352,6 +352,27 @@ def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_ove
     info = json.loads((result["final"] / "segzero.json").read_text())
     assert info["frame"] == 128 and info["base_model"] == "shapes" and info["prompt"] == "compact"
     assert any("rewards/box_iou/mean" in r for r in result["log_history"])  # GRPO ran on the soft terms
+    # each folder records the stages behind it, in order; the gt-answer stage makes the answers supervised
+    assert json.loads((warm / "segzero.json").read_text())["training"]["stages"] == ["perception_warmup"]
+    assert info["training"] == {"stages": ["perception_warmup", "answer_sft", "grpo"], "supervised_answers": True}
+
+
+@pytest.mark.slow
+def test_the_seg_zero_way_recipe_learns_answers_from_rewards_alone(tmp_path, shapes_smoke_overrides):
+    # recipes/shapes_grpo.yaml: perception warm-up (random pick), then GRPO with the paper's terms plus the shapes
+    # reasoning's consistency term; no stage is supervised on answers
+    from segzero.train.config import TrainConfig
+    from segzero.train.trainer import train
+
+    overrides = [o for o in shapes_smoke_overrides if not o.startswith("sft_answer_steps")]
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_grpo.yaml", overrides=overrides)
+    assert cfg.sft_answer_steps == 0 and cfg.sft_choice == "random"
+    result = train(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "answer_sft").exists()
+    info = json.loads((result["final"] / "segzero.json").read_text())
+    assert info["training"] == {"stages": ["perception_warmup", "grpo"], "supervised_answers": False}
+    assert info["reward_plugins"] == ["segzero.shapes.consistency:decision_consistency"]
+    assert any("rewards/decision_consistency/mean" in r for r in result["log_history"])
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ Examples::
     segzero train --config recipes/segzero_7b.yaml --output-dir runs/sz7b --set lora=true --set learning_rate=2e-6
     segzero train --config recipes/segzero_7b.yaml --output-dir runs/sz7b --resume   # newest complete checkpoint
     accelerate launch --config_file accelerate/zero3.yaml -m segzero.cli.main train --config ... --output-dir ...
+    segzero train --config recipes/tiny_cpu.yaml --output-dir runs/mine --reward my_reward.py:compute_score
     segzero train --list-fields                                                     # every config field + help
 
 Every ``TrainConfig`` field can be overridden with ``--set key=value`` (value read as YAML; ``a.b=v`` sets one
@@ -50,6 +51,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="Override a config field"
     )
+    parser.add_argument(
+        "--reward",
+        dest="rewards",
+        action="append",
+        default=[],
+        metavar="FILE.py:FUNC",
+        help="Add your own reward function (or package.module:FUNC) to the recipe's reward_plugins; repeatable. "
+        "FUNC(completion, solution, **columns) returns a float, a dict of named floats, or None",
+    )
     parser.add_argument("--list-fields", action="store_true", help="Print every config field with its help and exit")
     fields = parser.add_argument_group("config fields (same as --set KEY=VALUE)")
     for f in dataclasses.fields(TrainConfig):
@@ -80,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{f.name}={value}")
     cfg = TrainConfig.from_yaml(args.config, overrides=overrides)
+    if args.rewards:
+        cfg = dataclasses.replace(cfg, reward_plugins=[*cfg.reward_plugins, *args.rewards])
+        cfg.validate()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s: %(message)s")
 
     from segzero.train.trainer import train

@@ -158,6 +158,13 @@ class TrainConfig:
         "policy folder's recorded segmenter, else facebook/sam2-hiera-large.",
     )
     reward_device: str | None = _f(None, "Device of the mask_iou term's SAM2 (e.g. 'cuda:1'); None = the default.")
+    reward_plugins: list[str] = _f(
+        [],
+        "Your own reward functions, added to the kind's terms: 'FILE.py:FUNC' or 'package.module:FUNC', each "
+        "f(completion, solution, **columns) -> float | dict of floats | None (segzero.train.plugins); "
+        "`--reward SPEC` appends one. Built in: 'segzero.rewards.consistency:box_consistency' (the answer box "
+        "agrees with a box the reasoning states).",
+    )
 
     # GRPO (the paper's recipe)
     num_generations: int = _f(8, "Completions sampled per prompt (the GRPO group size).")
@@ -386,6 +393,9 @@ class TrainConfig:
             raise UserError(f"reward_variant must be one of {VARIANTS}, got {self.reward_variant!r}")
         if self.reward_variant == "soft" and self.reward_kind != "segzero":
             raise UserError("reward_variant 'soft' is defined for reward_kind 'segzero' only")
+        bad = [p for p in self.reward_plugins if not isinstance(p, str) or ":" not in p]
+        if not isinstance(self.reward_plugins, list) or bad:
+            raise UserError(f"reward_plugins: each entry is 'FILE.py:FUNC' or 'package.module:FUNC', got {bad}")
         if self.sft_steps < 0 or self.sft_batch_size < 1:
             raise UserError("sft_steps must be >= 0 and sft_batch_size >= 1")
         if (self.sft_world or self.sft_samples is not None) and self.dataset != "synthetic":

@@ -257,6 +257,7 @@ def run_perception_warmup(
 
     from segzero.models.reasoner import write_model_info
     from segzero.train.processing import load_training_processor
+    from segzero.train.stages import recorded_stages, training_record
 
     output_dir = Path(output_dir)
     run_dir = output_dir / f"{stage.name}_run"
@@ -302,6 +303,8 @@ def run_perception_warmup(
     trainer.save_model(str(out))
     processor.tokenizer.padding_side = "left"
     processor.save_pretrained(str(out))
+    perception_only = rows.choice == "random" and not (rows.gt_families or rows.drill_fraction)
+    taught = "perception_warmup" if perception_only else "answer_sft"  # drills and gt families teach answers
     write_model_info(
         out,
         frame=cfg.frame,
@@ -309,6 +312,7 @@ def run_perception_warmup(
         reward_kind=cfg.reward_kind,
         base_model=cfg.model,
         stage=stage.name,
+        training=training_record(recorded_stages(model_path), taught),
         segmenter="color",  # the shapes world's exact colour segmenter
         world=dict(cfg.synthetic_world),  # segzero demo / serve draw their scenes from the model's own world
     )

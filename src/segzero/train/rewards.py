@@ -69,7 +69,7 @@ class SampleWriter:
     def wants(self, step: int) -> bool:
         return self.every > 0 and step % self.every == 0 and step not in self._written_steps and is_main_process()
 
-    def record(self, term: str, values: list[float], completions: list, solution: list, kwargs: dict) -> None:
+    def record(self, term: str, values: list, completions: list, solution: list, kwargs: dict) -> None:
         state = kwargs.get("trainer_state")
         step = int(getattr(state, "global_step", 0) or 0)
         if not self.wants(step):
@@ -81,7 +81,7 @@ class SampleWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as fh:
             for i in range(min(self.count, len(completions))):
-                terms = {t: float(v[i]) for t, v in self._buffer.items()}
+                terms = {t: None if v[i] is None else float(v[i]) for t, v in self._buffer.items()}
                 row = {
                     "step": step,
                     "id": ids[i],
@@ -89,7 +89,7 @@ class SampleWriter:
                     "solution": solution[i],
                     "completion": text_of(completions[i]),
                     "rewards": terms,
-                    "total": sum(self.weights.get(t, 1.0) * v for t, v in terms.items()),
+                    "total": sum(self.weights.get(t, 1.0) * v for t, v in terms.items() if v is not None),
                 }
                 fh.write(json.dumps(row) + "\n")
         self._buffer.clear()
@@ -97,7 +97,8 @@ class SampleWriter:
 
 
 class TermReward:
-    """One reward term as a TRL reward function; ``__name__`` is the term name (TRL's metric name)."""
+    """One reward term as a TRL reward function; ``__name__`` is the term name (TRL's metric name). A ``None``
+    value (a plug-in's "not judged") stays ``None``: TRL leaves it out of the weighted sum and the logged mean."""
 
     def __init__(self, name: str, func: Callable, writer: SampleWriter | None = None):
         self.__name__ = name
@@ -105,7 +106,7 @@ class TermReward:
         self.writer = writer
 
     def __call__(self, completions: list, solution: list, **kwargs) -> list[float]:
-        values = [float(v) for v in self.func(completions, solution, **kwargs)]
+        values = [None if v is None else float(v) for v in self.func(completions, solution, **kwargs)]
         if self.writer is not None:
             self.writer.record(self.__name__, values, completions, solution, kwargs)
         return values
@@ -154,12 +155,18 @@ def build_reward_functions(
     mask_reward: Callable | None = None,
     weights: dict[str, float] | None = None,
     writer: SampleWriter | None = None,
+    extra_terms: list[tuple[str, Callable]] = (),
 ) -> tuple[list[TermReward], list[float]]:
-    """The reward functions of ``kind`` / ``variant`` (``variant_terms``) and their weights (``weights`` by term
-    name; missing terms weigh 1.0). Unknown names in ``weights`` raise ``UserError`` listing the valid terms.
+    """The reward functions of ``kind`` / ``variant`` (``variant_terms``), then ``extra_terms`` (reward plug-ins,
+    ``segzero.train.plugins``), and their weights (``weights`` by term name; missing terms weigh 1.0). Unknown
+    names in ``weights`` and an extra term named like a built-in one raise ``UserError`` listing the terms.
     """
     weights = dict(weights or {})
     terms = variant_terms(kind, variant, thresholds=thresholds, mask_reward=mask_reward)
+    clash = sorted({n for n, _ in terms} & {n for n, _ in extra_terms})
+    if clash:
+        raise UserError(f"reward plug-in term(s) {clash} share a name with {kind!r}'s own terms: rename them")
+    terms = [*terms, *extra_terms]
     names = [name for name, _ in terms]
     unknown = sorted(set(weights) - set(names))
     if unknown:

@@ -5,7 +5,8 @@ What ``train(cfg, output_dir)`` does:
 1. model: ``cfg.model`` (hub id / folder), or ``"tiny"``: the random tiny models built into
    ``OUTPUT_DIR/tiny_models`` by ``segzero.models.tiny.build_tiny_models``;
 2. data: ``segzero.train.data.build_train_dataset`` (bad rows logged and written to ``bad_rows.jsonl``);
-3. rewards: one TRL reward function per reward term (``segzero.train.rewards``), weighted by
+3. rewards: one TRL reward function per reward term (``segzero.train.rewards``; plus the terms of
+   ``cfg.reward_plugins``, ``segzero.train.plugins``, imported and probed before any warm-up), weighted by
    ``cfg.reward_weights``; TRL logs each as ``rewards/<term>/mean``; ``samples.jsonl`` gets completions with
    their per-term rewards every ``cfg.sample_every`` steps;
 4. ``trl.GRPOConfig`` from the config (``grpo_config``), LoRA / QLoRA through peft when ``cfg.lora``;
@@ -39,6 +40,7 @@ from typing import Any
 
 from segzero.errors import UserError
 from segzero.models.reasoner import recorded_segmenter, write_model_info
+from segzero.train.stages import recorded_stages, training_record
 from segzero.train.checkpoints import (
     AtomicCheckpoints,
     CheckpointChoice,
@@ -314,6 +316,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
 
     from segzero.train.data import build_train_dataset
     from segzero.train.processing import load_training_processor
+    from segzero.train.plugins import plugin_terms
     from segzero.train.rewards import SampleWriter, build_reward_functions
 
     output_dir = Path(output_dir)
@@ -322,6 +325,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
     model_path = resolve_model(cfg, output_dir)
     dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
+    plugins = plugin_terms(cfg.reward_plugins, dataset[0]) if cfg.reward_plugins else []  # before any warm-up
     if cfg.sft_steps > 0 or cfg.sft_answer_steps > 0:  # warm-up (segzero.train.warmup / perception_warmup)
         model_path = str(run_any_warmup(cfg, model_path, dataset, output_dir, resume=resume))
     writer = None
@@ -341,6 +345,7 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         mask_reward=mask_reward,
         weights=cfg.reward_weights,
         writer=writer,
+        extra_terms=plugins,
     )
     args = grpo_config(cfg, output_dir, reward_weights=weights)
     peft_config, quant = peft_and_quantization(cfg)
@@ -402,7 +407,15 @@ def train(
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = save_final(trainer, cfg, model_path, output_dir / "final")
     if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
-        info = {"frame": cfg.frame, "prompt": cfg.prompt_kind, "reward_kind": cfg.reward_kind, "base_model": cfg.model}
+        info = {
+            "frame": cfg.frame,
+            "prompt": cfg.prompt_kind,
+            "reward_kind": cfg.reward_kind,
+            "base_model": cfg.model,
+            "training": training_record(recorded_stages(model_path), "grpo"),
+        }
+        if cfg.reward_plugins:
+            info["reward_plugins"] = list(cfg.reward_plugins)
         # the segmenter that goes with the policy, so `segzero segment --reasoner OUTPUT_DIR/final` needs no flag
         segmenter = {"tiny": "../tiny_models/segmenter", "shapes": "color"}.get(cfg.model) or recorded_segmenter(
             cfg.model

@@ -100,6 +100,7 @@ def run_warmup(cfg, model_path: str, dataset, output_dir: str | Path) -> tuple[P
 
     from segzero.models.reasoner import write_model_info
     from segzero.train.processing import load_training_processor
+    from segzero.train.stages import recorded_stages, training_record
 
     if cfg.reward_kind != "segzero":
         raise UserError("the format warm-up (sft_steps > 0) supports reward_kind 'segzero' only")
@@ -120,6 +121,12 @@ def run_warmup(cfg, model_path: str, dataset, output_dir: str | Path) -> tuple[P
     processor.tokenizer.padding_side = "left"
     processor.save_pretrained(str(out))
     write_model_info(
-        out, frame=cfg.frame, prompt=cfg.prompt_kind, reward_kind=cfg.reward_kind, base_model=cfg.model, stage="warmup"
+        out,
+        frame=cfg.frame,
+        prompt=cfg.prompt_kind,
+        reward_kind=cfg.reward_kind,
+        base_model=cfg.model,
+        stage="warmup",
+        training=training_record(recorded_stages(model_path), "format_sft"),
     )
     return out, list(trainer.state.log_history)
