@@ -295,6 +295,61 @@ def test_from_pretrained_folder_without_config(tmp_path):
         Reasoner.from_pretrained(tmp_path)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "prompt, max_new_tokens, expected",
+    [
+        (None, None, 1024),  # the tiny folder's segzero.json says "segzero": Seg-Zero's scripts generate 1024
+        ("visionreasoner", None, 2048),  # VisionReasoner's model wrapper generates up to 2048
+        ("visionreasoner", 8, 8),  # an explicit limit wins
+    ],
+)
+def test_generation_limit_defaults_to_the_prompt_familys(tiny_models, prompt, max_new_tokens, expected):
+    loaded = Reasoner.from_pretrained(tiny_models["reasoner"], prompt=prompt, max_new_tokens=max_new_tokens)
+    assert loaded.max_new_tokens == expected
+
+
+def test_local_folder_that_fails_to_load_is_not_reported_as_a_hub_id(tiny_models, tmp_path):
+    # a local folder transformers cannot load (here: no image processor settings) names the folder, not the hub
+    import shutil
+
+    folder = shutil.copytree(tiny_models["reasoner"], tmp_path / "reasoner")
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(UserError, match="cannot load reasoner folder .*image processor settings") as err:
+        Reasoner.from_pretrained(folder, processor="image-only")
+    assert "hub" not in str(err.value)
+
+
+def _palette(w: int, h: int) -> Image.Image:
+    return _noise(w, h).quantize(colors=16)
+
+
+@pytest.mark.parametrize(
+    "image, stored_mode, reference",
+    [
+        # segzero's default: convert to RGB, then resize bilinearly (Seg-Zero's inference script)
+        (_palette(90, 70), False, lambda im: im.convert("RGB").resize((56, 56), Image.Resampling.BILINEAR)),
+        # Seg-Zero's evaluation script: resize in the stored mode (Pillow resizes "P" NEAREST), then convert
+        (_palette(90, 70), True, lambda im: im.resize((56, 56), Image.Resampling.BILINEAR).convert("RGB")),
+        # an RGB image is the same either way
+        (_noise(90, 70), True, lambda im: im.resize((56, 56), Image.Resampling.BILINEAR)),
+    ],
+)
+def test_frame_resize_order(image, stored_mode, reference):
+    frame_of = Reasoner(model=None, processor=None, name="x", frame=56, resize_in_stored_mode=stored_mode).to_frame
+    np.testing.assert_array_equal(np.asarray(frame_of(image)), np.asarray(reference(image)))
+
+
+def test_the_two_resize_orders_differ_for_a_palette_image():
+    # what the option is for: the same palette image reaches the model with other pixels
+    image = _palette(90, 70)
+    frames = [
+        Reasoner(model=None, processor=None, name="x", frame=56, resize_in_stored_mode=m).to_frame(image)
+        for m in (False, True)
+    ]
+    assert not np.array_equal(np.asarray(frames[0]), np.asarray(frames[1]))
+
+
 def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsys):
     # `segzero tiny-models --answering` teaches for minutes on a CPU: every step shows on a progress bar
     import shutil

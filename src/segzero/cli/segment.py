@@ -47,7 +47,8 @@ def add_parser(subparsers) -> None:
         "--prompt",
         choices=sorted(PROMPT_KINDS),
         default=None,
-        help="prompt kind (default: from the reasoner id; VisionReasoner ids -> visionreasoner)",
+        help="prompt kind (default: the family the reasoner's own files name: segzero.json, model card, config; "
+        "else its name, with a warning)",
     )
     p.add_argument(
         "--frame",
@@ -55,7 +56,12 @@ def add_parser(subparsers) -> None:
         default=None,
         help="model frame side in pixels (default: the folder's segzero.json, else 840)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation limit (default: %(default)s)")
+    p.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        help="generation limit (default: the prompt family's reference scripts': 1024 segzero, 2048 visionreasoner)",
+    )
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
     image = load_image(args.image)  # fail fast on a bad image, before loading any model
     if args.frame is not None and args.frame <= 0:
         raise UserError(f"--frame must be positive, got {args.frame}")
-    if args.max_new_tokens <= 0:
+    if args.max_new_tokens is not None and args.max_new_tokens <= 0:
         raise UserError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():

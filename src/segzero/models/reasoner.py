@@ -7,8 +7,12 @@ model frame (840 x 840 by default, ``frame``), so the answers' coordinates are i
     from segzero.models.reasoner import Reasoner
     r = Reasoner.from_pretrained("Ricky06662/Seg-Zero-7B")          # single-object prompt
     r = Reasoner.from_pretrained("Ricky06662/VisionReasoner-7B")    # multi-object prompt
-    r = Reasoner.from_pretrained("/tmp/tiny/reasoner", frame=112)   # any local folder ("segzero" prompt)
+    r = Reasoner.from_pretrained("./checkpoints/vr7b")              # a local copy: the family its files name
+    r = Reasoner.from_pretrained("/tmp/tiny/reasoner", frame=112)   # any local folder
     texts = r.generate([pil_image], ["the cup on the left"])
+
+Which prompt, frame and generation limit a checkpoint gets, and whether a local folder holds its weights, is
+``segzero.models.checkpoint`` (its names are importable from here too).
 
 Device and dtype: CUDA with bf16 and sdpa attention (flash-attention 2 when ``flash_attn`` is installed),
 otherwise CPU with fp32. Generation is greedy unless ``temperature > 0``; batches are left-padded.
@@ -19,7 +23,6 @@ of ``segzero.models.processor`` (the stock Qwen-VL one needs torchvision for its
 from __future__ import annotations
 
 import importlib.util
-import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,109 +30,23 @@ from typing import Any
 
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
-from segzero.prompts import PROMPT_KINDS
+from segzero.models.checkpoint import (  # re-exported: the names callers import from here
+    MODEL_INFO_FILE,
+    PROMPT_PRESETS,
+    SHIPPED_REASONER,
+    default_max_new_tokens,
+    default_prompt_kind,
+    detect_prompt_kind,
+    expand_shipped,
+    missing_weights,
+    read_model_info,
+    recorded_segmenter,
+    recorded_world,
+    resolve_prompt_and_frame,
+    write_model_info,
+)
 
 DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
-
-# Known checkpoints -> the prompt they were trained on. Matching is case-insensitive on the id.
-PROMPT_PRESETS: dict[str, str] = {
-    "ricky06662/seg-zero-7b": "segzero",
-    "ricky06662/seg-zero-3b": "segzero",
-    "ricky06662/visionreasoner-7b": "visionreasoner",
-}
-
-
-# A reasoner folder may carry this file: how the weights expect to be driven ({"frame": int, "prompt": kind, ...}).
-# Written by ``segzero tiny-models`` and ``segzero train``; released hub checkpoints do not have it (840, preset).
-MODEL_INFO_FILE = "segzero.json"
-
-
-# The name that means the shapes model shipped inside the package (``segzero.assets.shapes_model_path``), wherever
-# a reasoner folder is asked for: ``--reasoner shipped``, ``segzero world build --like shipped``.
-SHIPPED_REASONER = "shipped"
-
-
-def expand_shipped(name_or_path: str | Path) -> str:
-    """``name_or_path`` as a string, with ``SHIPPED_REASONER`` (when no such local folder exists) replaced by the
-    shipped model's folder."""
-    name = str(name_or_path)
-    if name == SHIPPED_REASONER and not Path(name).exists():
-        from segzero.assets import shapes_model_path
-
-        return str(shapes_model_path())
-    return name
-
-
-def read_model_info(name_or_path: str | Path) -> dict:
-    """The ``segzero.json`` of a local reasoner folder (``{}`` for hub ids and folders without one)."""
-    path = Path(expand_shipped(name_or_path)).expanduser() / MODEL_INFO_FILE
-    if not path.is_file():
-        return {}
-    try:
-        info = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise UserError(f"unreadable {path}: {err}") from None
-    if not isinstance(info, dict):
-        raise UserError(f"{path} must hold a JSON object, got {type(info).__name__}")
-    return info
-
-
-def write_model_info(folder: str | Path, *, update: bool = False, **info) -> Path:
-    """Write ``segzero.json`` into a saved reasoner folder: ``frame``, ``prompt``, optionally ``segmenter`` (see
-    ``recorded_segmenter``) and any provenance fields. ``update=True`` keeps the fields already there."""
-    path = Path(folder) / MODEL_INFO_FILE
-    if update:
-        info = {**read_model_info(folder), **info}
-    path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def recorded_world(name_or_path: str | Path) -> dict | None:
-    """The shapes-world settings a reasoner folder's ``segzero.json`` records as ``world`` (None when absent)."""
-    world = read_model_info(name_or_path).get("world")
-    return world if isinstance(world, dict) else None
-
-
-def recorded_segmenter(name_or_path: str | Path) -> str | None:
-    """The segmenter a reasoner folder's ``segzero.json`` names, if any.
-
-    A value starting with ``.`` is a path relative to the reasoner folder (``"../segmenter"`` for the tiny models,
-    ``"../tiny_models/segmenter"`` for a ``tiny_cpu`` training run); anything else (``"color"``, a hub id, an
-    absolute path) is returned as written.
-    """
-    value = read_model_info(name_or_path).get("segmenter")
-    if not value:
-        return None
-    if str(value).startswith("."):
-        return str((Path(expand_shipped(name_or_path)).expanduser() / value).resolve())
-    return str(value)
-
-
-def resolve_prompt_and_frame(
-    name_or_path: str | Path, *, prompt: str | None = None, frame: int | tuple[int, int] | None = None
-) -> tuple[str, int | tuple[int, int]]:
-    """The prompt kind and model frame to drive a reasoner with.
-
-    An explicit argument wins; then the folder's ``segzero.json``; then the id's preset
-    (``default_prompt_kind``) and the paper's 840 frame.
-    """
-    info = read_model_info(name_or_path)
-    kind = prompt or info.get("prompt") or default_prompt_kind(str(name_or_path))
-    if kind not in PROMPT_KINDS:
-        raise UserError(f"unknown prompt kind {kind!r}; use one of {', '.join(sorted(PROMPT_KINDS))}")
-    if frame is None:
-        frame = info.get("frame", DEFAULT_FRAME)
-    if isinstance(frame, list):
-        frame = tuple(frame)
-    return kind, frame
-
-
-def default_prompt_kind(name_or_path: str) -> str:
-    """The prompt kind for a model id: VisionReasoner ids -> "visionreasoner", everything else -> "segzero"."""
-    key = str(name_or_path).strip().rstrip("/").lower()
-    if key in PROMPT_PRESETS:
-        return PROMPT_PRESETS[key]
-    return "visionreasoner" if "visionreasoner" in key else "segzero"
 
 
 def _looks_like_hub_id(name: str) -> bool:
@@ -270,6 +187,7 @@ class Reasoner:
 
     ``frame``: the side (int) or (w, h) the image is resized to before the model sees it; answers are in it.
     ``prompt``: "segzero" (single object) or "visionreasoner" (multi object).
+    ``resize_in_stored_mode``: how a PIL image that is not RGB reaches the frame (see ``to_frame``).
     """
 
     model: Any
@@ -278,6 +196,9 @@ class Reasoner:
     prompt: str = "segzero"
     frame: int | tuple[int, int] = DEFAULT_FRAME
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit in tokens"})
+    resize_in_stored_mode: bool = field(
+        default=False, metadata={"help": "resize non-RGB images before converting them (Seg-Zero's evaluation)"}
+    )
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy; > 0 samples"})
     top_p: float = field(default=1.0, metadata={"help": "nucleus sampling mass (with temperature > 0)"})
     batch_size: int = field(default=8, metadata={"help": "images per generate() forward batch"})
@@ -292,26 +213,32 @@ class Reasoner:
         frame: int | tuple[int, int] | None = None,
         device: str | None = None,
         dtype: Any = None,
-        max_new_tokens: int = 1024,
+        max_new_tokens: int | None = None,
         temperature: float = 0.0,
         top_p: float = 1.0,
         batch_size: int = 8,
         system: str | None = None,
         processor: str = "auto",
         attn_implementation: str | None = None,
+        resize_in_stored_mode: bool = False,
     ) -> Reasoner:
         """Load a VLM from a hub id or a local folder.
 
-        ``prompt`` and ``frame`` default from the folder's ``segzero.json`` when it has one, else from the id
-        (``default_prompt_kind``) and 840. ``processor``: "auto" (stock when torchvision
-        is installed), "image-only" or "stock". Raises ``UserError`` (one line) for a missing folder or a hub id
-        that cannot be loaded.
+        ``prompt`` defaults to the family the checkpoint's own files name (``detect_prompt_kind``: its
+        ``segzero.json``, model card, config, else its name, with a warning line when guessed); ``frame`` to the
+        folder's ``segzero.json``, else 840; ``max_new_tokens`` to the family's reference scripts' limit
+        (``MAX_NEW_TOKENS``: 1024 Seg-Zero, 2048 VisionReasoner). ``processor``: "auto" (stock when torchvision
+        is installed), "image-only" or "stock". Raises ``UserError`` (one line) for a missing folder, a folder
+        without (all of) its weights, or a hub id that cannot be loaded.
         """
         from transformers import AutoModelForImageTextToText
 
         from segzero.models.processor import load_processor
 
         source = resolve_model_source(name_or_path, what="reasoner")
+        local = Path(source).is_dir()
+        if local and (why := missing_weights(Path(source))):
+            raise UserError(f"reasoner folder {source}: {why}")
         kind, frame = resolve_prompt_and_frame(source, prompt=prompt, frame=frame)
         dev = pick_device(device)
         torch_dtype = pick_dtype(dev, dtype)
@@ -324,6 +251,9 @@ class Reasoner:
             )
             proc = load_processor(source, prefer=processor)
         except OSError as err:  # hub unreachable / unknown id / missing files (transformers raises OSError)
+            if local:
+                first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+                raise UserError(f"cannot load reasoner folder {source}: {first[:200]}") from None
             raise hub_load_error(source, err, what="reasoner") from None
         model.eval()
         proc.tokenizer.padding_side = "left"
@@ -334,11 +264,12 @@ class Reasoner:
             name=source,
             prompt=kind,
             frame=frame,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=default_max_new_tokens(kind) if max_new_tokens is None else max_new_tokens,
             temperature=temperature,
             top_p=top_p,
             batch_size=batch_size,
             system=system,
+            resize_in_stored_mode=resize_in_stored_mode,
         )
 
     @property
@@ -353,9 +284,21 @@ class Reasoner:
         return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def to_frame(self, image):
-        """The image the model sees: RGB, resized to ``frame`` (PIL in, PIL out)."""
+        """The image the model sees: RGB, resized to ``frame`` (PIL in, PIL out).
+
+        segzero converts first (``load_image``: EXIF orientation, transparency onto white, 16-bit scaled), then
+        resizes. Seg-Zero's ReasonSeg evaluation script resizes a dataset image in its stored mode and converts
+        after, so for a palette ("P") or 1-bit image Pillow resizes with NEAREST whatever filter was asked, and a
+        grey or RGBA one is filtered before conversion. ``resize_in_stored_mode=True`` does that for PIL images
+        given here in a mode other than RGB (the pipeline and ``segzero eval`` load images as RGB first, so there
+        it changes nothing); RGB images are the same either way.
+        """
+        from PIL import Image, ImageOps
+
         from segzero.images import load_image, resize_to_frame
 
+        if self.resize_in_stored_mode and isinstance(image, Image.Image) and image.mode != "RGB":
+            return load_image(resize_to_frame(ImageOps.exif_transpose(image), self.frame))
         return resize_to_frame(load_image(image), self.frame)
 
     def build_inputs(self, images: list, queries: list[str]):
@@ -401,3 +344,26 @@ class Reasoner:
             new = seqs[:, inputs["input_ids"].shape[1] :]
             out.extend(tok.batch_decode(new, skip_special_tokens=True, clean_up_tokenization_spaces=False))
         return out
+
+
+__all__ = [
+    "DEFAULT_REASONER",
+    "MODEL_INFO_FILE",
+    "PROMPT_PRESETS",
+    "SHIPPED_REASONER",
+    "Reasoner",
+    "check_hub_reachable",
+    "default_prompt_kind",
+    "detect_prompt_kind",
+    "expand_shipped",
+    "hub_load_error",
+    "pick_attention",
+    "pick_device",
+    "pick_dtype",
+    "read_model_info",
+    "recorded_segmenter",
+    "recorded_world",
+    "resolve_model_source",
+    "resolve_prompt_and_frame",
+    "write_model_info",
+]
