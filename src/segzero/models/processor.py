@@ -9,12 +9,15 @@ what the stock processor does for images and text:
    into ``pixel_values`` of shape (sum of grid_t*grid_h*grid_w, C * temporal_patch_size * patch_size**2) and
    ``image_grid_thw`` (num_images, 3);
 2. text: every ``<|image_pad|>`` is expanded to ``grid_t*grid_h*grid_w // merge_size**2`` copies, tokenised
-   with padding (on the tokenizer's ``padding_side``; the Reasoner sets "left" for generation), and ``mm_token_type_ids`` marks image tokens with 1 (the
-   model needs it for its 3-D rotary positions).
+   with padding (on the tokenizer's ``padding_side``; the Reasoner sets "left" for generation), and
+   ``mm_token_type_ids`` marks image tokens with 1 (the model needs it for its 3-D rotary positions);
+3. the chat template: the processor's own, read as the stock processor reads it (``processor_chat_template``:
+   ``processor_config.json``, then ``chat_template.json``, then ``chat_template.jinja``), never the tokenizer's
+   ``tokenizer_config.json`` one, which for Qwen2.5-VL checkpoints is a different (tool-calling) template.
 
 Use ``load_processor(path)``: the stock ``AutoProcessor`` when torchvision is installed, else (or when the
-stock one raises ImportError) ``ImageOnlyProcessor.from_pretrained(path)`` (``prefer="image-only"`` forces this one). Both expose
-``apply_chat_template``, ``__call__(text=..., images=...)``, ``batch_decode`` and ``.tokenizer``.
+stock one raises ImportError) ``ImageOnlyProcessor.from_pretrained(path)`` (``prefer="image-only"`` forces this
+one). Both expose ``apply_chat_template``, ``__call__(text=..., images=...)``, ``batch_decode`` and ``.tokenizer``.
 """
 
 from __future__ import annotations
@@ -139,18 +142,59 @@ def write_image_processor_config(path: str | Path, preprocessor: QwenImagePrepro
     return out
 
 
+# The files a processor's chat template is read from, in the order transformers' ProcessorMixin reads them (the first
+# one present wins): a "chat_template" entry of processor_config.json, the legacy chat_template.json, chat_template.jinja.
+PROCESSOR_CONFIG_FILE = "processor_config.json"
+LEGACY_CHAT_TEMPLATE_FILE = "chat_template.json"
+CHAT_TEMPLATE_FILE = "chat_template.jinja"
+
+
+def processor_chat_template(path: str | Path) -> str | None:
+    """The chat template the stock processor of a folder (or a cached hub id) renders with, None when it has none.
+
+    The precedence is transformers': ``processor_config.json``'s ``chat_template``, then ``chat_template.json``,
+    then ``chat_template.jinja``. The tokenizer's own template (``tokenizer_config.json``) is not among them: in
+    ``Qwen/Qwen2.5-VL-7B-Instruct`` and the checkpoints trained from it, that one is the text model's tool-calling
+    template, which renders an image message differently.
+    """
+    from transformers.utils import cached_file
+
+    def read(name: str) -> str | None:
+        found = cached_file(str(path), name, _raise_exceptions_for_missing_entries=False)
+        return Path(found).read_text(encoding="utf-8") if found else None
+
+    processor_config = read(PROCESSOR_CONFIG_FILE)
+    if processor_config is not None:
+        template = json.loads(processor_config).get("chat_template")
+        if isinstance(template, str):
+            return template
+    legacy = read(LEGACY_CHAT_TEMPLATE_FILE)
+    if legacy is not None:
+        return json.loads(legacy)["chat_template"]
+    return read(CHAT_TEMPLATE_FILE)
+
+
 class ImageOnlyProcessor:
     """Tokenizer + ``QwenImagePreprocessor``, called like the stock Qwen-VL processor for images and text.
 
     ``image_token`` is the placeholder the chat template writes once per image (``<|image_pad|>``).
     """
 
-    def __init__(self, tokenizer, image_preprocessor: QwenImagePreprocessor, *, image_token: str = "<|image_pad|>"):
+    def __init__(
+        self,
+        tokenizer,
+        image_preprocessor: QwenImagePreprocessor,
+        *,
+        image_token: str = "<|image_pad|>",
+        chat_template: str | None = None,
+    ):
+        """``chat_template``: the processor's own template (``processor_chat_template`` of a folder); None renders
+        with the tokenizer's."""
         self.tokenizer = tokenizer
         self.image_processor = image_preprocessor
         self.image_token = image_token
         self.image_token_id = tokenizer.convert_tokens_to_ids(image_token)
-        self.chat_template = getattr(tokenizer, "chat_template", None)
+        self.chat_template = chat_template if chat_template is not None else getattr(tokenizer, "chat_template", None)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, **tokenizer_kwargs) -> ImageOnlyProcessor:
@@ -169,15 +213,19 @@ class ImageOnlyProcessor:
                 raise OSError(
                     f"{path} has no image processor settings (preprocessor_config.json or processor_config.json)"
                 )
-        if tokenizer.chat_template is None:
-            tmpl_file = cached_file(str(path), "chat_template.json", _raise_exceptions_for_missing_entries=False)
-            if tmpl_file:
-                tokenizer.chat_template = json.loads(Path(tmpl_file).read_text())["chat_template"]
-        return cls(tokenizer, QwenImagePreprocessor.from_config(cfg))
+        template = processor_chat_template(path)
+        if template is None:
+            raise OSError(
+                f"{path} has no chat template for its processor (chat_template.json, chat_template.jinja or a "
+                "chat_template entry of processor_config.json)"
+            )
+        return cls(tokenizer, QwenImagePreprocessor.from_config(cfg), chat_template=template)
 
     def apply_chat_template(self, messages, **kwargs):
-        """The tokenizer's chat template (``tokenize=False`` gives the prompt string)."""
-        return self.tokenizer.apply_chat_template(messages, **kwargs)
+        """The processor's chat template rendered by the tokenizer (``tokenize=False`` gives the prompt string);
+        ``chat_template=`` renders another one."""
+        template = kwargs.pop("chat_template", None) or self.chat_template
+        return self.tokenizer.apply_chat_template(messages, chat_template=template, **kwargs)
 
     def __call__(
         self,
