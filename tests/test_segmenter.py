@@ -144,6 +144,14 @@ def test_preprocess_config_rejects_unsupported_resample():
         ({"config.json": "{not json"}, "unreadable config.json"),  # a corrupt config
         ({"config.json": json.dumps({"model_type": "qwen2_5_vl"})}, "SAM2"),  # another model's folder
         ({"config.json": json.dumps({"model_type": "sam"})}, "SAM2"),  # SAM v1 preprocesses differently
+        ({"config.json": json.dumps({"model_type": "sam2_video"})}, "has no weights"),  # configs without weights
+        (  # a git clone made without git-lfs: the weight file is a pointer
+            {
+                "config.json": json.dumps({"model_type": "sam2"}),
+                "model.safetensors": "version https://git-lfs.github.com/spec/v1\n",
+            },
+            "Git LFS pointer",
+        ),
     ],
 )
 def test_bad_model_folder_is_one_line_user_error(tmp_path, files, match):
@@ -210,8 +218,39 @@ def test_preprocessor_size_must_match_model(seg_path, tmp_path):
 
 @pytest.mark.slow
 def test_loads_on_cpu_in_float32(segmenter):
-    assert segmenter.device.type == "cpu" and segmenter.dtype == torch.float32
+    assert segmenter.device.type == "cpu" and segmenter.dtype == torch.float32 and segmenter.autocast_dtype is None
     assert segmenter.preprocess.size == (1024, 1024) and segmenter.image_size is None
+
+
+@pytest.mark.parametrize(
+    ("dtype", "device_type", "bf16", "expected"),
+    [
+        (None, "cuda", True, (torch.float32, torch.bfloat16)),  # the reference: fp32 weights under bf16 autocast
+        (None, "cuda", False, (torch.float32, None)),  # a GPU without bf16: plain fp32
+        (None, "cpu", False, (torch.float32, None)),  # the CPU: plain fp32
+        ("float32", "cuda", True, (torch.float32, None)),  # VisionReasoner's scripts: fp32, no autocast
+        ("bfloat16", "cuda", True, (torch.bfloat16, None)),  # bf16 weights: half the weight memory
+        (torch.float16, "cuda", True, (torch.float16, None)),  # a torch dtype is taken as given
+    ],
+)
+def test_precision_for(dtype, device_type, bf16, expected):
+    from segzero.models.segmenter import precision_for
+
+    assert precision_for(dtype, device_type, bf16_supported=bf16) == expected
+
+
+@pytest.mark.slow
+def test_autocast_runs_fp32_weights_in_bf16(seg_path):
+    # the reference's precision, here on the CPU: weights stay fp32, features come out of bf16 autocast, and the
+    # masks stay close to the fp32 ones (random tiny weights: most pixels agree)
+    plain = Segmenter.from_pretrained(seg_path, device="cpu")
+    mixed = Segmenter(plain.model, plain.preprocess, autocast_dtype=torch.bfloat16)
+    image, box = _noise(64, 80, seed=3), [[10, 10, 60, 50]]
+    embedding = mixed.embed([image])[0]
+    assert mixed.dtype == torch.float32 and torch.bfloat16 in {f.dtype for f in embedding.features}
+    a = plain.predict(boxes=box, embedding=plain.embed([image])[0]).mask
+    b = mixed.predict(boxes=box, embedding=embedding).mask
+    assert a.shape == b.shape == (64, 80) and (a == b).mean() > 0.9
 
 
 @pytest.mark.slow

@@ -14,12 +14,17 @@ image and mapped to SAM2's input frame (1024 x 1024 for the released checkpoints
 computes embeddings in batches and ``predict(..., embedding=e)`` uses one of them without ``set_image``.
 
 Pre/post-processing is ``segzero.models.sam2_processing`` (no torchvision needed). Device: CUDA when available,
-else CPU; dtype: bfloat16 on CUDA with bf16 support, else float32. Missing folders or unreachable hub ids raise
+else CPU. Precision (``dtype``): by default as the reference scripts run SAM2, float32 weights, and on a CUDA GPU
+with bf16 support the forward passes under ``torch.autocast(dtype=torch.bfloat16)`` (Seg-Zero's inference and
+evaluation scripts); ``dtype="float32"`` runs float32 without autocast (VisionReasoner's own scripts),
+``dtype="bfloat16"`` stores the weights in bf16 (half the weight memory; masks can differ from the reference's
+near object borders). Missing folders, folders without their weights or unreachable hub ids raise
 ``segzero.errors.UserError`` with one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +35,7 @@ import torch
 from PIL import Image
 
 from segzero.errors import UserError
+from segzero.models.checkpoint import missing_weights
 from segzero.models.sam2_processing import Sam2PreprocessConfig, preprocess_image, to_input_frame, upsample_logits
 
 DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
@@ -68,7 +74,7 @@ class Prediction:
 @dataclass(frozen=True, eq=False)
 class ImageEmbedding:
     """SAM2 image features of one image: ``features`` = the model's multi-level maps, each (1, C_l, h_l, w_l) on the
-    model's device and dtype (finest first); ``original_size`` = (H, W) of the image in pixels."""
+    model's device, in its dtype or its autocast dtype (finest first); ``original_size`` = (H, W) in pixels."""
 
     features: tuple[torch.Tensor, ...]
     original_size: tuple[int, int]
@@ -80,16 +86,22 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def _resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+def precision_for(
+    dtype: str | torch.dtype | None, device_type: str, *, bf16_supported: bool
+) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weights dtype, autocast dtype or None) for a ``dtype`` request on a device type ("cuda", "cpu", ...).
+
+    None: the reference's, float32 weights with bf16 autocast on a CUDA GPU that supports bf16, plain float32
+    elsewhere. A dtype (or its name): the weights in it, no autocast.
+    """
     if dtype is None:
-        use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if use_bf16 else torch.float32
+        return torch.float32, (torch.bfloat16 if device_type == "cuda" and bf16_supported else None)
     if isinstance(dtype, str):
         resolved = getattr(torch, dtype.removeprefix("torch."), None)
         if not isinstance(resolved, torch.dtype):
             raise UserError(f"unknown segmenter dtype {dtype!r} (use float32, bfloat16 or float16)")
-        return resolved
-    return dtype
+        dtype = resolved
+    return dtype, None
 
 
 def _looks_like_path(name: str) -> bool:
@@ -141,14 +153,17 @@ class Segmenter(ImageTarget):
         *,
         mask_threshold: float = 0.0,
         max_objects_per_call: int = 16,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         """``model``: a transformers ``Sam2Model``; ``preprocess``: its input size/normalisation;
         ``mask_threshold``: logit threshold for a mask pixel (0.0 as in SAM2); ``max_objects_per_call``: objects
-        decoded per forward pass (bounds memory for many objects)."""
+        decoded per forward pass (bounds memory for many objects); ``autocast_dtype``: run the forward passes
+        under ``torch.autocast`` in this dtype (None: in the weights' dtype)."""
         self.model = model.eval()
         self.preprocess = preprocess
         self.mask_threshold = float(mask_threshold)
         self.max_objects_per_call = max(1, int(max_objects_per_call))
+        self.autocast_dtype = autocast_dtype
         first = next(model.parameters())
         self.device, self.dtype = first.device, first.dtype
         self.num_embeddings = 0  # image embeddings computed so far (set_image / embed)
@@ -166,7 +181,8 @@ class Segmenter(ImageTarget):
         local_files_only: bool = False,
     ) -> Segmenter:
         """Load a SAM2 checkpoint (hub id or local folder saved with ``save_pretrained``) and its
-        ``preprocessor_config.json`` (SAM2 defaults when absent). Raises ``UserError`` when it cannot be loaded."""
+        ``preprocessor_config.json`` (SAM2 defaults when absent). ``dtype``: see the module doc (None: the
+        reference's precision). Raises ``UserError`` when it cannot be loaded."""
         source = str(name_or_path)
         path = Path(source).expanduser()
         is_local = path.exists()
@@ -182,6 +198,8 @@ class Segmenter(ImageTarget):
                 raise UserError(f"segmenter folder {path}: unreadable config.json ({_first_line(err)})") from err
             if model_type not in SAM2_MODEL_TYPES:
                 raise UserError(f"segmenter folder {path} holds a {model_type!r} model, expected a SAM2 one")
+            if why := missing_weights(path):
+                raise UserError(f"segmenter folder {path}: {why}")
             source = str(path)
         elif _looks_like_path(source):
             raise UserError(f"segmenter folder does not exist: {source}")
@@ -190,7 +208,8 @@ class Segmenter(ImageTarget):
         from transformers.utils import cached_file
 
         device_ = _resolve_device(device)
-        dtype_ = _resolve_dtype(dtype, device_)
+        bf16 = device_.type == "cuda" and torch.cuda.is_bf16_supported()
+        dtype_, autocast_dtype = precision_for(dtype, device_.type, bf16_supported=bf16)
         where = "" if is_local else " (no such local folder; hub download failed: offline or unknown id?)"
         try:
             config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
@@ -228,7 +247,21 @@ class Segmenter(ImageTarget):
                 f"segmenter {source!r}: preprocessor size {preprocess.size} does not match the model input "
                 f"size {image_size}"
             )
-        return cls(model, preprocess, mask_threshold=mask_threshold, max_objects_per_call=max_objects_per_call)
+        return cls(
+            model,
+            preprocess,
+            mask_threshold=mask_threshold,
+            max_objects_per_call=max_objects_per_call,
+            autocast_dtype=autocast_dtype,
+        )
+
+    def _forward_context(self) -> contextlib.ExitStack:
+        """``torch.inference_mode()``, under ``torch.autocast`` when ``autocast_dtype`` is set."""
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.inference_mode())
+        if self.autocast_dtype is not None:
+            stack.enter_context(torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype))
+        return stack
 
     # ------------------------------------------------------------------ images
 
@@ -246,7 +279,7 @@ class Segmenter(ImageTarget):
             chunk = pils[start : start + max(1, batch_size)]
             prepared = [preprocess_image(im, self.preprocess, device=self.device) for im in chunk]
             pixels = torch.cat([pixel_values for pixel_values, _ in prepared]).to(self.dtype)
-            with torch.inference_mode():
+            with self._forward_context():
                 features = self.model.get_image_embeddings(pixels)
             for i, (_, size) in enumerate(prepared):  # a slice of a one-image batch needs no copy to free the rest
                 levels = tuple(f[i : i + 1] if len(chunk) == 1 else f[i : i + 1].clone() for f in features)
@@ -348,7 +381,7 @@ class Segmenter(ImageTarget):
                 pts = torch.tensor(pt_arr[start:stop], dtype=torch.float32)
                 kwargs["input_points"] = to_input_frame(pts, size, self.preprocess)[None].to(self.device)
                 kwargs["input_labels"] = torch.tensor(lab_arr[start:stop], dtype=torch.int64)[None].to(self.device)
-            with torch.inference_mode():
+            with self._forward_context():
                 out = self.model(image_embeddings=list(emb.features), multimask_output=multimask, **kwargs)
                 iou = out.iou_scores[0].float()  # (k, M)
                 best = iou.argmax(dim=-1)  # (k,)
@@ -365,8 +398,16 @@ class Segmenter(ImageTarget):
     def __repr__(self) -> str:
         return (
             f"Segmenter(input_size={self.preprocess.size}, device={self.device}, dtype={self.dtype}, "
-            f"num_embeddings={self.num_embeddings})"
+            f"autocast_dtype={self.autocast_dtype}, num_embeddings={self.num_embeddings})"
         )
 
 
-__all__ = ["DEFAULT_SEGMENTER", "SAM2_MODEL_TYPES", "ImageEmbedding", "ImageTarget", "Prediction", "Segmenter"]
+__all__ = [
+    "DEFAULT_SEGMENTER",
+    "SAM2_MODEL_TYPES",
+    "ImageEmbedding",
+    "ImageTarget",
+    "Prediction",
+    "Segmenter",
+    "precision_for",
+]
