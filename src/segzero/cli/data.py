@@ -4,6 +4,9 @@ Examples::
 
     segzero data build --source refcocog --refer-dir data/refcocog --images coco/train2014 --out out/rcg840 \\
         --limit 9000 --seed 0 --workers 2 [--layout multi] [--sam-filter facebook/sam2-hiera-large]
+    segzero data build --source jsonl --manifest my_data/manifest.jsonl --layout multi --out out/my_set
+    segzero data build --source coco --instances instances.json --images images [--queries q.jsonl] --out out/c
+    segzero data build --mix rcg=out/rcg840:3 --mix mine=out/my_set:1 --out out/mixed
     segzero data export --format verl --data out/rcg840 --out out/rcg840_verl.parquet
     segzero data convert-reasonseg --lisa-dir ReasonSeg --split val --out out/reasonseg_val
 
@@ -18,8 +21,39 @@ import json
 
 from segzero.answer import KINDS
 from segzero.data.refer import DEFAULT_SPLIT_BY as SOURCES
+from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.points import BORDERS, FALLBACKS
+
+FILE_SOURCES = ("jsonl", "coco")  # segzero.data.build.FILE_SOURCES (kept here so --help imports nothing heavy)
+REFER = tuple(SOURCES)
+# options that only some sources read: dest -> those sources (--mix reads none of them, nor BUILD_ONLY)
+ONLY_FOR = {
+    **dict.fromkeys(
+        ("refer_dir", "split_by", "text", "strip", "joiner", "quote", "max_objects", "min_objects"), REFER
+    ),
+    "images": (*REFER, "coco"),
+    "manifest": ("jsonl",),
+    "instances": ("coco",),
+    "queries": ("coco",),
+    "category_query": ("coco",),
+}
+BUILD_ONLY = (
+    "frame",
+    "layout",
+    "points_border",
+    "points_fallback",
+    "polygons",
+    "image_format",
+    "sam_filter",
+    "min_iou",
+    "sam_multimask",
+    "sam_device",
+    "workers",
+    "shard_size",
+    "keep_work",
+    "eval_columns",
+)
 
 
 def _frame(value: str) -> int | tuple[int, int]:
@@ -43,19 +77,55 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("data", help="build training data, export it, convert ReasonSeg")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
-    b = sub.add_parser("build", help="build Seg-Zero training data from RefCOCO-family annotations")
+    b = sub.add_parser(
+        "build",
+        help="build Seg-Zero training data from refer annotations, a manifest or COCO instances; or mix built sets",
+    )
     b.add_argument(
         "--source",
-        required=True,
-        choices=list(SOURCES),
-        help="refer dataset; grefcoco (grefs(unc).json; --layout multi) keeps its no-target expressions as [] rows",
+        choices=[*SOURCES, *FILE_SOURCES],
+        default=None,
+        help="refer dataset (grefcoco: grefs(unc).json, --layout multi, no-target expressions as [] rows); jsonl: "
+        "--manifest of your images, masks and queries; coco: --instances (+ --queries)",
     )
     b.add_argument(
         "--refer-dir",
-        required=True,
-        help="folder with refs(<split_by>).p (grefcoco: grefs(unc).json) and instances.json",
+        default=None,
+        help="refer sources: folder with refs(<split_by>).p (grefcoco: grefs(unc).json) and instances.json",
     )
-    b.add_argument("--images", required=True, help="COCO image folder (files by file_name)")
+    b.add_argument("--images", default=None, help="refer and coco sources: image folder (files by file_name)")
+    b.add_argument(
+        "--manifest",
+        default=None,
+        help="jsonl source: JSON Lines, one row per line: image, query, mask (PNG path, COCO RLE or polygon) or "
+        "objects (several, or [] for none); paths relative to the manifest's folder",
+    )
+    b.add_argument("--instances", default=None, help="coco source: COCO instances JSON")
+    b.add_argument(
+        "--queries",
+        default=None,
+        help="coco source: JSON Lines of image_id or file_name, query, ann_ids (an id, a list, or [] for none); "
+        "without it one row per category present in an image (--category-query)",
+    )
+    b.add_argument(
+        "--category-query",
+        default="the {category}",
+        help="coco source without --queries: the query of a category's row (default 'the {category}')",
+    )
+    b.add_argument(
+        "--mix",
+        action="append",
+        default=None,
+        metavar="NAME=DIR:WEIGHT",
+        help="instead of --source: mix built folders into --out by sampling weight (repeat for each set); "
+        "--limit sets the mixed size (default: the most without repeating a row)",
+    )
+    b.add_argument(
+        "--eval-columns",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also write the columns segzero eval reads (text, mask, image_id, ann_id; default: jsonl and coco)",
+    )
     b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk opens it)")
     b.add_argument("--split-by", default=None, help="refer split_by: unc, umd, google (default per source)")
     b.add_argument("--split", default="train", help="refer split to build (train, val, test, testA, ...; all)")
@@ -121,7 +191,7 @@ def add_parser(subparsers) -> None:
     b.add_argument("--keep-work", action="store_true", help="keep OUT/_work (finished shards) after success")
     b.add_argument("--overwrite", action="store_true", help="replace an existing build in OUT")
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
-    b.set_defaults(func=run_build)
+    b.set_defaults(func=run_build, build_defaults={d: b.get_default(d) for d in (*ONLY_FOR, *BUILD_ONLY)})
 
     e = sub.add_parser("export", help="export built data (veRL/EasyR1 parquet)")
     e.add_argument("--format", choices=["verl"], default="verl", help="export format")
@@ -150,14 +220,61 @@ def add_parser(subparsers) -> None:
     c.set_defaults(func=run_convert)
 
 
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _check_options(args) -> None:
+    """UserError for a --source/--mix choice that is missing, or an option the chosen source does not read."""
+    given = [d for d, default in args.build_defaults.items() if getattr(args, d) != default]
+    if args.mix:
+        if args.source:
+            raise UserError("--mix combines built folders: give either --source or --mix")
+        if given:
+            raise UserError(f"{_flag(given[0])} does not apply to --mix (it combines built folders as they are)")
+        return
+    if not args.source:
+        raise UserError("give --source (refcoco, ..., jsonl, coco) or --mix NAME=DIR:WEIGHT ...")
+    for dest in given:
+        if dest in ONLY_FOR and args.source not in ONLY_FOR[dest]:
+            raise UserError(f"{_flag(dest)} does not apply to --source {args.source}")
+
+
+def _run_mix(args) -> int:
+    from segzero.data.mix import MixConfig, mix, parse_part
+
+    cfg = MixConfig(
+        parts=tuple(parse_part(spec) for spec in args.mix),
+        out=args.out,
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    stats = mix(cfg, overwrite=args.overwrite)
+    print(
+        json.dumps({"rows_written": stats["rows_written"], "mix": {p["name"]: p["rows_taken"] for p in stats["mix"]}})
+    )
+    print(f"wrote {stats['rows_written']} rows to {args.out} (stats: {args.out}/stats.json)")
+    return 0
+
+
 def run_build(args) -> int:
+    _check_options(args)
+    if args.mix:
+        return _run_mix(args)
     from segzero.data.build import BuildConfig, build
 
     cfg = BuildConfig(
         source=args.source,
-        refer_dir=args.refer_dir,
-        images_dir=args.images,
+        refer_dir=args.refer_dir or "",
+        images_dir=args.images or "",
         out=args.out,
+        manifest=args.manifest or "",
+        instances=args.instances or "",
+        queries=args.queries or "",
+        category_query=args.category_query,
+        eval_columns=args.eval_columns,
         split_by=args.split_by,
         split=args.split,
         frame=args.frame,

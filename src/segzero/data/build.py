@@ -1,8 +1,11 @@
-"""Build Seg-Zero / VisionReasoner training data from RefCOCO-family annotations (``segzero data build``).
+"""Build Seg-Zero / VisionReasoner training data (``segzero data build``) from RefCOCO-family annotations, a JSON
+Lines manifest of your own images (``segzero.data.manifest``) or COCO-format instances (``segzero.data.coco``).
 
 Usage::
 
     segzero data build --source refcocog --refer-dir data/refcocog --images coco/train2014 --out out/refcocog_840
+    segzero data build --source jsonl --manifest my_data/manifest.jsonl --out out/my_set
+    segzero data build --source coco --instances instances.json --images images --queries queries.jsonl --out out/c
     # or from Python
     from segzero.data.build import BuildConfig, build
     stats = build(BuildConfig(source="refcocog", refer_dir=..., images_dir=..., out=...))
@@ -16,6 +19,10 @@ Output folder ``OUT``:
 - ``_work/``: the resumable state (plan fingerprint + one parquet/json pair per finished shard of images);
   a killed build rerun with the same options skips finished shards. Removed after success unless
   ``keep_work``.
+
+Every source plans ``ImageTask``s (``segzero.data.samples``) that one row builder turns into rows, with the same
+filters, drop accounting, stats and resumable shards. The manifest and COCO sources also write the columns
+``segzero eval`` reads (``eval_columns``; ``segzero.data.export.EVAL_FEATURES``).
 
 Rows: ``layout="single"`` gives one row per referring expression (gt box + two points of its object);
 ``layout="multi"`` gives one row per image joining ``min_objects..max_objects`` distinct referred objects (a
@@ -41,30 +48,30 @@ from pathlib import Path
 from typing import NamedTuple
 
 from segzero.data.refer import DEFAULT_SPLIT_BY, Ref, load_refer
-from segzero.data.samples import (
-    HIST_BINS,
-    ImageTask,
-    ObjectTask,
-    RowTask,
-    SampleOptions,
-    TaskResult,
-    process_image,
-)
+from segzero.data.samples import HIST_BINS, ImageTask, ObjectTask, RowTask, SampleOptions, TaskResult
+from segzero.data.shards import result_from_json, run_shard, split_shards, write_shard
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME, frame_size
 from segzero.points import BORDERS, FALLBACKS
 
-SOURCES = DEFAULT_SPLIT_BY  # source -> its default split_by (the refer reader's)
+SOURCES = DEFAULT_SPLIT_BY  # refer source -> its default split_by (the refer reader's)
+FILE_SOURCES = ("jsonl", "coco")  # a manifest of your own images (segzero.data.manifest); COCO instances (.coco)
+ALL_SOURCES = (*SOURCES, *FILE_SOURCES)
 
 
 @dataclass(frozen=True)
 class BuildConfig:
     """Options of one build; every field changes the output and so the resume fingerprint (except workers)."""
 
-    source: str  # refcoco, refcoco+ or refcocog
-    refer_dir: str  # folder with refs(<split_by>).p and instances.json
-    images_dir: str  # COCO images, looked up by file_name
-    out: str  # output folder
+    source: str  # refcoco, refcoco+, refcocog, grefcoco; jsonl (a manifest); coco (instances + queries)
+    refer_dir: str = ""  # refer sources: folder with refs(<split_by>).p and instances.json
+    images_dir: str = ""  # refer and coco sources: the images, looked up by file_name
+    out: str = ""  # output folder (required)
+    manifest: str = ""  # jsonl source: the manifest file (paths in it are relative to its folder)
+    instances: str = ""  # coco source: the instances JSON
+    queries: str = ""  # coco source: queries JSON Lines; "" for one row per category present in an image
+    category_query: str = "the {category}"  # coco source without queries: the query of a category's row
+    eval_columns: bool | None = None  # write text/mask/image_id/ann_id too; None: for jsonl and coco, not refer
     split_by: str | None = None  # refer split_by (unc / umd / google); None: the source's default
     split: str = "train"  # refer split to build (train, val, test, testA, ...; "all" for all)
     frame: int | tuple[int, int] = DEFAULT_FRAME  # model frame side or (w, h)
@@ -89,6 +96,11 @@ class BuildConfig:
     workers: int = 1  # worker processes (not part of the fingerprint)
     keep_work: bool = False  # keep _work/ after success
     progress: bool = True  # tqdm progress bar
+
+    @property
+    def writes_eval_columns(self) -> bool:
+        """Whether rows get the columns ``segzero eval`` reads (``eval_columns``, by default per source)."""
+        return self.source in FILE_SOURCES if self.eval_columns is None else bool(self.eval_columns)
 
     def fingerprint(self) -> str:
         """Hash of the options that decide the output rows."""
@@ -206,57 +218,17 @@ def plan(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
     return tasks, pre, info
 
 
-def _shards(tasks: list[ImageTask], size: int) -> list[list[ImageTask]]:
-    return [tasks[i : i + size] for i in range(0, len(tasks), max(1, size))]
+def plan_source(cfg: BuildConfig) -> tuple[list[ImageTask], TaskResult, dict]:
+    """The plan of ``cfg.source``: refer annotations (``plan``), a manifest or COCO instances."""
+    if cfg.source == "jsonl":
+        from segzero.data.manifest import plan_manifest
 
+        return plan_manifest(cfg)
+    if cfg.source == "coco":
+        from segzero.data.coco import plan_coco
 
-def _run_shard(args: tuple[int, list[ImageTask], SampleOptions]) -> tuple[int, int, TaskResult]:
-    """Worker: process a shard's images; returns (shard index, number of images, merged result with rows)."""
-    index, shard, opts = args
-    total = TaskResult()
-    for task in shard:
-        res = process_image(task, opts)
-        total.merge(res)
-        total.rows.extend(res.rows)
-    return index, len(shard), total
-
-
-def _result_to_json(res: TaskResult) -> dict:
-    return {
-        "rows_written": len(res.rows),
-        "dropped_rows": dict(res.dropped_rows),
-        "dropped_objects": dict(res.dropped_objects),
-        "warnings": dict(res.warnings),
-        "examples": res.examples,
-        "hist": res.hist,
-        "objects_ok": res.objects_ok,
-    }
-
-
-def _result_from_json(d: dict) -> TaskResult:
-    res = TaskResult()
-    res.dropped_rows.update(d["dropped_rows"])
-    res.dropped_objects.update(d["dropped_objects"])
-    res.warnings.update(d["warnings"])
-    res.examples = d["examples"]
-    res.hist = d["hist"]
-    res.objects_ok = d["objects_ok"]
-    return res
-
-
-def _write_shard(work: Path, index: int, res: TaskResult) -> None:
-    """Write a finished shard atomically: rows parquet first, then the json marker that makes it 'done'."""
-    import pyarrow.parquet as pq
-
-    from segzero.data.export import rows_to_table
-
-    table = rows_to_table(res.rows)
-    tmp = work / f"shard-{index:05d}.parquet.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(work / f"shard-{index:05d}.parquet")
-    tmp = work / f"shard-{index:05d}.json.tmp"
-    tmp.write_text(json.dumps(_result_to_json(res)))
-    tmp.replace(work / f"shard-{index:05d}.json")
+        return plan_coco(cfg)
+    return plan(cfg)
 
 
 def _check(cfg: BuildConfig) -> None:
@@ -267,7 +239,10 @@ def _check(cfg: BuildConfig) -> None:
     except ValueError:
         frame_ok = False
     problems = [
-        (cfg.source not in SOURCES, f"--source must be one of {', '.join(SOURCES)}"),
+        (cfg.source not in ALL_SOURCES, f"--source must be one of {', '.join(ALL_SOURCES)}"),
+        (not cfg.out, "--out is required"),
+        (cfg.source in SOURCES and not cfg.refer_dir, f"--source {cfg.source} needs --refer-dir"),
+        (cfg.layout not in ("single", "multi"), f"unknown layout {cfg.layout!r}; use single or multi"),
         (not frame_ok, f"--frame must be a positive side or WxH, got {cfg.frame!r}"),
         (cfg.limit is not None and cfg.limit < 1, "--limit must be at least 1"),
         (not 1 <= cfg.min_objects <= cfg.max_objects, "need 1 <= --min-objects <= --max-objects"),
@@ -282,16 +257,29 @@ def _check(cfg: BuildConfig) -> None:
     for bad, message in problems:
         if bad:
             raise UserError(message)
-    if not Path(cfg.images_dir).is_dir():
+    if cfg.source != "jsonl" and not cfg.images_dir:
+        raise UserError(f"--source {cfg.source} needs --images (the image folder)")
+    if cfg.source != "jsonl" and not Path(cfg.images_dir).is_dir():
         raise UserError(f"images folder not found: {cfg.images_dir}")
 
 
-def _plan_digest(cfg: BuildConfig, tasks: list[ImageTask]) -> str:
-    """Options fingerprint + a hash of the planned row ids, so changed annotations never resume old shards."""
-    digest = hashlib.sha256(cfg.fingerprint().encode())
+def _plan_digest(cfg: BuildConfig, tasks: list[ImageTask], info: dict) -> str:
+    """Options fingerprint + a hash of the planned row ids (and of the input files' bytes where the plan gives one:
+    ``info["inputs_digest"]``), so changed annotations never resume old shards."""
+    digest = hashlib.sha256((cfg.fingerprint() + info.get("inputs_digest", "")).encode())
     for task in tasks:
         digest.update(f"{task.image_id}:{','.join(r.row_id for r in task.rows)};".encode())
     return digest.hexdigest()[:16]
+
+
+def clear_build(out: Path, split: str) -> None:
+    """Remove what a build of ``split`` wrote in ``out`` (``--overwrite``); other files stay."""
+    for name in ("_work", "parquet", "dataset_dict.json", "stats.json", split):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
 
 
 def _prepare_out(cfg: BuildConfig, fingerprint: str, overwrite: bool) -> Path:
@@ -299,12 +287,7 @@ def _prepare_out(cfg: BuildConfig, fingerprint: str, overwrite: bool) -> Path:
     work = out / "_work"
     marker = work / "plan.json"
     if overwrite and out.exists():
-        for name in ("_work", "parquet", "dataset_dict.json", "stats.json", cfg.split):
-            p = out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
-                p.unlink()
+        clear_build(out, cfg.split)
     if marker.exists():
         if json.loads(marker.read_text())["fingerprint"] != fingerprint:
             raise UserError(
@@ -323,14 +306,15 @@ def build(cfg: BuildConfig, *, overwrite: bool = False) -> dict:
     import pyarrow.parquet as pq
     from tqdm import tqdm
 
-    from segzero.data.export import FEATURES, save_dataset
+    from segzero.data.export import EVAL_FEATURES, FEATURES, save_dataset
 
     _check(cfg)
-    tasks, pre, info = plan(cfg)
-    fingerprint = _plan_digest(cfg, tasks)
+    tasks, pre, info = plan_source(cfg)
+    fingerprint = _plan_digest(cfg, tasks, info)
     work = _prepare_out(cfg, fingerprint, overwrite)
+    features = EVAL_FEATURES if cfg.writes_eval_columns else FEATURES
     opts = SampleOptions(
-        images_dir=cfg.images_dir,
+        images_dir=str(Path(cfg.manifest).resolve().parent) if cfg.source == "jsonl" else cfg.images_dir,
         frame=cfg.frame,
         layout=cfg.layout,
         image_format=cfg.image_format,
@@ -341,8 +325,9 @@ def build(cfg: BuildConfig, *, overwrite: bool = False) -> dict:
         points_border=cfg.points_border,
         points_fallback=cfg.points_fallback,
         polygons=cfg.polygons,
+        eval_columns=cfg.writes_eval_columns,
     )
-    shards = _shards(tasks, cfg.shard_size)
+    shards = split_shards(tasks, cfg.shard_size)
     done = {i for i in range(len(shards)) if (work / f"shard-{i:05d}.json").exists()}
     todo = [(i, s, opts) for i, s in enumerate(shards) if i not in done]
     bar = tqdm(total=len(tasks), unit="img", desc="segzero data build", disable=not cfg.progress)
@@ -352,31 +337,34 @@ def build(cfg: BuildConfig, *, overwrite: bool = False) -> dict:
 
         ctx = mp.get_context("spawn" if cfg.sam_filter else None)
         with ctx.Pool(min(cfg.workers, len(todo))) as pool:
-            for index, n, res in pool.imap_unordered(_run_shard, todo):
-                _write_shard(work, index, res)
+            for index, n, res in pool.imap_unordered(run_shard, todo):
+                write_shard(work, index, res, features)
                 bar.update(n)
     else:
         for item in todo:
-            index, n, res = _run_shard(item)
-            _write_shard(work, index, res)
+            index, n, res = run_shard(item)
+            write_shard(work, index, res, features)
             bar.update(n)
     bar.close()
 
     total = pre
     tables = []
     for i in range(len(shards)):
-        total.merge(_result_from_json(json.loads((work / f"shard-{i:05d}.json").read_text())))
+        total.merge(result_from_json(json.loads((work / f"shard-{i:05d}.json").read_text())))
         tables.append(pq.read_table(work / f"shard-{i:05d}.parquet"))
-    table = pa.concat_tables(tables) if tables else FEATURES.arrow_schema.empty_table()
+    table = pa.concat_tables(tables) if tables else features.arrow_schema.empty_table()
     fw, fh = frame_size(cfg.frame)
+    name = info["dataset"] + (f" ({info['split_by']})" if info.get("split_by") else "")
     description = (
-        f"segzero data build: {info['dataset']} ({info['split_by']}) split {cfg.split}, layout {cfg.layout}; "
+        f"segzero data build: {name} split {cfg.split}, layout {cfg.layout}; "
         f"solution coordinates in the {fw}x{fh} model frame, image resized to it, img_width/img_height original"
     )
-    written = save_dataset(table, Path(cfg.out), split=cfg.split, description=description, progress=cfg.progress)
+    written = save_dataset(
+        table, Path(cfg.out), split=cfg.split, description=description, progress=cfg.progress, features=features
+    )
     stats = {
         "source": cfg.source,
-        **info,
+        **{k: v for k, v in info.items() if k != "inputs_digest"},
         "split": cfg.split,
         "layout": cfg.layout,
         "frame": list(frame_size(cfg.frame)),

@@ -10,6 +10,8 @@ Columns (``FEATURES``): ``id`` str, ``problem`` str (the query), ``solution`` st
 ``<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>`` or a JSON list of ``bbox_2d``/``point_2d``),
 ``image`` (the image resized to the model frame), ``img_height`` / ``img_width`` (original size, pixels).
 ``load_built`` also opens the hub copies' layout (a saved Dataset, a DatasetDict folder, or parquet files).
+``EVAL_FEATURES`` adds the columns ``segzero eval`` reads (``text``, ``mask``, ``image_id``, ``ann_id``), which
+builds from a manifest or COCO instances write by default.
 """
 
 from __future__ import annotations
@@ -31,24 +33,40 @@ FEATURES = datasets.Features(
         "img_width": datasets.Value("int32"),
     }
 )
+EVAL_FEATURES = datasets.Features(
+    {
+        **FEATURES,
+        "text": datasets.Value("string"),  # the query again, under the name segzero eval reads
+        "mask": datasets.Image(),  # gt mask (PNG, 0/1) in the stored image's pixels: the union of the row's objects
+        "image_id": datasets.Value("string"),  # the image's file name: rows of one image share it
+        "ann_id": datasets.Value("string"),  # the row id
+    }
+)
 
 
-def rows_to_table(rows: list[dict]):
-    """A pyarrow table with ``FEATURES`` (schema metadata included) from row dicts (``image`` as
+def rows_to_table(rows: list[dict], features: datasets.Features = FEATURES):
+    """A pyarrow table with ``features`` (schema metadata included) from row dicts (``image`` as
     ``{"bytes": ..., "path": None}``); built directly with pyarrow, which is faster than ``Dataset.from_list``."""
     import pyarrow as pa
 
-    schema = FEATURES.arrow_schema
+    schema = features.arrow_schema
     return pa.Table.from_pydict({name: [r[name] for r in rows] for name in schema.names}, schema=schema)
 
 
 def save_dataset(
-    table, out: Path, *, split: str = "train", parquet: bool = True, description: str = "", progress: bool = True
+    table,
+    out: Path,
+    *,
+    split: str = "train",
+    parquet: bool = True,
+    description: str = "",
+    progress: bool = True,
+    features: datasets.Features = FEATURES,
 ) -> int:
-    """Save a pyarrow table of ``FEATURES`` rows as ``OUT/dataset_dict.json + OUT/<split>/`` and
+    """Save a pyarrow table of ``features`` rows as ``OUT/dataset_dict.json + OUT/<split>/`` and
     ``OUT/parquet/<split>.parquet``; ``description`` goes into the dataset info. Returns the number of rows."""
-    info = datasets.DatasetInfo(description=description, features=FEATURES)
-    ds = datasets.Dataset(table.cast(FEATURES.arrow_schema), info=info)
+    info = datasets.DatasetInfo(description=description, features=features)
+    ds = datasets.Dataset(table.cast(features.arrow_schema), info=info)
     was_enabled = datasets.is_progress_bar_enabled()
     if not progress:
         datasets.disable_progress_bars()

@@ -8,7 +8,12 @@ the image is resized to the frame with ``cv2.INTER_AREA``.
 
 Row formats (the released layouts):
 - single object: ``solution = "<box>(x1,y1),(x2,y2)</box><points>(x1,y1),(x2,y2)</points>"``
-- multi object: ``solution = '[{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}, ...]'`` (point 1 only)
+- multi object: ``solution = '[{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}, ...]'`` (point 1 only); a row
+  with no object (a "nothing here" query) is ``[]``
+
+With ``SampleOptions.eval_columns`` a row also gets the columns ``segzero eval`` reads (``EVAL_FEATURES``):
+``text`` (the query), ``mask`` (PNG, 0/1: the union of the row's objects, resized to the frame with nearest
+neighbour, so it indexes the stored image's pixels), ``image_id`` (the task's file name) and ``ann_id`` (the row id).
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import numpy as np
 from PIL import Image
 
 from segzero.answer import SegObject
-from segzero.data.refer import BadAnnotation, decode_segmentation
+from segzero.data.masks import decode_object
+from segzero.data.refer import BadAnnotation
 from segzero.geometry import DEFAULT_FRAME, frame_size
 from segzero.parsing import format_solution
 
@@ -33,11 +39,17 @@ HIST_KEYS = ("box_width", "box_height", "box_area", "point_x", "point_y", "sam_i
 
 @dataclass(frozen=True)
 class ObjectTask:
-    """One referred annotation: ``segmentation`` is its raw COCO segmentation (original pixels)."""
+    """One referred annotation: ``segmentation`` is its raw COCO segmentation or a ``segzero.data.masks.MaskFile``
+    (original pixels); ``name`` says where it comes from in stats examples (default ``ref <ref_id> ann <ann_id>``)."""
 
     ref_id: int
     ann_id: int
     segmentation: object = field(repr=False)
+    name: str = ""
+
+    @property
+    def label(self) -> str:
+        return self.name or f"ref {self.ref_id} ann {self.ann_id}"
 
 
 @dataclass(frozen=True)
@@ -51,7 +63,8 @@ class RowTask:
 
 @dataclass(frozen=True)
 class ImageTask:
-    """All rows of one image. ``width``/``height`` are the annotated image size in pixels."""
+    """All rows of one image. ``width``/``height`` are the annotated image size in pixels (0: the file's size).
+    ``file_name`` is found under ``SampleOptions.images_dir`` (an absolute path is used as it is)."""
 
     image_id: int
     file_name: str
@@ -77,6 +90,7 @@ class SampleOptions:
     points_border: str = "open"  # segzero.points.mask_to_object's border (open: the reference's transform)
     points_fallback: str = "centroid"  # ... and its fallback for point 2 (centroid: the reference's)
     polygons: str = "once"  # box and points from pixels one polygon covers ("once", the reference) or any ("or")
+    eval_columns: bool = False  # also write text, mask, image_id, ann_id (the columns segzero eval reads)
 
 
 @dataclass
@@ -199,13 +213,14 @@ def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
         segmenter = _segmenter(opts.sam_filter, opts.sam_device)
         segmenter.set_image(image)
     framed: dict[int, SegObject] = {}
+    masks: dict[int, np.ndarray] = {}  # original-pixel masks, kept for the eval columns
     failed: dict[int, str] = {}
     for idx, ot in enumerate(task.objects):
         try:
-            covers, skipped = decode_segmentation(ot.segmentation, height, width, count=True)
+            covers, skipped = decode_object(ot.segmentation, height, width)
             if skipped:
                 result.warnings["polygon_skipped_too_few_points"] += skipped
-                result.note("polygon_skipped_too_few_points", f"ann {ot.ann_id}: {skipped} polygon(s) skipped")
+                result.note("polygon_skipped_too_few_points", f"{ot.label}: {skipped} polygon(s) skipped")
             mask = covers > 0
             counted = covers == 1 if opts.polygons == "once" else None
             obj = mask_to_object(mask, border=opts.points_border, fallback=opts.points_fallback, counted=counted)
@@ -219,9 +234,11 @@ def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
         except BadAnnotation as err:
             failed[idx] = err.reason
             result.dropped_objects[err.reason] += 1
-            result.note(err.reason, f"ref {ot.ref_id} ann {ot.ann_id}: {err}")
+            result.note(err.reason, f"{ot.label}: {err}")
             continue
         framed[idx] = to_frame(obj, size=(width, height), frame=opts.frame)
+        if opts.eval_columns:
+            masks[idx] = mask
         result.objects_ok += 1
 
     image_bytes = None
@@ -253,4 +270,22 @@ def process_image(task: ImageTask, opts: SampleOptions) -> TaskResult:
                 "img_width": width,
             }
         )
+        if opts.eval_columns:
+            union = np.zeros((height, width), dtype=bool)
+            for i in row.objects:
+                union |= masks[i]
+            result.rows[-1].update(
+                text=row.problem,
+                mask={"bytes": _mask_png(union, (fw, fh)), "path": None},
+                image_id=task.file_name,
+                ann_id=row.row_id,
+            )
     return result
+
+
+def _mask_png(mask: np.ndarray, frame: tuple[int, int]) -> bytes:
+    """A (H, W) bool mask resized (nearest) to ``frame`` = (w, h), as PNG bytes of a 0/1 ``L`` image."""
+    resized = cv2.resize(mask.astype(np.uint8), frame, interpolation=cv2.INTER_NEAREST)
+    buf = io.BytesIO()
+    Image.fromarray(resized).save(buf, format="PNG")  # uint8 (H, W): mode L
+    return buf.getvalue()

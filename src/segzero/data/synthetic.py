@@ -1,4 +1,5 @@
-"""A small synthetic dataset in the ``refer`` toolkit layout, for tests and the data benchmark.
+"""Small synthetic datasets in the ``refer`` toolkit layout (for tests and the data benchmark) and a your-own-data
+example (``write_manifest_example``: a manifest and COCO instances, the README's ``my_data/``).
 
 Usage::
 
@@ -239,3 +240,89 @@ def write_grefcoco_fixture(root: str | Path) -> dict:
     }
     (root / "instances.json").write_text(json.dumps(instances))
     return {"refer_dir": root, "images_dir": root / "images", "boxes": boxes, "targets": targets}
+
+
+def write_manifest_example(root: str | Path) -> dict:
+    """Your-own-data inputs in every form ``segzero data build`` reads (the README's ``my_data/``): two images
+    ``root/images/desk.png`` and ``street.png`` (96 x 64), masks in ``root/masks/``, ``root/manifest.jsonl`` (a PNG
+    mask, an id mask with ``mask_value``, a compressed RLE, a polygon, a row with two objects, an empty target) and
+    COCO inputs ``root/instances.json`` + ``root/queries.jsonl`` (queries naming one, two and no annotations).
+    Returns ``{"manifest", "instances", "queries", "images_dir", "masks": {manifest row id: (H, W) bool gt}}``."""
+    root = Path(root)
+    for sub in ("images", "masks"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    h, w = 64, 96
+    regions = {  # object -> (image, its pixels)
+        "mug": ("desk", np.s_[20:44, 10:30]),
+        "book": ("desk", np.s_[30:56, 50:88]),
+        "left car": ("street", np.s_[36:52, 4:40]),
+        "right car": ("street", np.s_[34:54, 56:92]),
+    }
+    colours = {"mug": (220, 30, 30), "book": (30, 60, 220), "left car": (30, 180, 60), "right car": (230, 200, 20)}
+    pixels = {name: np.zeros((h, w), bool) for name in regions}
+    images = {name: np.full((h, w, 3), 235, np.uint8) for name in ("desk", "street")}
+    for name, (image, sl) in regions.items():
+        pixels[name][sl] = True
+        images[image][sl] = colours[name]
+    sign = [[44.0, 4.0, 60.0, 28.0, 28.0, 28.0]]  # a triangle (COCO polygon, image pixels)
+    pixels["sign"] = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(sign, h, w))).astype(bool)
+    images["street"][pixels["sign"]] = (240, 120, 20)
+    for name, array in images.items():
+        Image.fromarray(array).save(root / "images" / f"{name}.png")
+    Image.fromarray(pixels["mug"].astype(np.uint8) * 255).save(root / "masks" / "mug.png")
+    ids = pixels["mug"].astype(np.uint8) + 2 * pixels["book"].astype(np.uint8)
+    Image.fromarray(ids).save(root / "masks" / "desk_ids.png")  # 1 = mug, 2 = book
+    Image.fromarray(pixels["right car"].astype(np.uint8) * 255).save(root / "masks" / "right_car.png")
+    rle = mask_utils.encode(np.asfortranarray(pixels["left car"].astype(np.uint8)))
+    left_car = {"size": [h, w], "counts": rle["counts"].decode("ascii")}
+    rows = [
+        {"id": "mug", "image": "images/desk.png", "query": "something to drink from", "mask": "masks/mug.png"},
+        {"id": "book", "image": "images/desk.png", "query": "what could I read?", "mask": "masks/desk_ids.png",
+         "mask_value": 2},
+        {"id": "left-car", "image": "images/street.png", "query": "the green car", "rle": left_car},
+        {"id": "sign", "image": "images/street.png", "query": "the warning sign", "polygon": sign},
+        {"id": "cars", "image": "images/street.png", "query": "every car",
+         "objects": [{"rle": left_car}, {"mask": "masks/right_car.png"}]},
+        {"id": "nothing", "image": "images/desk.png", "query": "the bicycle", "objects": []},
+    ]  # fmt: skip
+    (root / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    masks = {
+        "mug": pixels["mug"],
+        "book": pixels["book"],
+        "left-car": pixels["left car"],
+        "sign": pixels["sign"],
+        "cars": pixels["left car"] | pixels["right car"],
+        "nothing": np.zeros((h, w), bool),
+    }
+    categories = {"mug": 1, "book": 2, "left car": 3, "right car": 3}
+
+    def box_polygon(name: str) -> list[list[float]]:
+        ys, xs = np.nonzero(pixels[name])
+        x1, y1, x2, y2 = float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)
+        return [[x1, y1, x2, y1, x2, y2, x1, y2]]
+
+    annotations = [
+        {"id": k + 1, "image_id": 1 if regions[name][0] == "desk" else 2, "category_id": categories[name],
+         "segmentation": box_polygon(name), "iscrowd": 0, "area": int(pixels[name].sum())}
+        for k, name in enumerate(regions)
+    ]  # fmt: skip
+    instances = {
+        "images": [{"id": 1, "file_name": "desk.png", "width": w, "height": h},
+                   {"id": 2, "file_name": "street.png", "width": w, "height": h}],
+        "annotations": annotations,
+        "categories": [{"id": 1, "name": "mug"}, {"id": 2, "name": "book"}, {"id": 3, "name": "car"}],
+    }  # fmt: skip
+    (root / "instances.json").write_text(json.dumps(instances))
+    queries = [
+        {"image_id": 1, "query": "something to drink from", "ann_ids": 1},
+        {"file_name": "street.png", "query": "both cars", "ann_ids": [3, 4]},
+        {"image_id": 1, "query": "the bicycle", "ann_ids": []},
+    ]
+    (root / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+    return {
+        "manifest": root / "manifest.jsonl",
+        "instances": root / "instances.json",
+        "queries": root / "queries.jsonl",
+        "images_dir": root / "images",
+        "masks": masks,
+    }
