@@ -39,8 +39,8 @@ def step_inputs(prompts: int, generations: int, frame: int, seed: int = 0) -> di
     from segzero.answer import segzero_answer_json
     from segzero.points import mask_to_object
     from segzero.rle import MASK_COLUMN, encode_mask
-    from segzero.worlds.scene import ShapesConfig
-    from segzero.worlds.shapes import make_sample
+    from segzero.shapes.scene import ShapesConfig
+    from segzero.shapes.world import make_sample
 
     rng = np.random.default_rng(seed)
     out = {"completions": [], "solution": [], "image": [], MASK_COLUMN: []}

@@ -4,7 +4,7 @@
     python benchmarks/shapes_grounding.py table runs/grounding/* --out benchmarks/shapes_grounding.md
 
 ``run`` measures, on the world the reasoner was trained on (``world`` in its ``segzero.json``) with the ``color``
-segmenter and greedy decoding (``segzero.eval.grounding``):
+segmenter and greedy decoding (``segzero.shapes.grounding``):
 
 - demo: ``segzero demo --seed K`` for K = 0..19 (the same scene, size and pipeline as the command), right = mask
   IoU > 0.5;
@@ -57,7 +57,7 @@ def pipeline(reasoner: str, frame: int | None, max_new_tokens: int):
 
 
 def per_family(rows: list[dict]) -> dict[str, dict]:
-    from segzero.eval.grounding import summarise
+    from segzero.shapes.grounding import summarise
 
     return {f: summarise([r for r in rows if r["family"] == f]) for f in sorted({r["family"] for r in rows})}
 
@@ -65,9 +65,9 @@ def per_family(rows: list[dict]) -> dict[str, dict]:
 def run(args) -> dict:
     from segzero.assets import SHAPES_MAX_NEW_TOKENS
     from segzero.cli.demo import draw_scene, model_world
-    from segzero.eval.grounding import by_name_checks, draw, scene_checks, summarise
     from segzero.eval.records import read_records
-    from segzero.eval.shapes_val import evaluate, val_dataset
+    from segzero.shapes.grounding import by_name_checks, draw, scene_checks, summarise
+    from segzero.shapes.val import evaluate, val_dataset
 
     args.max_new_tokens = args.max_new_tokens or SHAPES_MAX_NEW_TOKENS
     out = Path(args.out)
@@ -193,7 +193,8 @@ def ship(args) -> Path:
         frame=cfg.frame,
         prompt=cfg.prompt_kind,
         segmenter="color",
-        world=dict(cfg.synthetic_world),
+        world=dict(cfg.dataset_args.get("world") or {}),
+        training=info.get("training", {}),
         recipe=args.recipe,
         stage=info.get("stage", "grpo"),
         note=args.note,

@@ -7,7 +7,7 @@
 For each reward variant it runs ``segzero train --config recipes/shapes_tiny.yaml --output-dir RUN/<variant>``
 (the real CLI: format warm-up with TRL's SFTTrainer, then GRPO with the Seg-Zero rewards; checkpoints every
 ``save_steps``), then evaluates the warm-up folder (step 0 of GRPO) and every GRPO checkpoint on a fixed val set of
-the shapes world (``segzero.eval.shapes_val``: the world's val split, disjoint from its train split) through the real
+the shapes world (``segzero.shapes.val``: the world's val split, disjoint from its train split) through the real
 ``segzero eval`` runner, with the weight-free ``color`` segmenter so the metric measures the reasoner's boxes and
 points. Greedy decoding. Per checkpoint: val gIoU / cIoU (protocol "exclude"; no ignore pixels in this world;
 unparseable answers count as IoU 0) and the mean of each hard Seg-Zero reward term (the recipe's thresholds) on the
@@ -44,7 +44,7 @@ def train(run_dir: Path, variant: str, overrides: list[str], *, warmup: Path | N
         cmd += ["--set", o]
     if warmup is not None:
         shutil.copytree(warmup, run_dir / "warmup", dirs_exist_ok=True)
-        cmd += ["--set", f"model={run_dir / 'warmup'}", "--set", "sft_steps=0"]
+        cmd += ["--set", f"model={run_dir / 'warmup'}", "--set", "stages=[grpo]"]
     print("$", " ".join(cmd), flush=True)
     t0 = time.perf_counter()
     with open(run_dir.parent / f"train_{variant}.log", "w") as log:
@@ -83,7 +83,7 @@ def evaluate_run(
     run_dir: Path, ds, solutions: dict[str, str], *, n: int, thresholds: dict[str, float], frame: int
 ) -> list[dict]:
     from segzero.eval.records import read_records
-    from segzero.eval.shapes_val import evaluate
+    from segzero.shapes.val import evaluate
 
     rows = []
     for step, folder in checkpoints(run_dir):
@@ -192,18 +192,18 @@ def write_markdown(
 ) -> None:
     import torch
 
-    world, frame = dict(cfg.synthetic_world), cfg.frame
-    arch = {"qwen3_vl": "Qwen3-VL"}.get(cfg.shapes_model.get("arch"), "Qwen2.5-VL")
-    builder = f", `shapes_model: {json.dumps(cfg.shapes_model)}`" if cfg.shapes_model else ""
+    world, frame = dict(cfg.dataset_args.get("world") or {}), cfg.frame
+    arch = {"qwen3_vl": "Qwen3-VL"}.get(cfg.model_args.get("arch"), "Qwen2.5-VL")
+    builder = f", `model_args: {json.dumps(cfg.model_args)}`" if cfg.model_args else ""
     if warmup is None:
         training = (
             "the second variant starts GRPO from the first one's warm-up (`--set model=RUN/<variant>/warmup --set "
-            "sft_steps=0`), so both share step 0 and only the first variant's wall time includes the warm-up"
+            "stages=[grpo]`), so both share step 0 and only the first variant's wall time includes the warm-up"
         )
     else:
         training = (
             f"every variant starts GRPO from the warm-up `{warmup}` (`--warmup`: `--set model=RUN/<variant>/warmup "
-            "--set sft_steps=0`), so all share step 0 and no wall time includes the warm-up"
+            "--set stages=[grpo]`), so all share step 0 and no wall time includes the warm-up"
         )
 
     lines = [
@@ -221,10 +221,10 @@ def write_markdown(
         f"- val reward columns: the paper's 0/1 terms at the recipe's thresholds (x {frame}/840) for both variants; "
         "'distinct answers' = different `<answer>` texts over the val set (1 = a collapsed policy)",
         f"- val: {n} single-answer samples of the shapes world's val split (seed 0; training uses the train split), greedy decoding, `segzero eval` runner "
-        "(`segzero.eval.shapes_val`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
+        "(`segzero.shapes.val`), `color` segmenter (weight-free), protocol exclude (no ignore pixels "
         "here), empty gt + empty prediction = IoU 1 (none occur: every query has one target), unparseable answers "
         "count as IoU 0",
-        f"- world (recipe `synthetic_world`, training and val alike): `{json.dumps(world) if world else 'default'}`",
+        f"- world (recipe `dataset_args.world`, training and val alike): `{json.dumps(world) if world else 'default'}`",
         "- step 0 = the warm-up checkpoint (`OUTPUT_DIR/warmup`), the starting point of GRPO",
         "",
     ]
@@ -316,10 +316,13 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "2")
 
-    from segzero.eval.shapes_val import val_dataset, val_solutions
+    from segzero.shapes.val import val_dataset, val_solutions
 
     cfg = recipe(args.overrides)
-    world, frame = dict(cfg.synthetic_world), cfg.frame  # the val set: the training world's val split, at the frame
+    world, frame = (
+        dict(cfg.dataset_args.get("world") or {}),
+        cfg.frame,
+    )  # the val set: the training world's val split, at the frame
     ds = val_dataset(args.val_samples, world=world, size=frame)
     solutions = val_solutions(args.val_samples, world=world, size=frame)  # Seg-Zero gt strings, in the frame
     thresholds = dict(cfg.reward_thresholds)
@@ -341,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         }
     compare = None
     if args.compare:  # frame from the folder's segzero.json
-        from segzero.eval.shapes_val import evaluate
+        from segzero.shapes.val import evaluate
 
         summary = evaluate(args.compare, out=base / "val_compare", n=args.val_samples, dataset=ds)  # its own frame
         compare = {"model": args.compare, "gIoU": summary["gIoU"], "cIoU": summary["cIoU"]}
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> int:
             "val_gIoU": round(row["gIoU"], 4),
             "val_cIoU": round(row["cIoU"], 4),
             "val_samples": args.val_samples,
-            "world": world,  # segzero demo draws its default scene from this world (segzero.worlds.world_from_spec)
+            "world": world,  # segzero demo draws its default scene from this world (segzero.shapes.world.world_from_spec)
         }
         dest = ship(folder, ROOT / "src/segzero/assets/shapes_model", info=info, frame=frame)
         print(f"shipped {folder} -> {dest}")

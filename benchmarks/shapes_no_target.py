@@ -68,8 +68,8 @@ def meta(data: Path) -> dict[str, tuple[int, bool]]:
     """sample id -> (answer count, whether its template can mean a shape in the set's world)."""
     import datasets
 
-    from segzero.worlds.queries import BY_NAME, answerable
-    from segzero.worlds.scene import ShapesConfig
+    from segzero.shapes.queries import BY_NAME, answerable
+    from segzero.shapes.scene import ShapesConfig
 
     spec = json.loads((data / "world.json").read_text())["config"]
     config = ShapesConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()})

@@ -24,7 +24,7 @@ shapes and copies a *randomly* picked one; no query was ever supervised) and see
   think format with the gt shape picked, teacher-forced, on as many prompts as the GRPO arm saw.
 
 Every saved checkpoint (and step 0) is evaluated greedily with the ``color`` segmenter
-(``segzero.eval.grounding``) on: in domain = val split of the training world (trained families and wordings);
+(``segzero.shapes.grounding``) on: in domain = val split of the training world (trained families and wordings);
 out of domain = held-out wordings of the trained families (test split) and a family never trained on
 (``--ood-family``). right = mask IoU > 0.5.
 """
@@ -84,8 +84,8 @@ def checkpoints(run: Path, sub: str) -> list[tuple[int, Path]]:
 
 def evaluate(folder: Path, *, frame: int, prompt: str, world: dict, n: int, ood_family: str) -> dict:
     from segzero.assets import SHAPES_MAX_NEW_TOKENS
-    from segzero.eval.grounding import draw, scene_checks, summarise
     from segzero.pipeline import SegZeroPipeline
+    from segzero.shapes.grounding import draw, scene_checks, summarise
 
     pipe = SegZeroPipeline.from_pretrained(
         reasoner=str(folder),
@@ -140,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         help="arms to train and report: grpo (the paper's rewards), grpo_consistency (plus the reasoning-answer "
         "consistency term), grpo_<variant> (e.g. grpo_soft), sft",
     )
-    p.add_argument("--recipe", default=str(RECIPE), help="the recipe every arm trains with (its GRPO and SFT settings)")
+    p.add_argument(
+        "--recipe", default=str(RECIPE), help="the recipe every arm trains with (its GRPO and SFT settings)"
+    )
     p.add_argument(
         "--arm-dir",
         action="append",

@@ -1,15 +1,17 @@
 """Can the shapes recipe's warm-up (SFT) alone teach the tiny reasoner *where* things are? A grounding probe.
 
-    python benchmarks/shapes_warmup_probe.py run RUNS/e2 --set sft_steps=1500 --set synthetic_samples=8000 \
-        --set sft_learning_rate=1e-3 --set 'synthetic_world.families=[attribute]'          # ~13 min, 1 core
-    python benchmarks/shapes_warmup_probe.py run RUNS/p1 --kw rope_theta=10 --set synthetic_world.max_shapes=1 ...
+    python benchmarks/shapes_warmup_probe.py run RUNS/e2 --set stages.format_sft.steps=1500 \
+        --set dataset_args.samples=8000 --set stages.format_sft.learning_rate=1e-3 \
+        --set 'dataset_args.world={families: [attribute]}'                                    # ~13 min, 1 core
+    python benchmarks/shapes_warmup_probe.py run RUNS/p1 --kw rope_theta=10 --set 'dataset_args.world={max_shapes: 1}' ...
     python benchmarks/shapes_warmup_probe.py table RUNS/* --out benchmarks/shapes_warmup_probe.md
 
-``run`` builds ``segzero.worlds.reasoner.build_shapes_reasoner`` (``--kw`` overrides its arguments, e.g. the RoPE bases),
-runs only the format warm-up of ``recipes/shapes_tiny.yaml`` (``--set`` overrides the recipe, as
-``segzero train --set``; the real ``segzero.train.warmup.run_warmup`` with TRL's SFTTrainer), then measures
+``run`` builds ``segzero.shapes.model.build_shapes_reasoner`` (``--kw`` overrides its arguments, e.g. the RoPE bases),
+runs only a ``format_sft`` stage on the world of ``recipes/shapes_tiny.yaml`` (``--set`` overrides the recipe, as
+``segzero train --set``; the real stage, ``segzero.train.warmup.run_format_sft`` with TRL's SFTTrainer), then
+measures
 
-- val gIoU / cIoU on ``--n-val`` samples of the run's own world (``segzero.eval.shapes_val``, ``color``
+- val gIoU / cIoU on ``--n-val`` samples of the run's own world (``segzero.shapes.val``, ``color``
   segmenter, greedy decoding) and the number of distinct answers;
 - position sensitivity: the answer to "the red circle" on 4 synthetic images with a red circle (and a blue square
   opposite) in each quadrant. A model that reads where the circle is gives 4 different boxes; 1 means the answer
@@ -68,22 +70,26 @@ def _number_or_text(value: str):
 
 def run(args) -> dict:
     from segzero.eval.records import read_records
-    from segzero.eval.shapes_val import evaluate, val_dataset
+    from segzero.shapes.model import build_shapes_reasoner
+    from segzero.shapes.val import evaluate, val_dataset
     from segzero.train.config import TrainConfig
     from segzero.train.data import build_train_dataset
-    from segzero.train.warmup import run_warmup
-    from segzero.worlds.reasoner import build_shapes_reasoner
+    from segzero.train.stages import StageRun
+    from segzero.train.warmup import run_format_sft
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=args.set)
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["stages=[format_sft]", *args.set])
     kw = {k: _number_or_text(v) for k, v in (x.split("=", 1) for x in args.kw)}
     model = build_shapes_reasoner(out / "base", frame=cfg.frame, **kw)
     dataset, _ = build_train_dataset(cfg, output_dir=out)
     t0 = time.perf_counter()
-    warm, _log = run_warmup(cfg, str(model), dataset, out)
+    ((_, stage),) = cfg.stage_list()
+    warm = run_format_sft(StageRun(cfg, stage, str(model), out, False, lambda: dataset))
     sft_seconds = time.perf_counter() - t0
-    val = val_dataset(args.n_val, world=dict(cfg.synthetic_world), size=cfg.frame)  # drawn at the model frame
+    val = val_dataset(
+        args.n_val, world=dict(cfg.dataset_args.get("world") or {}), size=cfg.frame
+    )  # drawn at the model frame
     summary = evaluate(warm, out=out / "val", dataset=val, frame=cfg.frame)
     records, _ = read_records(out / "val" / "samples.jsonl")
     answers = position_answers(warm, cfg.frame)
@@ -129,10 +135,15 @@ def table(args) -> str:
     ]
     for name, r in rows:
         s = dict(x.split("=", 1) for x in r["set"])
+        # results of either config layout: the flat one (sft_steps, ...) or today's (stages.format_sft.steps, ...)
         world = ", ".join(f"{k.split('.', 1)[1]}={v}" for k, v in s.items() if k.startswith("synthetic_world."))
+        world = world or s.get("dataset_args.world", "")
+        steps = s.get("stages.format_sft.steps", s.get("sft_steps", "-"))
+        lr = s.get("stages.format_sft.learning_rate", s.get("sft_learning_rate", "-"))
+        rows_n = s.get("dataset_args.samples", s.get("synthetic_samples", "-"))
         lines.append(
-            f"| {name} | {world or '-'} | {s.get('sft_steps', '-')} | {s.get('sft_learning_rate', '-')} "
-            f"| {s.get('synthetic_samples', '-')} | {', '.join(r['kw']) or 'default'} | {100 * r['gIoU']:.1f} "
+            f"| {name} | {world or '-'} | {steps} | {lr} "
+            f"| {rows_n} | {', '.join(r['kw']) or 'default'} | {100 * r['gIoU']:.1f} "
             f"| {100 * r['cIoU']:.1f} | {r['distinct']} / {r['n_val']} | {r.get('position_distinct', '-')} / 4 "
             f"| {r['sft_seconds']:.0f} |"
         )

@@ -119,7 +119,7 @@ def child(args: argparse.Namespace) -> dict:
         f"prompts_per_step={args.prompts}",
         f"per_device_batch_size={args.prompts * args.generations}",
         f"max_completion_length={args.tokens}",
-        f"synthetic_samples={max(32, args.prompts * (args.steps + 1))}",
+        f"dataset_args.samples={max(32, args.prompts * (args.steps + 1))}",
         f"grpo_args.generation_kwargs={{min_new_tokens: {args.tokens}}}",
         "save_steps=100000",
         "sample_every=0",

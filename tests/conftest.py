@@ -36,18 +36,29 @@ def tiny_answering_models(tiny_models, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture
-def shapes_smoke_overrides() -> list[str]:
-    """``recipes/shapes_tiny.yaml`` overrides for a seconds-long run: 2 warm-up steps, 1 answer step, 1 GRPO step."""
-    return [
-        "sft_steps=2",
-        "sft_answer_steps=1",
-        "sft_batch_size=2",
-        "max_steps=1",
-        "synthetic_samples=4",
-        "num_generations=2",
-        "prompts_per_step=2",
-        "per_device_batch_size=4",
-        "max_completion_length=8",
-        "save_steps=1",
-        "sample_every=0",
-    ]
+def shapes_smoke():
+    """``shapes_smoke(recipe)``: overrides of a shapes recipe for a seconds-long run (2 warm-up steps, 1 answer
+    step, 1 GRPO step), each stage field set only for a stage the recipe has."""
+    from segzero.train.config import TrainConfig
+
+    def overrides(recipe) -> list[str]:
+        kinds = {k.name for k, _ in TrainConfig.from_yaml(recipe).stage_list()}
+        return SMOKE + [o for kind, o in SMOKE_STAGES if kind in kinds]
+
+    return overrides
+
+
+SMOKE = [
+    "max_steps=1",
+    "dataset_args.samples=4",
+    "num_generations=2",
+    "prompts_per_step=2",
+    "per_device_batch_size=4",
+    "max_completion_length=8",
+    "save_steps=1",
+    "sample_every=0",
+]
+SMOKE_STAGES = [
+    ("perception_warmup", "stages.perception_warmup={steps: 2, batch_size: 2, cosine_steps: null}"),
+    ("answer_sft", "stages.answer_sft={steps: 1, batch_size: 2}"),
+]

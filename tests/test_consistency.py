@@ -10,7 +10,8 @@ from __future__ import annotations
 import pytest
 
 from segzero.rewards.consistency import box_consistency, stated_boxes
-from segzero.shapes.consistency import decision_consistency, listed_shapes
+from segzero.shapes.consistency import decision_consistency
+from segzero.shapes.perception import read_listing
 
 ANSWER = '<answer>{{"bbox": [{},{},{},{}], "points_1": [5,5], "points_2": [6,6]}}</answer>'
 
@@ -45,7 +46,9 @@ def test_box_consistency(think, answer, expect):
 
 
 def test_multi_object_answers_score_the_agreeing_fraction():
-    answer = '<answer>[{"bbox_2d": [10,10,50,60], "point_2d": [20,20]}, {"bbox_2d": [90,90,99,99], "point_2d": [95,95]}]'
+    answer = (
+        '<answer>[{"bbox_2d": [10,10,50,60], "point_2d": [20,20]}, {"bbox_2d": [90,90,99,99], "point_2d": [95,95]}]'
+    )
     assert box_consistency(f"<think>cups [10,10,50,60] [60,60,70,70]</think>{answer}</answer>") == 0.5
 
 
@@ -54,9 +57,8 @@ def test_stated_boxes_reads_decimals_and_spaces_in_order():
 
 
 def _scenes(n: int = 24):
-    from segzero.train.perception import seen_shapes
-    from segzero.worlds.scene import ShapesConfig
-    from segzero.worlds.shapes import make_sample
+    from segzero.shapes import ShapesConfig, make_sample
+    from segzero.shapes.perception import seen_shapes
 
     config = ShapesConfig(size=128, min_shapes=2, max_shapes=3, overlap=False)
     for i in range(n):
@@ -68,7 +70,7 @@ def _scenes(n: int = 24):
 def test_decision_consistency_agrees_exactly_when_the_answer_is_the_decided_shape():
     # oracle: the target format itself (``format_completion``) decides on shape ``pick``; the answer of shape ``j``
     # is spliced in; the term must be 1 exactly when j == pick (shapes do not overlap in this world)
-    from segzero.train.perception import format_completion
+    from segzero.shapes.perception import format_completion
 
     checked = 0
     for shapes in _scenes():
@@ -108,5 +110,7 @@ def test_decision_consistency_cases(decision, answer, expect):
 
 
 def test_listed_shapes_keeps_the_first_entry_of_each_number():
-    think = "I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. Ranked largest first: 1 red circle. 1 red circle [9,9,9,9]"
-    assert listed_shapes(think) == {1: ("red", "circle", (1, 2, 3, 4))}
+    think = (
+        "I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9. Ranked largest first: 1 red circle. 1 red circle [9,9,9,9]"
+    )
+    assert read_listing(think) == {1: ("red", "circle", (1, 2, 3, 4))}

@@ -66,7 +66,7 @@ def test_demo_draws_from_the_models_training_world(tmp_path):
 
 
 def test_demo_own_image_and_query(tmp_path):
-    from segzero.worlds import ShapesConfig, make_sample
+    from segzero.shapes import ShapesConfig, make_sample
 
     sample = make_sample(5, seed=0, config=ShapesConfig(size=200), split="test", layout="eval")
     image = tmp_path / "mine.png"

@@ -23,8 +23,8 @@ def _answer(obj) -> str:
 
 @pytest.fixture(scope="module")
 def rows():
-    from segzero.worlds.scene import ShapesConfig
-    from segzero.worlds.shapes import generate_rows, make_sample
+    from segzero.shapes.scene import ShapesConfig
+    from segzero.shapes.world import generate_rows, make_sample
 
     out = generate_rows(4, seed=3, size=96, with_mask=True)
     samples = [make_sample(i, seed=3, config=ShapesConfig(size=96)) for i in range(4)]
@@ -115,7 +115,7 @@ def test_training_rows_keep_the_mask_in_the_frame(tmp_path):
     from segzero.train.config import TrainConfig
     from segzero.train.data import build_train_dataset
 
-    cfg = TrainConfig.from_yaml("recipes/tiny_cpu.yaml", overrides=["synthetic_samples=3"])
+    cfg = TrainConfig.from_yaml("recipes/tiny_cpu.yaml", overrides=["dataset_args.samples=3"])
     ds, _ = build_train_dataset(cfg, output_dir=tmp_path)
     for row in ds:
         mask = decode_mask(row[MASK_COLUMN])

@@ -17,7 +17,7 @@ WORLD = {"min_shapes": 2, "max_shapes": 3, "kinds": ["circle", "square", "triang
 
 
 def _sample(index: int, size: int = 128):
-    from segzero.worlds.shapes import make_sample, world_from_spec
+    from segzero.shapes.world import make_sample, world_from_spec
 
     config, families = world_from_spec(WORLD, size=size)
     return make_sample(index, seed=0, config=config, split="train", families=families)
@@ -27,7 +27,7 @@ def _sample(index: int, size: int = 128):
 def test_gt_perception_target_earns_every_paper_reward(index):
     from segzero.parsing import parse_answer
     from segzero.rewards import score
-    from segzero.train.perception import named_shape, perception_completion
+    from segzero.shapes.perception import named_shape, perception_completion
 
     sample = _sample(index)
     text = perception_completion(sample, choice="gt")
@@ -44,107 +44,9 @@ def test_gt_perception_target_earns_every_paper_reward(index):
     assert areas == expected  # area: visible pixels per thousand pixels of the image, from the scene's own facts
 
 
-def _seen(*shapes):
-    """SeenShapes from (colour, kind, box, area) in list order."""
-    from segzero.train.perception import SeenShape
-
-    return [SeenShape(i, c, k, box, ((0, 0), (1, 1)), a) for i, (c, k, box, a) in enumerate(shapes)]
-
-
-THREE = _seen(
-    ("red", "triangle", (4, 9, 44, 44), 45),
-    ("orange", "triangle", (69, 79, 107, 112), 44),
-    ("red", "circle", (71, 1, 107, 37), 71),
-)
-
-
-@pytest.mark.parametrize(
-    ("template", "params", "pick", "expected"),
-    [
-        # the running winner against each next shape, in list order: 45 beats 44, 71 beats 45
-        ("largest", {}, 2, "Compare largest: 1 (45) or 2 (44): 1; 1 (45) or 3 (71): 3."),
-        ("smallest", {}, 1, "Compare smallest: 1 (45) or 2 (44): 2; 2 (44) or 3 (71): 2."),
-        # only the red shapes are candidates (1 and 3)
-        ("largest_colour", {"colour": "red"}, 2, "Compare largest: 1 (45) or 3 (71): 3."),
-        ("smallest_colour", {"colour": "orange"}, 1, "Compare smallest: only 2."),  # one candidate
-        # extremes compare a box edge: top y1 (smaller wins), bottom y2 (larger), left x1 (smaller), right x2
-        ("extreme", {"direction": "top"}, 2, "Compare topmost: 1 (9) or 2 (79): 1; 1 (9) or 3 (1): 3."),
-        ("extreme", {"direction": "bottom"}, 1, "Compare bottommost: 1 (44) or 2 (112): 2; 2 (112) or 3 (37): 2."),
-        ("extreme", {"direction": "left"}, 0, "Compare leftmost: 1 (4) or 2 (69): 1; 1 (4) or 3 (71): 1."),
-        ("extreme_kind", {"direction": "right", "kind": "triangle"}, 1, "Compare rightmost: 1 (44) or 2 (107): 2."),
-        ("largest", {}, 0, None),  # the chain ends on 3, the gt is 1: no chain rather than a contradiction
-        ("name", {"colour": "red", "kind": "circle"}, 2, None),  # not a superlative
-        ("extreme", {"direction": "right"}, 2, None),  # 2 and 3 tie on x2 = 107: no chain
-    ],
-)
-def test_comparison_chain(template, params, pick, expected):
-    from segzero.train.perception import comparison
-
-    assert comparison({"template": template, "params": params}, THREE, pick) == expected
-
-
-@pytest.mark.parametrize(
-    ("template", "params", "pick", "expected"),
-    [
-        # the largest / smallest listed area among the candidates (areas 45, 44, 71)
-        ("largest", {}, 2, "Pick by largest area: 71."),
-        ("smallest", {}, 1, "Pick by smallest area: 44."),
-        ("largest_colour", {"colour": "red"}, 2, "Pick by largest area: 71."),  # red: 1 and 3
-        ("smallest_colour", {"colour": "red"}, 0, "Pick by smallest area: 45."),  # 44 is orange: not a candidate
-        # extremes: the box edge the direction looks at (top y1 9/79/1, bottom y2 44/112/37, left x1 4/69/71)
-        ("extreme", {"direction": "top"}, 2, "Pick by topmost edge: 1."),
-        ("extreme", {"direction": "bottom"}, 1, "Pick by bottommost edge: 112."),
-        ("extreme_kind", {"direction": "left", "kind": "triangle"}, 0, "Pick by leftmost edge: 4."),
-        ("largest", {}, 0, None),  # the numbers say 3, the gt says 1: no sentence rather than a contradiction
-        ("extreme", {"direction": "right"}, 2, None),  # x2 = 107 twice: the number does not say which
-        ("name", {"colour": "red", "kind": "circle"}, 2, None),  # not a superlative
-    ],
-)
-def test_winner_sentence(template, params, pick, expected):
-    from segzero.train.perception import winner
-
-    assert winner({"template": template, "params": params}, THREE, pick) == expected
-
-
-def test_gt_target_of_a_superlative_states_the_winner_then_decides():
-    from segzero.errors import UserError
-    from segzero.train.config import TrainConfig
-    from segzero.train.perception import perception_completion, seen_shapes
-    from segzero.train.perception_warmup import rows_for
-
-    sample = next(s for s in map(_sample, range(40)) if s["template"] == "largest")
-    gt, random = (
-        perception_completion(sample, choice=c, rng=np.random.default_rng(0), winner_first=True)
-        for c in ("gt", "random")
-    )
-    best = max(s.area for s in seen_shapes(sample))
-    assert f". Pick by largest area: {best}. The query means the " in gt  # listing, winner, then the decision
-    assert "Pick by" not in random  # the random warm-up pick is never justified
-    with pytest.raises(ValueError, match="pick one"):
-        perception_completion(sample, choice="gt", compare=True, winner_first=True)
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_winner=true"])
-    assert (
-        rows_for(cfg, steps=1, choice="gt").winner_first and not rows_for(cfg, steps=1, choice="random").winner_first
-    )
-    with pytest.raises(UserError, match="pick one"):
-        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_winner=true", "sft_compare=true"])
-
-
-def test_gt_target_of_a_superlative_compares_then_decides():
-    from segzero.train.perception import perception_completion
-
-    sample = next(s for s in map(_sample, range(40)) if s["family"] == "superlative")
-    gt, random = (
-        perception_completion(sample, choice=c, rng=np.random.default_rng(0), compare=True) for c in ("gt", "random")
-    )
-    assert re.search(r"\. Compare \w+: .+\. The query means the \w+ \w+, \d\.</think>", gt)  # chain, then decision
-    assert "Compare" not in random  # the random warm-up pick is never justified by a chain
-    assert "Compare" not in perception_completion(sample, choice="gt")  # off unless asked for
-
-
 def test_random_pick_is_a_listed_shape_and_covers_them_all():
     from segzero.parsing import parse_answer
-    from segzero.train.perception import perception_completion, seen_shapes
+    from segzero.shapes.perception import perception_completion, seen_shapes
 
     sample = _sample(3)
     boxes = {s.box for s in seen_shapes(sample)}
@@ -158,7 +60,7 @@ def test_random_pick_is_a_listed_shape_and_covers_them_all():
 
 
 def test_bad_choice_is_refused():
-    from segzero.train.perception import perception_completion
+    from segzero.shapes.perception import perception_completion
 
     with pytest.raises(ValueError, match="choice"):
         perception_completion(_sample(0), choice="best")
@@ -176,55 +78,42 @@ def test_bad_choice_is_refused():
     ],
 )
 def test_named_shape(think, expected):
-    from segzero.train.perception import named_shape
+    from segzero.shapes.perception import named_shape
 
     assert named_shape(think) == expected
 
 
 @pytest.mark.parametrize(
-    "supervise_from",
+    ("listing", "marker"),
     [
-        None,  # the whole completion (the perception warm-up)
-        "The query means",  # from the decision on (the gt-answer stage with sft_answer_loss: decision)
+        ("left_to_right", "The query means"),  # the decision sentence decides
+        ("ranked", "Ranked"),  # a superlative's ranking decides
     ],
 )
-@pytest.mark.parametrize(
-    ("chain", "marker"),
-    [
-        ({"compare": True}, "Compare"),  # a superlative's pairs decide
-        ({"winner_first": True}, "Pick by"),  # a superlative's winner sentence decides
-        ({"listing": "orders"}, "From the top:"),  # every row's scene orders decide
-        ({"listing": "ranked"}, "Ranked"),  # a superlative's ranking decides
-    ],
-)
-def test_collator_supervises_exactly_the_completion(tmp_path, supervise_from, chain, marker):
+def test_collator_supervises_exactly_the_completion(tmp_path, listing, marker):
     import torch
 
-    from segzero.train.perception_warmup import CompletionCollator, PerceptionRows
+    from segzero.shapes.model import build_shapes_reasoner
+    from segzero.shapes.warmup import CompletionCollator, ShapesRows
+    from segzero.shapes.world import world_from_spec
     from segzero.train.processing import load_training_processor
-    from segzero.worlds.reasoner import build_shapes_reasoner
-    from segzero.worlds.shapes import world_from_spec
 
     path = build_shapes_reasoner(
         tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
-    config, families = world_from_spec(WORLD, size=64)
-    rows = PerceptionRows(config, families, seed=0, size=3, choice="gt", **chain)
+    config, families = world_from_spec({**WORLD, "families": ["superlative"]}, size=64)
+    rows = ShapesRows(config, families, seed=0, size=3, choice="gt", listing=listing)
     processor = load_training_processor(path)
-    collate = CompletionCollator(processor, prompt_kind="compact", supervise_from=supervise_from, decision_weight=3.0)
-    batch = collate([rows[i] for i in range(3)])
+    batch = CompletionCollator(processor, prompt_kind="compact", decision_weight=3.0)([rows[i] for i in range(3)])
     assert any(marker in rows[i]["completion"] for i in range(3))  # the rows include what decides
     for i in range(3):
         ids, labels, weights = batch["input_ids"][i], batch["labels"][i], batch["loss_weights"][i]
         supervised = processor.tokenizer.decode(ids[labels != -100])
         completion = rows[i]["completion"] + "<|im_end|>"
-        # a superlative's chain (or winner sentence), or the scene's orders, decide too
-        decides = next(
-            (m for m in ("Compare", "Pick by", "From the top:", "Ranked") if m in completion), "The query means"
-        )
+        decides = "Ranked" if "Ranked" in completion else "The query means"  # a ranking decides too
         decision = completion[completion.index(decides) - 1 :]
-        expected = completion if supervise_from is None else decision
-        assert supervised == expected  # (from the space before the decision: it is part of its first token)
+        assert supervised == completion  # the whole completion, nothing of the prompt
+        # (from the space before the decision: it is part of its first token)
         assert processor.tokenizer.decode(ids[(labels != -100) & (weights == 3.0)]) == decision  # weighed 3x
         assert set(weights[labels != -100].tolist()) <= {1.0, 3.0} and torch.all(weights[labels == -100] >= 1.0)
 
@@ -233,16 +122,16 @@ def test_weighted_loss_with_unit_weights_is_the_models_own_loss(tmp_path):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from segzero.train.perception_warmup import CompletionCollator, PerceptionRows, WeightedLossTrainer
+    from segzero.shapes.model import build_shapes_reasoner
+    from segzero.shapes.warmup import CompletionCollator, ShapesRows, WeightedLossTrainer
+    from segzero.shapes.world import world_from_spec
     from segzero.train.processing import load_training_processor
-    from segzero.worlds.reasoner import build_shapes_reasoner
-    from segzero.worlds.shapes import world_from_spec
 
     path = build_shapes_reasoner(
         tmp_path / "m", frame=64, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
     config, families = world_from_spec(WORLD, size=64)
-    rows = PerceptionRows(config, families, seed=0, size=2, choice="gt")
+    rows = ShapesRows(config, families, seed=0, size=2, choice="gt")
     processor = load_training_processor(path)
     model = AutoModelForImageTextToText.from_pretrained(path, dtype="float32")
     losses = {}
@@ -265,7 +154,7 @@ def test_fourier_number_rows_put_near_values_near():
 
 
 def test_number_init_needs_number_tokens(tmp_path):
-    from segzero.worlds.reasoner import build_shapes_reasoner
+    from segzero.shapes.model import build_shapes_reasoner
 
     with pytest.raises(ValueError, match="number_tokens"):
         build_shapes_reasoner(tmp_path / "m", frame=64, arch="qwen3_vl", number_init=True, hidden_size=32)
@@ -303,8 +192,15 @@ def test_recipe_base_is_read_first(tmp_path):
 
     quick = TrainConfig.from_yaml(ROOT / "recipes/shapes_quick.yaml")
     full = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml")
-    assert quick.sft_steps < full.sft_steps  # its own fields win
-    assert (quick.frame, quick.prompt, quick.synthetic_world) == (full.frame, full.prompt, full.synthetic_world)
+    (q_warm, _), (f_warm, _) = quick.stage_list()[0], full.stage_list()[0]
+    assert quick.stage_list()[0][1].steps < full.stage_list()[0][1].steps  # its own fields win, stage by stage
+    assert quick.stage_list()[0][1].learning_rate == full.stage_list()[0][1].learning_rate  # the rest is the base's
+    assert q_warm is f_warm and [k.name for k, _ in quick.stage_list()] == ["perception_warmup", "answer_sft", "grpo"]
+    assert (quick.frame, quick.prompt, quick.dataset_args["world"]) == (
+        full.frame,
+        full.prompt,
+        full.dataset_args["world"],
+    )
     (tmp_path / "a.yaml").write_text("base: b.yaml\nframe: 64\n")
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(UserError, match="cycle"):
@@ -317,16 +213,19 @@ def test_recipe_base_is_read_first(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["sft_target=essay"], "sft_target"),  # only answer / perception
-        (["sft_choice=best"], "sft_choice"),  # only random / gt
-        (["dataset=some/hub_set"], "synthetic"),  # the perception target needs the world's shape lists
-        (["sft_only=true", "sft_steps=0", "sft_answer_steps=0"], "sft_steps"),  # nothing to stop after
-        (["sft_answer_decision_weight=0"], "sft_answer_decision_weight"),  # a weight must be positive
-        (["sft_answer_loss=listing"], "sft_answer_loss"),  # only all / decision
-        (["sft_cosine_steps=10"], "sft_cosine_steps"),  # a cosine that ends before the run does
-        (["sft_target=answer"], "sft_answer_steps"),  # the gt-answer stage follows a perception warm-up only
-        (["sft_no_target=1.0"], "sft_no_target"),  # a share: every row "nothing" would teach nothing else
-        (["sft_no_target=-0.1"], "sft_no_target"),  # a share is not negative
+        (["stages=[{kind: essay}]"], "no stage named 'essay'"),  # an unregistered stage kind
+        (["stages.perception_warmup.choice=gt"], "unknown field"),  # the warm-up's pick is random by definition
+        (["dataset=some/hub_set"], "synthetic"),  # the shapes stages need the world's shape lists
+        (["stages=[]"], "non-empty"),  # nothing to run
+        (["stages.answer_sft.decision_weight=0"], "decision_weight"),  # a weight must be positive
+        (["stages.perception_warmup.cosine_steps=10"], "cosine_steps"),  # a cosine that ends before the stage does
+        (["stages=[grpo, perception_warmup]"], "last"),  # GRPO ends the run
+        (["stages=[perception_warmup, perception_warmup]"], "once"),  # one folder per kind
+        (["stages.answer_sft.no_target=1.0"], "no_target"),  # a share: every row "nothing" would teach nothing else
+        (["stages.answer_sft.no_target=-0.1"], "no_target"),  # a share is not negative
+        (["stages.answer_sft.listing=query"], "listing"),  # removed (measured, no help): left_to_right or ranked
+        (["stages.format_sft.steps=3"], "no 'format_sft' stage"),  # a field of a stage the run does not have
+        (["sft_steps=3"], "stages.KIND.FIELD"),  # the flat warm-up fields beside stages
     ],
 )
 def test_bad_perception_settings(overrides, message):
@@ -343,7 +242,7 @@ class _Result:
 
 
 def test_grounding_judge_and_summary():
-    from segzero.eval.grounding import _judge, name_probes, summarise
+    from segzero.shapes.grounding import _judge, name_probes, summarise
 
     sample = _sample(1)
     masks = sample["shape_masks"]
@@ -372,8 +271,8 @@ def test_world_build_and_web_examples_follow_a_models_world(tmp_path):
 
     from segzero.cli.main import main
     from segzero.models.reasoner import write_model_info
-    from segzero.serve.examples import ShapesExamples
-    from segzero.worlds.queries import TEMPLATES
+    from segzero.shapes.examples import ShapesExamples
+    from segzero.shapes.queries import TEMPLATES
 
     model = tmp_path / "model"
     model.mkdir()
@@ -408,11 +307,10 @@ def test_stage_schedule_is_the_first_part_of_the_longer_cosine(steps, horizon, w
     import torch
     from transformers import get_cosine_schedule_with_warmup
 
-    from segzero.train.perception_warmup import Stage
+    from segzero.shapes.warmup import num_cycles
 
-    stage = Stage("s", steps, 1.0, warmup, horizon)
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    sched = get_cosine_schedule_with_warmup(opt, warmup, steps, num_cycles=stage.num_cycles())
+    sched = get_cosine_schedule_with_warmup(opt, warmup, steps, num_cycles=num_cycles(steps, warmup, horizon))
     h = horizon or steps
     for step in range(steps):
         oracle = step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * (step - warmup) / (h - warmup)))
@@ -422,81 +320,23 @@ def test_stage_schedule_is_the_first_part_of_the_longer_cosine(steps, horizon, w
 
 
 @pytest.mark.parametrize(
-    ("overrides", "choice", "compare"),
+    ("overrides", "kind", "expected"),
     [
-        ([], "gt", False),  # off by default: the recipes' targets decide without a chain
-        (["sft_compare=true"], "gt", True),  # asked for: gt targets of superlatives carry it
-        (["sft_compare=true"], "random", False),  # never in the random warm-up
+        ([], "answer_sft", {"listing": "left_to_right", "no_target": 0.0}),  # defaults: one shape, listed in order
+        (["stages.answer_sft.listing=ranked"], "answer_sft", {"listing": "ranked"}),  # a superlative's ranking
+        (["stages.answer_sft.no_target=0.2"], "answer_sft", {"no_target": 0.2}),  # a fifth of the rows mean nothing
+        ([], "perception_warmup", {"choice": "random", "listing": "left_to_right", "no_target": 0.0}),  # never gt
     ],
 )
-def test_sft_compare_reaches_the_rows(overrides, choice, compare):
+def test_stage_fields_reach_the_rows(overrides, kind, expected):
     from segzero.train.config import TrainConfig
-    from segzero.train.perception_warmup import rows_for
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
-    assert rows_for(cfg, steps=1, choice=choice).compare is compare
-
-
-@pytest.mark.parametrize(
-    ("overrides", "listing"),
-    [
-        ([], "left_to_right"),  # default: every query's shapes listed left to right
-        (["sft_listing=query"], "query"),  # asked for: superlatives listed in the order they ask about
-        (["sft_listing=area_first"], "area_first"),  # asked for: left to right, each area before its name
-        (["sft_listing=orders"], "orders"),  # asked for: left to right, then the scene's orders
-        (["sft_listing=ranked"], "ranked"),  # asked for: left to right, then a superlative's ranking
-    ],
-)
-def test_sft_listing_reaches_the_rows(overrides, listing):
-    from segzero.train.config import TrainConfig
-    from segzero.train.perception_warmup import rows_for
-
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
-    assert rows_for(cfg, steps=1, choice="gt").listing == listing
-
-
-def test_sft_listing_rejects_unknown_order():
-    from segzero.errors import UserError
-    from segzero.train.config import TrainConfig
-
-    with pytest.raises(UserError, match="sft_listing"):
-        TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_listing=by_colour"])
-
-
-def test_query_listing_puts_the_answer_first_among_candidates():
-    # oracle: the world's own answer (its rules on whole silhouettes) is the first listed shape of the query's
-    # colour / kind, and the decision names position 1 for unrestricted superlatives
-    from segzero.train.perception import _MEANS_RE, perception_completion
-    from segzero.worlds.shapes import ShapesConfig, make_sample
-
-    seen = 0
-    for i in range(400):
-        sample = make_sample(i, seed=5, config=ShapesConfig(size=128), split="train", families=("superlative",))
-        text = perception_completion(sample, choice="gt", listing="query")
-        if not text.startswith("<think>I see, "):  # the listed values disagree with the world's rule: left to right
-            continue
-        seen += 1
-        want = sample["shapes"][sample["answers"][0]]
-        assert _MEANS_RE.search(text).groups() == (want["colour"], want["kind"])
-        if not (sample["params"] or {}).keys() & {"colour", "kind"}:
-            assert text.split("</think>")[0].endswith(", 1.")
-    assert seen > 300  # almost every superlative gets its order
-
-
-@pytest.mark.parametrize(
-    ("overrides", "choice", "share"),
-    [
-        ([], "gt", 0.0),  # off by default: every query means one shape
-        (["sft_no_target=0.2"], "gt", 0.2),  # asked for: a fifth of the gt-answer rows mean nothing
-        (["sft_no_target=0.2"], "random", 0.0),  # never in the random warm-up (it does not supervise the pick)
-    ],
-)
-def test_sft_no_target_reaches_the_rows(overrides, choice, share):
-    from segzero.train.config import TrainConfig
-    from segzero.train.perception_warmup import rows_for
-
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
-    assert rows_for(cfg, steps=1, choice=choice).no_target == share
+    config = next(c for k, c in cfg.stage_list() if k.name == kind)
+    rows = config.stage_rows(cfg)  # what the stage's run trains on
+    assert {k: getattr(rows, k) for k in expected} == expected
+    assert len(rows) == (config.cosine_steps or config.steps) * config.batch_size  # rows for the whole cosine
+    assert rows.seed == cfg.dataset_args["seed"]
 
 
 def test_no_target_rows_answer_nothing_and_the_rest_one_shape():
@@ -504,12 +344,12 @@ def test_no_target_rows_answer_nothing_and_the_rest_one_shape():
     # names a pair that is not in the scene, one of a one-shape row names a pair that is
     from segzero.parsing import parse_answer
     from segzero.rewards import score
-    from segzero.train.perception import named_shape
-    from segzero.train.perception_warmup import PerceptionRows
-    from segzero.worlds.shapes import COLOURS, KINDS, world_from_spec
+    from segzero.shapes.perception import named_shape
+    from segzero.shapes.warmup import ShapesRows
+    from segzero.shapes.world import COLOURS, KINDS, world_from_spec
 
     config, families = world_from_spec(WORLD, size=128)
-    rows = PerceptionRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
+    rows = ShapesRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
     nothing, named = 0, 0
     for i in range(len(rows)):
         row = rows[i]
@@ -528,73 +368,16 @@ def test_no_target_rows_answer_nothing_and_the_rest_one_shape():
         assert score("visionreasoner", row["completion"], "[]")["accuracy"] == 3.0  # a right empty answer
     assert named >= 5  # some naming queries were checked against the scene (6 of these 200 rows)
     assert 30 <= nothing <= 70  # a quarter of 200 rows, within sampling noise (binomial sd ~6)
-    again = PerceptionRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
+    again = ShapesRows(config, families, seed=0, size=200, choice="gt", no_target=0.25)
     assert [again[i]["completion"] for i in range(20)] == [rows[i]["completion"] for i in range(20)]  # resumable
-
-
-@pytest.mark.parametrize("index", [0, 1, 2, 3])  # four scenes of 2-3 shapes
-def test_area_first_listing_moves_only_the_area(index):
-    # oracle: the default listing of the same scene; each item is the same words with "area N" moved to the front
-    from segzero.parsing import parse_answer
-    from segzero.train.perception import perception_completion
-
-    sample = _sample(index)
-    plain = parse_answer(perception_completion(sample, choice="gt"))
-    moved = parse_answer(perception_completion(sample, choice="gt", listing="area_first"))
-    assert moved.objects == plain.objects  # the same answer
-    items = re.findall(r"(\d+) (.+?) area (\d+)(?:; |\. )", plain.think)
-    assert items and len(items) == len(sample["shapes"])
-    for k, seen, area in items:
-        assert f"{k} area {area} {seen}" in moved.think
-    assert moved.think.split(". ", 1)[1] == plain.think.split(". ", 1)[1]  # the same decision
-
-
-def test_orders_listing_sorts_the_listed_shapes_and_ends_superlatives_on_an_entry():
-    # oracle: the orders are recomputed from the listed items' own text (box centre y, area), and the world's answer
-    # to a superlative (its rules on whole silhouettes) must be the first / last entry among the query's candidates
-    from segzero.parsing import parse_answer
-    from segzero.train.perception import perception_completion
-    from segzero.worlds.shapes import make_sample, world_from_spec
-
-    config, _ = world_from_spec(WORLD, size=128)
-    item = re.compile(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \(\d+,\d+\) \(\d+,\d+\) area (\d+)")
-    checked = ends = 0
-    for i in range(120):
-        sample = make_sample(i, seed=3, config=config, split="train", families=("superlative", "attribute"))
-        think = parse_answer(perception_completion(sample, choice="gt", listing="orders")).think
-        plain = parse_answer(perception_completion(sample, choice="gt")).think
-        listed = [
-            (int(k), f"{c} {kind}", int(y1) + int(y2), int(area))
-            for k, c, kind, _, y1, _, y2, area in item.findall(think)
-        ]
-        assert listed and think.startswith(plain.split(". The query means")[0])  # the same listing first
-        top = ", ".join(f"{k} {name}" for k, name, _, _ in sorted(listed, key=lambda t: t[2]))
-        large = ", ".join(f"{k} {name}" for k, name, _, _ in sorted(listed, key=lambda t: -t[3]))
-        assert f". From the top: {top}. Largest first: {large}. The query means" in think
-        assert think.endswith(plain.split(". ")[-1])  # the same decision
-        if sample["family"] != "superlative":
-            continue
-        checked += 1
-        params = sample["params"] or {}
-        names = {k: name for k, name, _, _ in listed}
-        want = next(k for k, name in names.items() if think.endswith(f"the {name}, {k}."))
-        order = large if sample["template"].startswith(("largest", "smallest")) else top
-        if params.get("direction") in ("left", "right"):  # "the leftmost shape", "the rightmost circle"
-            order = ", ".join(f"{k} {name}" for k, name in names.items())  # the listing itself is left to right
-        entries = [int(e.split()[0]) for e in order.split(", ")]
-        entries = [
-            k for k in entries if all(w in names[k].split() for w in (params.get("colour"), params.get("kind")) if w)
-        ]
-        ends += want in (entries[0], entries[-1])
-    assert checked >= 30 and ends == checked  # every superlative's answer ends one order
 
 
 def test_ranked_listing_ranks_a_superlatives_candidates_and_decides_on_the_first():
     # oracle: the ranking recomputed from the listed items' own text (area, or the box edge the direction looks at,
     # among the shapes of the query's colour / kind); the world's answer is the first entry; other queries: no ranking
     from segzero.parsing import parse_answer
-    from segzero.train.perception import perception_completion
-    from segzero.worlds.shapes import make_sample, world_from_spec
+    from segzero.shapes.perception import perception_completion
+    from segzero.shapes.world import make_sample, world_from_spec
 
     config, _ = world_from_spec(WORLD, size=128)
     item = re.compile(r"(\d+) (\w+) (\w+) \[(\d+),(\d+),(\d+),(\d+)\] \(\d+,\d+\) \(\d+,\d+\) area (\d+)")
@@ -629,12 +412,3 @@ def test_ranked_listing_ranks_a_superlatives_candidates_and_decides_on_the_first
         gt = sample["shapes"][sample["answers"][0]]
         assert (gt["colour"], gt["kind"]) == (c, kind)  # the world's own answer
     assert ranked >= 40  # most superlatives rank (about half of these 150 rows are superlatives)
-
-
-def test_ranked_listing_is_one_way_to_state_the_decision():
-    from segzero.errors import UserError
-    from segzero.train.config import TrainConfig
-
-    for other in ("sft_compare=true", "sft_winner=true"):
-        with pytest.raises(UserError, match="pick one"):
-            TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=["sft_listing=ranked", other])

@@ -56,10 +56,12 @@ SMALLER = {
     "--n 64 ": "--n 4 ",
     "--n train=2000": "--n train=8",
     "recipes/shapes_quick.yaml --output-dir runs/shapes_quick": (
-        "recipes/shapes_quick.yaml --output-dir runs/shapes_quick --set sft_steps=2 --set sft_answer_steps=2 "
-        "--set max_steps=1 --set synthetic_samples=8 --set save_steps=1 --set sample_every=0"
+        "recipes/shapes_quick.yaml --output-dir runs/shapes_quick --set stages.perception_warmup.steps=2 "
+        "--set stages.answer_sft.steps=2 --set max_steps=1 --set dataset_args.samples=8 --set save_steps=1 "
+        "--set sample_every=0"
     ),
     "recipes/tiny_cpu.yaml --output-dir runs/tiny": "recipes/tiny_cpu.yaml --output-dir runs/tiny --set max_steps=1",
+    "recipes/tiny_cpu.yaml --output-dir runs/my_reward": "recipes/tiny_cpu.yaml --output-dir runs/my_reward --set max_steps=1",
     "--port 8000": "--port PORT",
     "127.0.0.1:8000": "127.0.0.1:PORT",
 }
@@ -103,16 +105,18 @@ def test_every_readme_command_is_run_or_has_a_reason():
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A scratch folder holding the repository's recipes and the inputs the README names (img.jpg, photo.jpg,
-    my_shapes.png), and the environment the commands run in (offline, one thread, this Python's scripts)."""
-    from segzero.worlds.shapes import ShapesConfig, generate_rows
+    my_shapes.png, my_data/), and the environment the commands run in (offline, one thread, this Python's scripts)."""
+    from segzero.data.synthetic import write_manifest_example
+    from segzero.shapes.world import ShapesConfig, generate_rows
 
     work = tmp_path_factory.mktemp("readme")
-    for name in ("recipes", "accelerate", "src", "tests", "benchmarks", "pyproject.toml"):
+    for name in ("recipes", "accelerate", "src", "tests", "benchmarks", "examples", "pyproject.toml"):
         (work / name).symlink_to(ROOT / name)
     noise = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
     Image.fromarray(noise).save(work / "img.jpg")
     Image.fromarray(noise).save(work / "photo.jpg")
     generate_rows(1, seed=5, config=ShapesConfig(size=256))[0]["image"].save(work / "my_shapes.png")
+    write_manifest_example(work / "my_data")  # the own-data inputs: manifest.jsonl, images, masks, COCO instances
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",

@@ -255,7 +255,9 @@ def test_twenty_concurrent_requests_are_batched_and_matched_to_their_ids(pipe):
 
 
 def test_health_examples_page_and_openapi(pipe):
-    app = create_app(pipe, ServeConfig(title="segzero-test"))
+    from segzero.shapes.examples import ShapesExamples
+
+    app = create_app(pipe, ServeConfig(title="segzero-test", examples=ShapesExamples()))
     health, examples, example, page, schema, docs = _run(
         app,
         {"method": "GET", "url": "/healthz"},
@@ -275,3 +277,12 @@ def test_health_examples_page_and_openapi(pipe):
     body = schema.json()["paths"]["/v1/segment"]["post"]["requestBody"]["content"]
     assert set(body) == {"multipart/form-data", "application/json"}
     assert docs.status_code == 200
+
+
+def test_an_app_without_examples_offers_none(pipe):
+    listed, missing = _run(
+        create_app(pipe, ServeConfig()),
+        {"method": "GET", "url": "/v1/examples"},
+        {"method": "GET", "url": "/v1/examples/0.png"},
+    )
+    assert listed.json() == [] and missing.status_code == 404

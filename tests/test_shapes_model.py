@@ -63,7 +63,7 @@ def test_shipped_model_loads_with_its_frame_and_prompt():
 
 @pytest.mark.slow
 def test_shipped_model_is_right_on_its_world(shipped):
-    from segzero.eval.grounding import draw, scene_checks, summarise
+    from segzero.shapes.grounding import draw, scene_checks, summarise
 
     pipe, world = shipped
     s = summarise(scene_checks(pipe, draw(VAL_SCENES, world=world, size=pipe.frame, split="val")))
@@ -74,7 +74,7 @@ def test_shipped_model_is_right_on_its_world(shipped):
 
 @pytest.mark.slow
 def test_shipped_model_finds_each_shape_by_name(shipped):
-    from segzero.eval.grounding import by_name_checks, draw, summarise
+    from segzero.shapes.grounding import by_name_checks, draw, summarise
 
     pipe, world = shipped
     s = summarise(by_name_checks(pipe, draw(NAME_SCENES, world=world, size=pipe.frame, split="val")))
@@ -87,7 +87,7 @@ def _two_shapes(left: str, right: str, y: int, size: int = 128):
     and ``right`` saying which is where; returns the image and each shape's mask (the oracle)."""
     from PIL import Image, ImageDraw
 
-    from segzero.worlds.scene import COLOURS
+    from segzero.shapes.scene import COLOURS
 
     image = Image.new("RGB", (size, size), (235, 235, 235))
     draw = ImageDraw.Draw(image)
@@ -105,7 +105,7 @@ def _two_shapes(left: str, right: str, y: int, size: int = 128):
 def _swap_landings(pipe) -> list[bool]:
     """For the pair high and low in the frame, as drawn and with places swapped: does "the red circle" / "the blue
     square" land on its own shape (a model that ignores the image gives one box per query whatever the layout)."""
-    from segzero.eval.grounding import RIGHT_IOU
+    from segzero.shapes.grounding import RIGHT_IOU
 
     landed = []
     for y in (40, 88):
@@ -204,7 +204,7 @@ def test_soft_terms_read_no_box_as_zero():
     ],
 )
 def test_world_from_spec(spec, check):
-    from segzero.worlds.shapes import world_from_spec
+    from segzero.shapes.world import world_from_spec
 
     config, families = world_from_spec(spec, size=64)
     assert config.size == 64 and check(config, families)
@@ -220,7 +220,7 @@ def test_world_from_spec(spec, check):
     ],
 )
 def test_world_from_spec_rejects_bad_settings(spec):
-    from segzero.worlds.shapes import world_from_spec
+    from segzero.shapes.world import world_from_spec
 
     with pytest.raises(ValueError):
         world_from_spec(spec, size=64)
@@ -231,9 +231,10 @@ def test_recipe_world_reaches_the_training_rows():
     from segzero.train.data import load_raw_dataset
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml")
-    assert cfg.synthetic_world  # the recipe trains on an easier world than the default
-    rows = load_raw_dataset("synthetic", synthetic_samples=6, frame=cfg.frame, synthetic_world=cfg.synthetic_world)
-    default = load_raw_dataset("synthetic", synthetic_samples=6, frame=cfg.frame)
+    world = cfg.dataset_args["world"]
+    assert world  # the recipe trains on an easier world than the default
+    rows = load_raw_dataset("synthetic", frame=cfg.frame, dataset_args={"samples": 6, "world": world})
+    default = load_raw_dataset("synthetic", frame=cfg.frame, dataset_args={"samples": 6})
     assert rows["problem"] != default["problem"]  # the settings change the drawn scenes and queries
 
 
@@ -241,12 +242,14 @@ def test_shapes_recipe_parses():
     from segzero.train.config import TrainConfig
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml")
-    assert cfg.model == "shapes" and cfg.frame == 128 and cfg.sft_steps > 0 and cfg.reward_kind == "segzero"
-    assert cfg.sft_target == "perception" and cfg.sft_choice == "random"  # the warm-up never supervises the query
+    assert cfg.model == "shapes" and cfg.frame == 128 and cfg.reward_kind == "segzero"
+    (warm, _), (answers, _), (grpo, _) = cfg.stage_list()
+    assert (warm.name, answers.name, grpo.name) == ("perception_warmup", "answer_sft", "grpo")
+    assert not warm.supervised_answers and answers.supervised_answers  # the warm-up never supervises the query
     assert cfg.use_cpu and cfg.save_total_limit is None  # every checkpoint kept for the learning curve
     assert cfg.reward_thresholds["distance_threshold"] == pytest.approx(100 * 128 / 840, abs=0.01)
     assert cfg.reward_thresholds["l1_threshold"] == pytest.approx(10 * 128 / 840, abs=0.01)
-    families = set(cfg.synthetic_world["families"])
+    families = set(cfg.dataset_args["world"]["families"])
     assert "superlative" in families and families & {"relation", "affordance"}  # reasoning queries, not only names
 
 
@@ -255,10 +258,11 @@ def test_shapes_recipe_parses():
     [
         (["reward_variant=fuzzy"], "reward_variant"),  # only hard / soft exist
         (["reward_variant=soft", "reward_kind=visionreasoner"], "segzero"),  # soft terms are single-object
-        (["sft_steps=-1"], "sft_steps"),  # negative warm-up
-        (["sft_samples=0"], "sft_samples"),  # an empty warm-up set
-        (["dataset=some/hub_set", "sft_world={families: [attribute]}"], "synthetic"),  # world settings need the world
-        (["shapes_model={frame: 64}"], "frame"),  # the frame is the recipe's own field, not a builder argument
+        (["stages.perception_warmup.steps=-1"], "steps"),  # negative warm-up
+        (["stages.perception_warmup.samples=0"], "samples"),  # an empty warm-up set
+        (["dataset=some/hub_set"], "synthetic"),  # the shapes stages need the world
+        (["model_args={frame: 64}"], "frame"),  # the frame is the recipe's own field, not a builder argument
+        (["dataset_args={samples: 4, colour: red}"], "dataset_args"),  # the world's source has no such keyword
     ],
 )
 def test_bad_warmup_and_variant_settings(overrides, message):
@@ -272,31 +276,25 @@ def test_bad_warmup_and_variant_settings(overrides, message):
 @pytest.mark.parametrize(
     ("overrides", "families"),
     [
-        ([], {"attribute", "superlative", "affordance"}),  # no sft_world: the warm-up uses the GRPO rows themselves
-        (["sft_world={families: [attribute]}", "sft_samples=12"], {"attribute"}),  # naming queries only
+        ([], {"attribute", "superlative", "affordance"}),  # no stage world: the run's world
+        (["stages.perception_warmup.world={families: [attribute]}"], {"attribute"}),  # naming queries only
     ],
 )
-def test_warmup_rows_follow_sft_world(overrides, families):
+def test_stage_rows_follow_the_stage_world(overrides, families):
     from segzero.train.config import TrainConfig
-    from segzero.train.data import build_train_dataset, build_warmup_dataset
 
-    cfg = TrainConfig.from_yaml(
-        ROOT / "recipes/shapes_tiny.yaml",
-        overrides=["synthetic_samples=24", "sft_target=answer", "sft_answer_steps=0", *overrides],
-    )
-    grpo_rows, _ = build_train_dataset(cfg)
-    warm = build_warmup_dataset(cfg, grpo_rows)
-    assert len(warm) == (cfg.sft_samples or len(grpo_rows))
-    assert (warm is grpo_rows) == (not overrides)
-    assert all(_family_of(q) & families for q in warm["problem"])  # each query has a wording of an allowed family
+    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
+    warm = cfg.stage_list()[0][1].stage_rows(cfg)
+    queries = [warm[i]["query"] for i in range(24)]
+    assert all(_family_of(q) & families for q in queries)  # each query has a wording of an allowed family
 
 
 def _family_of(query: str) -> set[str]:
     """Families whose seen wordings produce ``query`` (colour / kind slots filled only with real names)."""
     import re
 
-    from segzero.worlds.queries import TEMPLATES
-    from segzero.worlds.scene import COLOURS, KINDS, PLURALS
+    from segzero.shapes.queries import TEMPLATES
+    from segzero.shapes.scene import COLOURS, KINDS, PLURALS
 
     slots = {"colour": "|".join(COLOURS), "kind": "|".join(KINDS), "kinds": "|".join(PLURALS.values())}
     found = set()
@@ -313,7 +311,7 @@ def _family_of(query: str) -> set[str]:
 def test_shapes_builder_is_small_and_deterministic(tmp_path):
     from safetensors.torch import load_file
 
-    from segzero.worlds.reasoner import build_shapes_reasoner
+    from segzero.shapes.model import build_shapes_reasoner
 
     a = build_shapes_reasoner(tmp_path / "a", hidden_size=32, num_layers=1, vision_hidden_size=32, vision_depth=1)
     b = build_shapes_reasoner(tmp_path / "b", hidden_size=32, num_layers=1, vision_hidden_size=32, vision_depth=1)
@@ -338,15 +336,15 @@ def test_shapes_builder_is_small_and_deterministic(tmp_path):
 
 
 @pytest.mark.slow
-def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_overrides):
+def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke):
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
 
-    overrides = [*shapes_smoke_overrides, "reward_variant=soft"]
+    overrides = [*shapes_smoke(ROOT / "recipes/shapes_quick.yaml"), "reward_variant=soft"]
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_quick.yaml", overrides=overrides)
     result = train(cfg, tmp_path / "run")
     warm = tmp_path / "run" / "warmup"
-    assert json.loads((warm / "segzero.json").read_text())["stage"] == "warmup"
+    assert json.loads((warm / "segzero.json").read_text())["stage"] == "perception_warmup"
     assert (warm / "model.safetensors").is_file() and (warm / "tokenizer.json").is_file()
     assert result["global_step"] == 1 and (result["final"] / "model.safetensors").is_file()
     info = json.loads((result["final"] / "segzero.json").read_text())
@@ -358,15 +356,15 @@ def test_warmup_then_grpo_runs_and_writes_both_stages(tmp_path, shapes_smoke_ove
 
 
 @pytest.mark.slow
-def test_the_seg_zero_way_recipe_learns_answers_from_rewards_alone(tmp_path, shapes_smoke_overrides):
+def test_the_seg_zero_way_recipe_learns_answers_from_rewards_alone(tmp_path, shapes_smoke):
     # recipes/shapes_grpo.yaml: perception warm-up (random pick), then GRPO with the paper's terms plus the shapes
     # reasoning's consistency term; no stage is supervised on answers
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
 
-    overrides = [o for o in shapes_smoke_overrides if not o.startswith("sft_answer_steps")]
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_grpo.yaml", overrides=overrides)
-    assert cfg.sft_answer_steps == 0 and cfg.sft_choice == "random"
+    recipe = ROOT / "recipes/shapes_grpo.yaml"
+    cfg = TrainConfig.from_yaml(recipe, overrides=shapes_smoke(recipe))
+    assert [k.name for k, _ in cfg.stage_list()] == ["perception_warmup", "grpo"]
     result = train(cfg, tmp_path / "run")
     assert not (tmp_path / "run" / "answer_sft").exists()
     info = json.loads((result["final"] / "segzero.json").read_text())
@@ -376,21 +374,22 @@ def test_the_seg_zero_way_recipe_learns_answers_from_rewards_alone(tmp_path, sha
 
 
 @pytest.mark.slow
-def test_answer_stage_alone_continues_a_trained_model(tmp_path, shapes_smoke_overrides):
+def test_answer_stage_alone_continues_a_trained_model(tmp_path, shapes_smoke):
+    from segzero.shapes.model import build_shapes_reasoner
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
-    from segzero.worlds.reasoner import build_shapes_reasoner
 
     start = build_shapes_reasoner(
         tmp_path / "start", frame=128, arch="qwen3_vl", number_tokens=True, hidden_size=32, num_layers=1
     )
-    overrides = [*shapes_smoke_overrides, f"model={start}", "sft_steps=0", "sft_answer_decision_weight=5"]
-    cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_continue.yaml", overrides=overrides)
+    recipe = ROOT / "recipes/shapes_continue.yaml"
+    overrides = [*shapes_smoke(recipe), f"model={start}", "stages.answer_sft.decision_weight=5"]
+    cfg = TrainConfig.from_yaml(recipe, overrides=overrides)
     result = train(cfg, tmp_path / "run")
-    assert not (tmp_path / "run" / "warmup").exists()  # sft_steps: 0 = no perception warm-up
+    assert not (tmp_path / "run" / "warmup").exists()  # one stage: gt answers, no perception warm-up
     info = json.loads((tmp_path / "run" / "answer_sft" / "segzero.json").read_text())
     assert info["stage"] == "answer_sft" and info["base_model"] == str(start)  # the gt stage started from `model`
-    assert result["final"] == tmp_path / "run" / "answer_sft" and result["global_step"] == 1  # sft_only: its result
+    assert result["final"] == tmp_path / "run" / "answer_sft" and result["global_step"] == 1  # no grpo: its result
     assert (result["final"] / "model.safetensors").is_file() and not (tmp_path / "run" / "final").exists()
 
 
@@ -416,9 +415,9 @@ def test_deepen_adds_layers_that_change_nothing_until_trained(tmp_path):
 
     from segzero.assets import shapes_model_path
     from segzero.prompts import build_messages
+    from segzero.shapes.scene import ShapesConfig
+    from segzero.shapes.world import make_sample
     from segzero.train.processing import load_training_processor
-    from segzero.worlds.scene import ShapesConfig
-    from segzero.worlds.shapes import make_sample
 
     spec = importlib.util.spec_from_file_location("grounding", ROOT / "benchmarks/shapes_grounding.py")
     grounding = importlib.util.module_from_spec(spec)

@@ -122,11 +122,11 @@ def test_qwen3_image_settings_match_transformers(size):
 
 
 @pytest.mark.slow
-def test_qwen3_trains_through_warmup_and_grpo(tmp_path, qwen3_dir, shapes_smoke_overrides):
+def test_qwen3_trains_through_warmup_and_grpo(tmp_path, qwen3_dir, shapes_smoke):
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import train
 
-    overrides = [f"model={qwen3_dir}", "frame=64", *shapes_smoke_overrides]
+    overrides = [f"model={qwen3_dir}", "frame=64", *shapes_smoke(ROOT / "recipes/shapes_tiny.yaml")]
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
     train(cfg, tmp_path / "run")
     from segzero.models.processor import ImageOnlyProcessor
@@ -140,20 +140,20 @@ def test_qwen3_trains_through_warmup_and_grpo(tmp_path, qwen3_dir, shapes_smoke_
 
 
 @pytest.mark.parametrize(
-    ("shapes_model", "frame", "message"),
+    ("model_args", "frame", "message"),
     [
         ({"arch": "llava"}, 128, "arch must be one of"),  # unknown architecture: a one-line error, no traceback
         ({"arch": "qwen3_vl"}, 112, "not a multiple of 32"),  # a 112 frame does not fit Qwen3-VL's patches
         ({"depth": 3}, 128, "unexpected keyword"),  # a misspelt builder argument
     ],
 )
-def test_shapes_model_builder_errors_are_user_errors(tmp_path, shapes_model, frame, message):
+def test_shapes_model_builder_errors_are_user_errors(tmp_path, model_args, frame, message):
     from segzero.errors import UserError
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import resolve_model
 
     cfg = TrainConfig.from_yaml(
-        ROOT / "recipes/shapes_tiny.yaml", overrides=[f"shapes_model={json.dumps(shapes_model)}", f"frame={frame}"]
+        ROOT / "recipes/shapes_tiny.yaml", overrides=[f"model_args={json.dumps(model_args)}", f"frame={frame}"]
     )
     with pytest.raises(UserError, match=message):
         resolve_model(cfg, tmp_path)
@@ -163,7 +163,7 @@ def test_shapes_model_arguments_reach_the_builder(tmp_path):
     from segzero.train.config import TrainConfig
     from segzero.train.trainer import resolve_model
 
-    overrides = ["frame=64", 'shapes_model={"arch": "qwen3_vl", "number_tokens": true, "hidden_size": 32}']
+    overrides = ["frame=64", 'model_args={"arch": "qwen3_vl", "number_tokens": true, "hidden_size": 32}']
     cfg = TrainConfig.from_yaml(ROOT / "recipes/shapes_tiny.yaml", overrides=overrides)
     config = json.loads((Path(resolve_model(cfg, tmp_path)) / "config.json").read_text())
     assert config["model_type"] == "qwen3_vl" and config["text_config"]["hidden_size"] == 32

@@ -16,11 +16,11 @@ from PIL import Image
 from segzero import rewards
 from segzero.errors import UserError
 from segzero.prompts import format_prompt
+from segzero.shapes.world import COLOURS, ShapesConfig, generate_rows, make_sample
 from segzero.train.config import TrainConfig, parse_overrides
 from segzero.train.data import build_train_dataset, load_raw_dataset, prepare_row
 from segzero.train.rewards import SampleWriter, build_reward_functions, reward_term_names
 from segzero.train.verl import compute_score, export_verl
-from segzero.worlds.shapes import COLOURS, ShapesConfig, generate_rows, make_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
@@ -160,7 +160,7 @@ def test_prepare_row_and_the_bad_row_rule(row, kind, reason, solution):
 
 
 def test_synthetic_training_set_and_bad_rows_file(tmp_path):
-    cfg = TrainConfig(dataset="synthetic", synthetic_samples=6, frame=112, max_samples=5)
+    cfg = TrainConfig(dataset="synthetic", dataset_args={"samples": 6}, frame=112, max_samples=5)
     ds, bad = build_train_dataset(cfg, output_dir=tmp_path)
     assert len(ds) == 5 and bad == []
     assert set(ds.column_names) >= {"prompt", "image", "solution", "id", "problem"}

@@ -59,7 +59,7 @@ def warm_reasoner(tiny_models, tmp_path_factory) -> Path:
 
     from segzero.models.processor import load_processor
     from segzero.prompts import build_messages
-    from segzero.worlds.shapes import ShapesConfig, generate_rows
+    from segzero.shapes.world import ShapesConfig, generate_rows
 
     out = tmp_path_factory.mktemp("warm_reasoner")
     torch.manual_seed(0)
@@ -237,7 +237,7 @@ def test_resume_with_a_changed_learning_rate_goes_on_only_when_allowed(run, tmp_
 def test_final_folder_loads_in_reasoner_and_pipeline(run, tiny_models):
     from segzero.models.reasoner import Reasoner
     from segzero.pipeline import SegZeroPipeline
-    from segzero.worlds.shapes import ShapesConfig, make_sample
+    from segzero.shapes.world import ShapesConfig, make_sample
 
     sample = make_sample(1, config=ShapesConfig(size=160))
     reasoner = Reasoner.from_pretrained(run["final"], frame=FRAME, max_new_tokens=8)
@@ -264,7 +264,7 @@ def test_lora_is_merged_into_the_final_weights(warm_reasoner, tmp_path):
 def test_cli_tiny_cpu_recipe_then_segment(tmp_path):
     # the interface outside checks use, with the recipe exactly as committed
     from segzero.cli.main import main
-    from segzero.worlds.shapes import ShapesConfig, make_sample
+    from segzero.shapes.world import ShapesConfig, make_sample
 
     out = tmp_path / "run"
     assert main(["train", "--config", str(ROOT / "recipes" / "tiny_cpu.yaml"), "--output-dir", str(out)]) == 0

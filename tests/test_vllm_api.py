@@ -42,7 +42,16 @@ VLLM_CLASSES = ("LLM", "SamplingParams", "EngineArgs", "TextPrompt")
 
 # ----------------------------------------------------------------------------------------------- TRL's GRPOConfig
 def _vllm_settings() -> list[str]:
-    return [f.name for f in dataclasses.fields(TrainConfig) if "vllm" in f.name]
+    """GRPOConfig's names of the vLLM settings segzero sets: ``use_vllm`` and ``vllm_<field>`` per field of
+    ``TrainConfig.vllm``."""
+    from segzero.train.config import VllmConfig
+
+    return ["use_vllm", *(f"vllm_{f.name}" for f in dataclasses.fields(VllmConfig))]
+
+
+def _setting(cfg: TrainConfig, name: str):
+    """The value of GRPOConfig's setting ``name`` in ``cfg`` (``vllm_mode`` -> ``cfg.vllm.mode``)."""
+    return cfg.use_vllm if name == "use_vllm" else getattr(cfg.vllm, name.removeprefix("vllm_"))
 
 
 def _accepts(annotation, value) -> bool:
@@ -68,7 +77,7 @@ def test_every_vllm_setting_is_a_grpo_config_field_of_a_fitting_type():
     defaults = TrainConfig()
     for name in settings:
         assert name in hints, f"TrainConfig.{name} has no GRPOConfig field of that name in this TRL"
-        assert _accepts(hints[name], getattr(defaults, name)), (name, hints[name])
+        assert _accepts(hints[name], _setting(defaults, name)), (name, hints[name])
 
 
 def test_grpo_config_help_names_both_vllm_modes():
@@ -81,9 +90,9 @@ def test_grpo_config_help_names_both_vllm_modes():
 
 ROLLOUTS = [
     # colocate: vLLM inside the training processes, with its GPU memory share and tensor-parallel size
-    {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": 0.45, "vllm_tensor_parallel_size": 2},
+    {"use_vllm": True, "vllm.mode": "colocate", "vllm.gpu_memory_utilization": 0.45, "vllm.tensor_parallel_size": 2},
     # server: a `trl vllm-serve` on other GPUs or nodes, reached by its URL
-    {"use_vllm": True, "vllm_mode": "server", "vllm_server_base_url": "http://127.0.0.1:8000"},
+    {"use_vllm": True, "vllm.mode": "server", "vllm.server_base_url": "http://127.0.0.1:8000"},
     # off: generate() rollouts (the CPU recipes)
     {"use_vllm": False},
 ]
@@ -97,7 +106,9 @@ def test_grpo_config_carries_the_vllm_settings(settings, tmp_path):
     cfg = TrainConfig.from_yaml(ROOT / "recipes" / "tiny_cpu.yaml", overrides=overrides)
     args = grpo_config(cfg, tmp_path, reward_weights=[1.0])
     for name in _vllm_settings():
-        assert getattr(args, name) == getattr(cfg, name), name
+        assert getattr(args, name) == _setting(cfg, name), name
+    for key, value in settings.items():  # each override reached its field
+        assert _setting(cfg, "use_vllm" if key == "use_vllm" else "vllm_" + key.split(".")[1]) == value
 
 
 # ----------------------------------------------------------------------------------------- vLLM's source, by ast

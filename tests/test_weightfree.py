@@ -15,7 +15,7 @@ import pytest
 from segzero.metrics import intersection_union, sample_iou
 from segzero.models.weightfree import ColorRegionSegmenter, GrabCutSegmenter, load_weightfree
 from segzero.parsing import parse_solution
-from segzero.worlds import ShapesConfig, make_sample
+from segzero.shapes import ShapesConfig, make_sample
 
 CONFIGS = {
     "flat": ShapesConfig(size=112),

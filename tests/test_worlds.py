@@ -1,4 +1,4 @@
-"""Tests of the shapes world (``segzero.worlds``): determinism, exact visible masks, answers re-derived by an
+"""Tests of the shapes world (``segzero.shapes``): determinism, exact visible masks, answers re-derived by an
 independent rule, held-out test wordings, and the layouts ``segzero train`` / ``segzero eval`` read.
 
 Run: ``pytest -q tests/test_worlds.py`` (a few seconds, no models).
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from segzero.worlds import COLOURS, ShapesConfig, generate_rows, make_sample
-from segzero.worlds.queries import TEMPLATES
+from segzero.shapes import COLOURS, ShapesConfig, generate_rows, make_sample
+from segzero.shapes.queries import TEMPLATES
 
 FLAT = ShapesConfig(size=112)
 CONFIGS = {
@@ -121,7 +121,7 @@ def test_same_seed_gives_identical_bytes_and_other_seeds_differ():
 
 
 def test_dataset_builds_are_byte_identical():
-    from segzero.worlds.datasets import build_dataset
+    from segzero.shapes.datasets import build_dataset
 
     for layout in ("multi", "eval"):
         one = build_dataset(layout, split="val", n=6, seed=3, config=ShapesConfig(size=64, noise=5.0))
@@ -202,7 +202,7 @@ def test_every_query_has_the_answers_an_independent_rule_finds():
 )
 def test_answerable_only_keeps_nothing_queries_that_the_scene_decides(answerable_only, vacuous_drawn):
     # oracle: the affordance table (which kinds each affordance means) against the world's kinds, read here
-    from segzero.worlds.rules import AFFORDANCES
+    from segzero.shapes.rules import AFFORDANCES
 
     config = ShapesConfig(size=96, kinds=("circle", "square", "triangle"), min_shapes=2, max_shapes=3)
     never = {f"afford_{name}" for name, kinds in AFFORDANCES.items() if not set(kinds) & set(config.kinds)}
@@ -256,7 +256,7 @@ def test_heldout_wordings_appear_only_in_test():
 
 
 def test_corpus_covers_every_query_word():
-    from segzero.worlds.queries import corpus
+    from segzero.shapes.queries import corpus
 
     words = set(re.findall(r"[a-z]+", " ".join(corpus())))
     for split in ("train", "test"):

@@ -1,8 +1,8 @@
 """Files shipped inside the package: the trained shapes-world reasoner (``shapes_model/``) and helpers to use it.
 
-``shapes_model_path()`` is the folder of the tiny Qwen3-VL trained by ``recipes/shapes_tiny.yaml`` and continued
-by ``recipes/shapes_continue.yaml`` (perception warm-up, gt answers; see ``benchmarks/shapes_grounding.md``); the
-reasoner name ``"shipped"`` means it (``segzero.models.reasoner.SHIPPED_REASONER``). It loads with ``Reasoner.from_pretrained`` like any
+``shapes_model_path()`` is the folder of the tiny Qwen3-VL trained on the shapes world (its ``segzero.json``
+names the recipe and records the stages behind it under ``training``; how it was made and what it measures:
+``docs/shapes_recipe.md``, ``benchmarks/shapes_grounding.md``); the reasoner name ``"shipped"`` means it (``segzero.models.reasoner.SHIPPED_REASONER``). It loads with ``Reasoner.from_pretrained`` like any
 checkpoint (frame and prompt come from its ``segzero.json``). ``segzero demo`` and ``segzero serve`` (with no
 model arguments) use it with the weight-free ``color`` segmenter, so both work offline on a fresh install::
 

@@ -4,7 +4,7 @@
     segzero demo --seed 7 --out demo7/             # another scene
     segzero demo --image shapes.png --query "the largest red shape"   # your own image and query
 
-With no arguments it draws a scene of the shapes world (``segzero.worlds.shapes``) with the settings the
+With no arguments it draws a scene of the shapes world (``segzero.shapes.world``) with the settings the
 reasoner was trained on (``world`` in its ``segzero.json``; the shipped model's: 2-3 non-overlapping shapes,
 attribute, superlative and affordance queries), asks that scene's query, runs the shipped tiny reasoner
 (``segzero.assets.shapes_model_path``: a ~1.5M-parameter Qwen3-VL trained on this world by
@@ -68,12 +68,12 @@ def model_world(reasoner: str | Path) -> dict | None:
 
 
 def draw_scene(seed: int, size: int, world: dict | None = None) -> dict:
-    """Sample ``seed`` of the shapes world's val split (one answer; ``segzero.worlds.make_sample``) at ``size`` px.
+    """Sample ``seed`` of the shapes world's val split (one answer; ``segzero.shapes.make_sample``) at ``size`` px.
 
-    ``world``: the world settings (``segzero.worlds.shapes.world_from_spec``; the shipped model's training world
+    ``world``: the world settings (``segzero.shapes.world.world_from_spec``; the shipped model's training world
     by default in ``run``); None = the default world.
     """
-    from segzero.worlds.shapes import make_sample, world_from_spec
+    from segzero.shapes.world import make_sample, world_from_spec
 
     config, families = world_from_spec(world, size=size)
     return make_sample(seed, seed=0, config=config, split="val", layout="eval", families=families)

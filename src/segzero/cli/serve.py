@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"segzero serve: loading {kwargs['reasoner']} + {kwargs['segmenter']} ...", file=sys.stderr, flush=True)
     pipe = SegZeroPipeline.from_pretrained(**{**kwargs, "batch_size": args.max_batch_size})
-    from segzero.serve.examples import ShapesExamples
+    from segzero.shapes.examples import ShapesExamples
 
     config = ServeConfig(
         examples=ShapesExamples.for_model(kwargs["reasoner"]),  # scenes and queries of the served model's world

@@ -10,7 +10,9 @@ Examples::
     segzero train --list-fields                                                     # every config field + help
 
 Every ``TrainConfig`` field can be overridden with ``--set key=value`` (value read as YAML; ``a.b=v`` sets one
-entry of a dict field) or with its own flag ``--key value``. The run ends with a Hugging Face folder
+entry of a dict field or small config, ``stages.KIND.FIELD=v`` one field of a stage) or with its own flag
+``--key value``. ``--list-fields`` prints every field, every stage kind with its fields, and the registered model
+builders and dataset sources. The run ends with a Hugging Face folder
 ``OUTPUT_DIR/final`` that ``segzero segment --reasoner OUTPUT_DIR/final`` loads.
 
 ``--resume`` continues from the newest complete ``checkpoint-N`` (one line names it and any incomplete ones it
@@ -80,7 +82,16 @@ def run(args: argparse.Namespace) -> int:
     from segzero.errors import UserError
 
     if args.list_fields:
+        from segzero.train.registry import names
+        from segzero.train.stages import describe_stage, stage_kind
+
         print(TrainConfig().describe())
+        print("\nstages (the `stages` list; set one field with --set stages.KIND.FIELD=V):")
+        print("\n".join(describe_stage(stage_kind(n)) for n in ["grpo", *names("stages")]))
+        print(
+            f"\nmodel builders (`model`): {', '.join(names('models'))}; dataset sources (`dataset`): "
+            f"{', '.join(names('datasets'))}"
+        )
         return 0
     if not args.output_dir:
         raise UserError("--output-dir is required")

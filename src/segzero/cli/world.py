@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from segzero.worlds.shapes import LAYOUTS
+from segzero.shapes.world import LAYOUTS
 
 
 def _sizes(value: str) -> int | dict[str, int]:
@@ -126,7 +126,7 @@ def _like_world(like: str | None, size):
         return None, None
     from segzero.errors import UserError
     from segzero.models.reasoner import expand_shipped, recorded_world
-    from segzero.worlds.shapes import world_from_spec
+    from segzero.shapes.world import world_from_spec
 
     like = expand_shipped(like)  # "shipped": the model inside the package
     world = recorded_world(like)
@@ -142,9 +142,9 @@ def run(args) -> int:
     from dataclasses import replace
 
     from segzero.errors import UserError
-    from segzero.worlds.datasets import write_world
-    from segzero.worlds.queries import FAMILIES
-    from segzero.worlds.scene import ShapesConfig
+    from segzero.shapes.datasets import write_world
+    from segzero.shapes.queries import FAMILIES
+    from segzero.shapes.scene import ShapesConfig
 
     base, base_families = _like_world(args.like, args.size)
     families = tuple(args.families or base_families or FAMILIES)
@@ -194,8 +194,8 @@ def run_preview(args) -> int:
     from pathlib import Path
 
     from segzero.errors import UserError
-    from segzero.worlds.preview import contact_sheet
-    from segzero.worlds.scene import ShapesConfig
+    from segzero.shapes.preview import contact_sheet
+    from segzero.shapes.scene import ShapesConfig
 
     if not 1 <= args.n <= 256:
         raise UserError(f"--n must be between 1 and 256, got {args.n}")

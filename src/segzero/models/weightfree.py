@@ -13,7 +13,7 @@ labels (N, P) (1 foreground, 0 background; default all 1), validated and clipped
 
 - ``ColorRegionSegmenter`` ("color"): the 4-connected region of the colour under each foreground point (within
   ``tolerance``), limited to the box grown by a margin. Exact ONLY for flat-coloured worlds such as
-  ``segzero.worlds`` scenes without ``shape_noise`` (each shape one flat colour, same-colour shapes never touching);
+  ``segzero.shapes`` scenes without ``shape_noise`` (each shape one flat colour, same-colour shapes never touching);
   on photographs it returns colour blobs, not objects.
 - ``GrabCutSegmenter`` ("grabcut"): ``cv2.grabCut`` initialised with the (grown) box as probable foreground,
   everything outside as background, foreground points as sure foreground discs and background points as sure

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from segzero.serve.batching import BatchQueue, ModelFailure, QueueClosed, QueueFull
 from segzero.serve.encoding import result_payload
-from segzero.serve.examples import ShapesExamples
+from segzero.serve.examples import Examples, NoExamples
 from segzero.serve.inputs import read_segment_input
 from segzero.serve.limits import ApiError, ServeLimits, check_query, decode_image, limit_error
 from segzero.serve.page import render_page
@@ -45,7 +45,7 @@ class ServeConfig:
     model_description: str = field(
         default="", metadata={"help": "one line naming the models, shown on / and /healthz"}
     )
-    examples: ShapesExamples = field(default_factory=ShapesExamples, metadata={"help": "demo examples"})
+    examples: Examples = field(default_factory=NoExamples, metadata={"help": "demo examples (list(), png(i))"})
 
 
 class SegmentJSONRequest(BaseModel):
@@ -187,7 +187,7 @@ def create_app(pipeline, config: ServeConfig | None = None) -> FastAPI:
         segmenter = getattr(getattr(pipeline, "segmenter", None), "description", "a segmenter")
         return HTMLResponse(render_page(title=config.title, model=config.model_description, segmenter=segmenter))
 
-    @app.get("/v1/examples", summary="Demo examples from the shapes world")
+    @app.get("/v1/examples", summary="Demo examples (the served model's shapes world)")
     async def examples():
         return await run_in_threadpool(config.examples.list)
 

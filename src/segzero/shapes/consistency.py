@@ -25,41 +25,25 @@ Used as a reward plug-in of ``segzero train`` (``reward_plugins``); logged as ``
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from segzero.geometry import box_iou
 from segzero.parsing import parse_answer
 from segzero.rewards.consistency import AGREE_IOU
-
-_LISTED_RE = re.compile(r"(\d+) (?:area \d+ )?([a-z]+) ([a-z]+) \[(\d+),(\d+),(\d+),(\d+)\]")
-_DECISION_RE = re.compile(r"The query means (?:the ([a-z]+) ([a-z]+), (\d+)|(nothing))\.")
-
-
-def listed_shapes(think: str | None) -> dict[int, tuple[str, str, tuple[int, int, int, int]]]:
-    """``{number: (colour, kind, box)}`` of the shapes a reasoning lists (the first entry of each number).
-
-    >>> listed_shapes("I see 1 red circle [1,2,3,4] (2,3) (2,3) area 9; 2 area 5 blue star [5,6,7,8] (6,7) (6,7).")
-    {1: ('red', 'circle', (1, 2, 3, 4)), 2: ('blue', 'star', (5, 6, 7, 8))}
-    """
-    listed: dict[int, tuple[str, str, tuple[int, int, int, int]]] = {}
-    for m in _LISTED_RE.finditer(think or ""):
-        n, colour, kind, *box = m.groups()
-        listed.setdefault(int(n), (colour, kind, tuple(int(v) for v in box)))  # type: ignore[arg-type]
-    return listed
+from segzero.shapes.perception import read_decision, read_listing
 
 
 def decision_consistency(completion: Any, solution: Any = None, *, iou_threshold: float = AGREE_IOU, **columns: Any):
     """1.0 when the answer is the listed shape the reasoning's last decision names, else 0.0 (module docstring).
     ``solution`` and the row's other columns are accepted and not used."""
     answer = parse_answer(completion)
-    decisions = _DECISION_RE.findall(answer.think or "")
-    if not answer.ok or not decisions:
+    decided = read_decision(answer.think)
+    if not answer.ok or decided is None:
         return 0.0
-    colour, kind, number, nothing = decisions[-1]
-    if nothing:
+    if decided == "nothing":
         return float(not answer.objects)
-    entry = listed_shapes(answer.think).get(int(number))
+    colour, kind, number = decided
+    entry = read_listing(answer.think).get(number)
     if entry is None or entry[:2] != (colour, kind) or len(answer.objects) != 1:
         return 0.0
     box = answer.objects[0].box

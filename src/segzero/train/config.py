@@ -26,10 +26,7 @@ from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
-from segzero.train.perception import CHOICES, DRILL_LISTINGS, LISTINGS
 from segzero.train.rewards import VARIANTS
-
-SFT_TARGETS: tuple[str, ...] = ("answer", "perception")
 
 # Fields a resumed run may change without --allow-changed-config: they decide what is logged, how often checkpoints
 # are written and kept, and which resources are used, never what is trained (gradient checkpointing recomputes the
@@ -42,26 +39,59 @@ RESUME_NEUTRAL_FIELDS: tuple[str, ...] = (
     "save_total_limit",
     "sample_every",
     "sample_count",
-    "reward_device",
+    "mask_reward.device",
     "num_proc",
     "gradient_checkpointing",
-    "vllm_gpu_memory_utilization",
-    "vllm_server_base_url",
+    "vllm.gpu_memory_utilization",
+    "vllm.server_base_url",
 )
 
 
 def _f(default, help: str, **kw):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
+    if dataclasses.is_dataclass(default):
+        return field(default_factory=lambda d=default: d, metadata={"help": help}, **kw)
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
 
 
 def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with ``update``'s fields; a mapping field is updated entry by entry, not replaced."""
+    """``data`` with ``update``'s fields; a mapping field is updated entry by entry, not replaced; ``stages`` given
+    as a mapping updates the stages of the kinds it names (``_merge_stages``)."""
     out = dict(data)
     for key, value in update.items():
-        out[key] = {**out[key], **value} if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        if key == "stages" and isinstance(value, dict):
+            out[key] = _merge_stages(out.get(key, ["grpo"]), value)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = {**out[key], **value}
+        else:
+            out[key] = value
     return out
+
+
+def _merge_stages(stages: list, update: dict[str, Any]) -> list:
+    """``stages`` with the fields ``update`` gives by kind: ``{"perception_warmup": {"steps": 2}}`` or, as
+    ``--set stages.perception_warmup.steps=2`` reads, ``{"perception_warmup.steps": 2}``.
+
+    >>> _merge_stages(["perception_warmup", "grpo"], {"perception_warmup.steps": 2})
+    [{'kind': 'perception_warmup', 'steps': 2}, 'grpo']
+    """
+    if not isinstance(stages, list):
+        raise UserError(f"stages must be a list, got {stages!r}")
+    by_kind: dict[str, dict] = {}
+    for key, value in update.items():
+        kind, _, name = key.partition(".")
+        fields = {name: value} if name else value
+        if not isinstance(fields, dict):
+            raise UserError(f"stages.{key}: give a field (stages.{kind}.FIELD=V) or a mapping of fields")
+        by_kind.setdefault(kind, {}).update(fields)
+    out = [dict(s) if isinstance(s, dict) else {"kind": s} for s in stages]
+    kinds = [s.get("kind") for s in out]
+    for kind, fields in by_kind.items():
+        if kind not in kinds:
+            raise UserError(f"stages.{kind}: the run has no {kind!r} stage (its stages: {kinds})")
+        out[kinds.index(kind)].update(fields)
+    return [s if set(s) != {"kind"} else s["kind"] for s in out]
 
 
 def read_recipe(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
@@ -87,6 +117,32 @@ def read_recipe(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merge(read_recipe(path.parent / base, _seen=(*_seen, path.resolve())), data)
 
 
+@dataclass(frozen=True)
+class MaskRewardConfig:
+    """The segmenter in the loop of the ``mask_iou`` reward term (``segzero.train.mask_reward``)."""
+
+    segmenter: str | None = _f(
+        None,
+        "'color' / 'grabcut' (weight-free), a SAM2 folder or hub id; None = the policy folder's recorded "
+        "segmenter, else facebook/sam2-hiera-large.",
+    )
+    device: str | None = _f(None, "Device of its SAM2 (e.g. 'cuda:1'); None = the default.")
+
+
+@dataclass(frozen=True)
+class VllmConfig:
+    """vLLM rollouts (``use_vllm: true``), TRL's two modes."""
+
+    mode: str = _f("colocate", "'colocate' (vLLM in the training processes) or 'server' (trl vllm-serve).")
+    server_base_url: str | None = _f(None, "Server mode: URL of `trl vllm-serve` (e.g. http://node0:8000).")
+    gpu_memory_utilization: float = _f(0.3, "Colocate mode: GPU memory fraction vLLM may take.")
+    tensor_parallel_size: int = _f(1, "Colocate mode: tensor-parallel size of the vLLM engine.")
+
+
+NESTED: dict[str, type] = {"mask_reward": MaskRewardConfig, "vllm": VllmConfig}
+"""Fields of ``TrainConfig`` that are small configs of their own (a mapping in YAML, ``a.b=v`` to set one)."""
+
+
 @dataclass
 class TrainConfig:
     """Configuration of one GRPO run (model, data, rewards, GRPO, scale, checkpoints, logging)."""
@@ -94,15 +150,16 @@ class TrainConfig:
     # Model
     model: str = _f(
         "Qwen/Qwen2.5-VL-7B-Instruct",
-        "Policy model: hub id or local folder. 'tiny' builds the random tiny models into OUTPUT_DIR/tiny_models "
-        "(segzero.models.tiny.build_tiny_models) and trains that reasoner (CPU smoke runs); 'shapes' builds the "
-        "from-scratch shapes-world reasoner into OUTPUT_DIR/shapes_model (segzero.worlds.reasoner.build_shapes_reasoner).",
+        "Policy model: hub id or local folder, or the name of a registered model builder (segzero.train.registry; "
+        "`segzero train --list-fields` lists them): 'tiny' builds the random tiny models into "
+        "OUTPUT_DIR/tiny_models (CPU smoke runs), 'shapes' a from-scratch shapes-world reasoner into "
+        "OUTPUT_DIR/shapes_model.",
     )
-    shapes_model: dict[str, Any] = _f(
+    model_args: dict[str, Any] = _f(
         {},
-        "With model 'shapes': keyword arguments of segzero.worlds.reasoner.build_shapes_reasoner (e.g. arch: qwen3_vl, "
-        "number_tokens: true, vocab_size, hidden_size); {} = its defaults. Ignored for other models (so a "
-        "recipe's checkpoint can be resumed with --set model=FOLDER).",
+        "Keyword arguments of the model builder `model` names (e.g. for 'shapes': arch, number_tokens, "
+        "hidden_size); ignored for a hub id or folder (so a recipe's checkpoint can be continued with --set "
+        "model=FOLDER).",
     )
     dtype: str = _f("bfloat16", "Weights dtype when loading: bfloat16, float16, float32 or auto.")
     attn_implementation: str | None = _f(None, "Attention kernel (e.g. flash_attention_2, sdpa); None = default.")
@@ -113,19 +170,17 @@ class TrainConfig:
     # Data
     dataset: str = _f(
         "Ricky06662/refCOCOg_9k_840",
-        "Training set: a hub id, a local folder (save_to_disk) or .parquet file/folder, or 'synthetic' for the "
-        "built-in shapes world (segzero.worlds.shapes).",
+        "Training set: a hub id, a local folder (save_to_disk, e.g. `segzero data build`) or .parquet file/folder, "
+        "or a registered source ('synthetic': the shapes world, segzero.shapes.data).",
+    )
+    dataset_args: dict[str, Any] = _f(
+        {},
+        "Keyword arguments of a registered dataset source; for 'synthetic': samples (rows), seed (rows depend "
+        "only on seed and index), world (segzero.shapes.world.world_from_spec settings: max_shapes, kinds, "
+        "families, ...; `segzero demo` draws from the trained model's world).",
     )
     dataset_split: str = _f("train", "Split to read from a hub id or DatasetDict folder.")
     max_samples: int | None = _f(None, "Use only the first N rows (after dropping bad rows); None = all.")
-    synthetic_samples: int = _f(64, "Rows generated when dataset == 'synthetic'.")
-    synthetic_seed: int = _f(0, "Seed of the synthetic world (rows depend only on seed and index).")
-    synthetic_world: dict[str, Any] = _f(
-        {},
-        "Shapes-world settings when dataset == 'synthetic': ShapesConfig fields (max_shapes, kinds, overlap, ...; "
-        "the size is the frame) plus 'families' (query families); {} = the default world "
-        "(segzero.worlds.shapes.world_from_spec).",
-    )
     out_of_frame_tolerance: float = _f(
         1.0, "Bad-row rule: gt coordinates may exceed the image by at most this many pixels."
     )
@@ -152,18 +207,16 @@ class TrainConfig:
         "mask the segmenter makes from the answer with the gt mask, in place of the accuracy terms; 'mask_mix' = "
         "the paper's terms plus mask_iou (segzero.train.mask_reward; rows need a gt mask: the shapes world has it).",
     )
-    reward_segmenter: str | None = _f(
-        None,
-        "Segmenter of the mask_iou term: 'color' / 'grabcut' (weight-free), a SAM2 folder or hub id; None = the "
-        "policy folder's recorded segmenter, else facebook/sam2-hiera-large.",
-    )
-    reward_device: str | None = _f(None, "Device of the mask_iou term's SAM2 (e.g. 'cuda:1'); None = the default.")
     reward_plugins: list[str] = _f(
         [],
         "Your own reward functions, added to the kind's terms: 'FILE.py:FUNC' or 'package.module:FUNC', each "
         "f(completion, solution, **columns) -> float | dict of floats | None (segzero.train.plugins); "
         "`--reward SPEC` appends one. Built in: 'segzero.rewards.consistency:box_consistency' (the answer box "
         "agrees with a box the reasoning states).",
+    )
+    mask_reward: MaskRewardConfig = _f(
+        MaskRewardConfig(),
+        "The segmenter of the mask_iou term (reward_variant 'mask' / 'mask_mix'): segmenter, device.",
     )
 
     # GRPO (the paper's recipe)
@@ -189,10 +242,9 @@ class TrainConfig:
 
     # Scale: vLLM rollouts
     use_vllm: bool = _f(False, "Generate rollouts with vLLM instead of transformers generate().")
-    vllm_mode: str = _f("colocate", "'colocate' (vLLM in the training processes) or 'server' (trl vllm-serve).")
-    vllm_server_base_url: str | None = _f(None, "Server mode: URL of `trl vllm-serve` (e.g. http://node0:8000).")
-    vllm_gpu_memory_utilization: float = _f(0.3, "Colocate mode: GPU memory fraction vLLM may take.")
-    vllm_tensor_parallel_size: int = _f(1, "Colocate mode: tensor-parallel size of the vLLM engine.")
+    vllm: VllmConfig = _f(
+        VllmConfig(), "vLLM settings: mode, server_base_url, gpu_memory_utilization, tensor_parallel_size."
+    )
 
     # Scale: LoRA / QLoRA
     lora: bool = _f(False, "Train LoRA adapters (peft) instead of all weights; no reference model copy needed.")
@@ -218,117 +270,14 @@ class TrainConfig:
     )
     sample_count: int = _f(8, "Completions written per sampled step.")
 
-    # Format warm-up before GRPO (segzero.train.warmup): for models built from scratch only
-    sft_steps: int = _f(
-        0,
-        "Supervised format warm-up steps (TRL SFTTrainer on gt answers WITHOUT reasoning: a fixed think template) "
-        "before GRPO; the result is OUTPUT_DIR/warmup and GRPO starts from it. 0 = none (the paper's setting).",
+    # Stages: what runs, in order (segzero.train.stages)
+    stages: list[Any] = _f(
+        ["grpo"],
+        "The stages run in order, each from the previous one's result: 'grpo' (the Seg-Zero stage: the fields "
+        "above) and registered supervised stages, as names or {kind: NAME, field: value} (format_sft: answers "
+        "without reasoning; perception_warmup and answer_sft: the shapes model's). ['grpo'] = the paper's recipe. "
+        "A list without grpo stops after its last stage. `--set stages.KIND.FIELD=V` sets one stage field.",
     )
-    sft_learning_rate: float = _f(1e-3, "Warm-up AdamW learning rate (cosine schedule).")
-    sft_batch_size: int = _f(16, "Warm-up rows per step.")
-    sft_think: str = _f("I look for {query}.", "Warm-up think text in place of reasoning ({query} = the query).")
-    sft_world: dict[str, Any] = _f(
-        {},
-        "Shapes-world settings of the warm-up rows, merged over synthetic_world (dataset 'synthetic' only); e.g. "
-        "{families: [attribute]}: the warm-up sees naming queries only and GRPO alone meets the others. "
-        "{} = the warm-up uses the GRPO training rows.",
-    )
-    sft_samples: int | None = _f(None, "Warm-up rows generated when sft_world is set; None = synthetic_samples.")
-    sft_target: str = _f(
-        "answer",
-        "Warm-up target: 'answer' (sft_think + the gt answer, TRL SFTTrainer) or 'perception' (list every shape "
-        "with its box and points, pick one, copy it into the answer: segzero.train.perception; dataset "
-        "'synthetic' only, rows drawn on the fly).",
-    )
-    sft_choice: str = _f(
-        "random",
-        "Perception warm-up: which listed shape the target picks: 'random' (the query is never supervised; GRPO "
-        "learns the choice) or 'gt' (the shape the query means: supervised fine-tuning on gt answers).",
-    )
-    sft_compare: bool = _f(
-        False,
-        "gt-answer targets: a superlative query's target compares the candidates pair by pair before it decides "
-        "('Compare largest: 1 (45) or 2 (44): 1; ...'). Measured on the shapes model: it did not help (the tiny "
-        "model copies the numbers but does not learn to compare them; benchmarks/shapes_grounding.md).",
-    )
-    sft_winner: bool = _f(
-        False,
-        "gt-answer targets: a superlative query's target states what it compares and the winning listed number "
-        "before it decides ('Pick by largest area: 71. The query means ...'): a copy of the largest number, then a "
-        "lookup of the name next to it, instead of one step (segzero.train.perception.winner). Not with "
-        "sft_compare. Measured from the shipped shapes model: the number written is rarely a listed one, and "
-        "right fell (benchmarks/shapes_grounding.md).",
-    )
-    sft_listing: str = _f(
-        "left_to_right",
-        "Perception targets: 'left_to_right' lists the shapes left to right for every query; 'query' lists a "
-        "superlative query's shapes in the order it asks about, the winner first ('I see, largest first: 1 ...', "
-        "'I see, from the top: 1 ...'), so its answer is the first listed candidate and the order is found in the "
-        "image, not by comparing listed numbers. Measured from the shipped shapes model: the phrase is learnt, the "
-        "order is not (it keeps listing left to right; benchmarks/shapes_grounding.md). 'area_first': left to "
-        "right, each shape's area before its name ('1 area 61 purple triangle [..] ...'). 'orders': left to right, "
-        "then the scene's orders ('From the top: 2 blue square, 1 red circle. Largest first: ...'), written for "
-        "every query and weighed as the decision, so a superlative's answer is the first or last entry of one. "
-        "Measured from the shapes model shipped before the ranked one: the orders are learnt, the decision "
-        "ignores them "
-        "(benchmarks/shapes_grounding.md). 'ranked': left to right, then (gt targets) a superlative's candidates "
-        "in the order it asks about, the winner first, right before the decision ('Ranked largest first: 3 red "
-        "circle, 1 blue square. The query means the red circle, 3.'): the decision copies the entry after the colon. "
-        "The shipped shapes model's last stage (recipes/shapes_ranked.yaml): dev right 80% -> 87%.",
-    )
-    sft_drill_fraction: float = _f(
-        0.0,
-        "gt-answer rows: the share that are decision drills (segzero.train.drills): a superlative query over a "
-        "made-up listing of 2-5 shapes on a blank image, only the decision and answer in the loss; they teach "
-        "reading the listed numbers. 0 = none. Measured on the shapes model: drills rose, scenes fell "
-        "(benchmarks/shapes_decision_probe.md).",
-    )
-    sft_warmup_drills: float = _f(
-        0.0,
-        "Perception warm-up rows (sft_choice 'random'): the share that are decision drills (as sft_drill_fraction), "
-        "so the comparison of listed numbers is learnt from the start, alongside seeing; the scene rows keep "
-        "their random pick (but see sft_warmup_gt_families). Needs sft_listing 'left_to_right' or 'area_first'. "
-        "0 = none. Measured from a fresh "
-        "shapes model (0.25, then 2000 gt-answer steps with 0.2 drills): 72.9% right on 512 dev scenes, below the "
-        "recipe without drills (benchmarks/shapes_grounding.md).",
-    )
-    sft_warmup_gt_families: list[str] = _f(
-        [],
-        "Perception warm-up (sft_choice 'random'): query families whose scene rows pick the shape the query means "
-        "instead of a random one, e.g. [superlative] next to sft_warmup_drills, so the warm-up does not ask for a "
-        "random pick on the queries its drills answer. [] = every scene row picks at random.",
-    )
-    sft_no_target: float = _f(
-        0.0,
-        "gt-answer rows (dataset 'synthetic'): the share whose query means no shape of the scene ('the red circle' "
-        "where there is none); their target decides 'The query means nothing.' and answers [], which segzero eval "
-        "scores as GRES's N-acc. 0 = every query means one shape.",
-    )
-    sft_warmup_steps: int = _f(10, "Perception warm-up: linear learning-rate warm-up steps before the cosine decay.")
-    sft_cosine_steps: int | None = _f(
-        None,
-        "Perception warm-up: the step at which its cosine learning rate reaches 0 (None = sft_steps). Larger than "
-        "sft_steps = a run stopped part-way down the cosine (the answer stage then finishes the decay).",
-    )
-    sft_answer_steps: int = _f(
-        0,
-        "After the perception warm-up: steps of supervised gt answers (the same target with the gt shape picked) "
-        "from it, into OUTPUT_DIR/answer_sft, where GRPO then starts. 0 = none (GRPO learns the pick alone). With "
-        "sft_steps: 0 the stage starts from `model` itself (e.g. continuing a trained shapes model).",
-    )
-    sft_answer_learning_rate: float = _f(5e-4, "Peak learning rate of the gt-answer stage (cosine schedule).")
-    sft_answer_loss: str = _f(
-        "all",
-        "Which completion tokens the gt-answer stage supervises: 'all', or 'decision' (from a superlative's "
-        "comparison chain, else 'The query means', on: "
-        "the listing, learnt in the warm-up, stays out of the loss and the pick is not 1 token in ~125 of it).",
-    )
-    sft_answer_decision_weight: float = _f(
-        1.0,
-        "Loss weight of the gt-answer stage's tokens from 'The query means' on (the shape it names, then the "
-        "answer), relative to the listing's (1 = the plain mean over the completion).",
-    )
-    sft_only: bool = _f(False, "Stop after the warm-up stage(s) (their last output is the result); no GRPO.")
 
     # Pass-through
     grpo_args: dict[str, Any] = _f({}, "Further trl.GRPOConfig arguments, passed unchanged (they win over the above).")
@@ -340,19 +289,29 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> TrainConfig:
-        """Build from a mapping; unknown keys raise ``UserError`` naming them and ``source``."""
+        """Build from a mapping; unknown keys raise ``UserError`` naming them and ``source``. A mapping in the
+        layout before stages (``sft_*`` fields) is translated first (``segzero.train.legacy``)."""
+        from segzero.train.legacy import translate
+
+        data = translate(dict(data), source=source)
         unknown = sorted(set(data) - set(cls.field_names()))
         if unknown:
             raise UserError(f"{source}: unknown training config key(s) {unknown}; see `segzero train --list-fields`")
         hints = typing.get_type_hints(cls)
-        data = dict(data)
-        for key, value in data.items():
+        for key, value in list(data.items()):
             # PyYAML reads "1e-6" (no dot) as a string: accept numeric strings for float fields.
             if isinstance(value, str) and hints[key] in (float, float | None):
                 try:
                     data[key] = float(value)
                 except ValueError as err:
                     raise UserError(f"{source}: {key} must be a number, got {value!r}") from err
+            if key in NESTED and isinstance(value, dict):
+                known = {f.name for f in dataclasses.fields(NESTED[key])}
+                if set(value) - known:
+                    raise UserError(
+                        f"{source}: unknown {key} key(s) {sorted(set(value) - known)}; known {sorted(known)}"
+                    )
+                data[key] = NESTED[key](**value)
         cfg = cls(**data)
         cfg.validate()
         return cfg
@@ -362,7 +321,8 @@ class TrainConfig:
         """Read a YAML recipe (None = defaults) and apply ``key=value`` overrides (values parsed as YAML).
 
         A recipe may start from another: ``base: other.yaml`` (a path relative to the recipe's folder) reads that
-        recipe first, then this one's fields replace its fields (mapping fields are updated entry by entry).
+        recipe first, then this one's fields replace its fields (mapping fields are updated entry by entry;
+        ``stages`` given as a mapping ``{KIND: {field: value}}`` updates the base's stages of those kinds).
         """
         data = read_recipe(Path(path)) if path is not None else {}
         return cls.from_dict(_merge(data, parse_overrides(overrides or [])), source=str(path) if path else "overrides")
@@ -375,14 +335,16 @@ class TrainConfig:
             base = {int: int, float: (int, float), bool: bool, str: str}.get(hint)
             if base is not None and (not isinstance(value, base) or (hint is int and isinstance(value, bool))):
                 raise UserError(f"training config: {f.name} must be {hint.__name__}, got {value!r}")
+            if f.name in NESTED and not isinstance(value, NESTED[f.name]):
+                raise UserError(f"training config: {f.name} must be a mapping of its fields, got {value!r}")
         if self.reward_kind not in KINDS:
             raise UserError(f"reward_kind must be 'segzero' or 'visionreasoner', got {self.reward_kind!r}")
         if self.prompt is not None and self.prompt not in PROMPT_KINDS:
             raise UserError(f"prompt must be one of {sorted(PROMPT_KINDS)} or null, got {self.prompt!r}")
         if self.prompt == "compact" and self.reward_kind != "segzero":
             raise UserError("prompt 'compact' asks for Seg-Zero's single-object answer: use reward_kind 'segzero'")
-        if self.vllm_mode not in ("colocate", "server"):
-            raise UserError(f"vllm_mode must be 'colocate' or 'server', got {self.vllm_mode!r}")
+        if self.vllm.mode not in ("colocate", "server"):
+            raise UserError(f"vllm.mode must be 'colocate' or 'server', got {self.vllm.mode!r}")
         if self.num_generations < 2:
             raise UserError("num_generations must be >= 2 (GRPO compares completions within a group)")
         if self.frame < 28:
@@ -396,56 +358,34 @@ class TrainConfig:
         bad = [p for p in self.reward_plugins if not isinstance(p, str) or ":" not in p]
         if not isinstance(self.reward_plugins, list) or bad:
             raise UserError(f"reward_plugins: each entry is 'FILE.py:FUNC' or 'package.module:FUNC', got {bad}")
-        if self.sft_steps < 0 or self.sft_batch_size < 1:
-            raise UserError("sft_steps must be >= 0 and sft_batch_size >= 1")
-        if (self.sft_world or self.sft_samples is not None) and self.dataset != "synthetic":
-            raise UserError("sft_world / sft_samples apply to dataset: synthetic only")
-        if self.sft_target not in SFT_TARGETS or self.sft_choice not in CHOICES:
-            raise UserError(
-                f"sft_target must be one of {SFT_TARGETS} and sft_choice one of {CHOICES}, got "
-                f"{self.sft_target!r} / {self.sft_choice!r}"
-            )
-        if self.sft_target == "perception" and (self.dataset != "synthetic" or self.reward_kind != "segzero"):
-            raise UserError("sft_target 'perception' needs dataset: synthetic and reward_kind: segzero")
-        if self.sft_answer_steps < 0 or (self.sft_answer_steps and self.sft_target != "perception"):
-            raise UserError("sft_answer_steps must be >= 0 and needs sft_target: perception")
-        if self.sft_compare + self.sft_winner + (self.sft_listing == "ranked") > 1:
-            raise UserError(
-                "sft_compare, sft_winner and sft_listing 'ranked' are ways to state a superlative's decision: pick one"
-            )
-        if self.sft_listing not in LISTINGS:
-            raise UserError(f"sft_listing must be one of {LISTINGS}, got {self.sft_listing!r}")
-        if not 0.0 <= self.sft_no_target < 1.0:
-            raise UserError(f"sft_no_target must be in [0, 1), got {self.sft_no_target!r}")
-        if not 0.0 <= self.sft_drill_fraction < 1.0:
-            raise UserError(f"sft_drill_fraction must be in [0, 1), got {self.sft_drill_fraction!r}")
-        if not 0.0 <= self.sft_warmup_drills < 1.0:
-            raise UserError(f"sft_warmup_drills must be in [0, 1), got {self.sft_warmup_drills!r}")
-        if (self.sft_drill_fraction or self.sft_warmup_drills) and self.sft_listing not in DRILL_LISTINGS:
-            raise UserError(
-                f"decision drills list their made-up shapes left to right, without orders (sft_listing one of "
-                f"{DRILL_LISTINGS}): not with sft_listing {self.sft_listing!r}"
-            )
-        from segzero.worlds.queries import FAMILIES
-
-        unknown = sorted(set(self.sft_warmup_gt_families) - set(FAMILIES))
-        if unknown:
-            raise UserError(f"sft_warmup_gt_families: unknown families {unknown}; known: {list(FAMILIES)}")
-        if self.sft_answer_loss not in ("all", "decision"):
-            raise UserError(f"sft_answer_loss must be 'all' or 'decision', got {self.sft_answer_loss!r}")
-        if not self.sft_answer_decision_weight > 0:
-            raise UserError(f"sft_answer_decision_weight must be > 0, got {self.sft_answer_decision_weight!r}")
-        if self.sft_cosine_steps is not None and self.sft_cosine_steps < self.sft_steps:
-            raise UserError(f"sft_cosine_steps ({self.sft_cosine_steps}) must be >= sft_steps ({self.sft_steps})")
-        if self.sft_only and self.sft_steps < 1 and self.sft_answer_steps < 1:
-            raise UserError("sft_only: true needs sft_steps >= 1 or sft_answer_steps >= 1")
-        if self.sft_samples is not None and self.sft_samples < 1:
-            raise UserError(f"sft_samples must be >= 1 or null, got {self.sft_samples}")
-        bad = set(self.shapes_model) & {"path", "seed", "frame"}
-        if bad:
-            raise UserError(f"shapes_model cannot set {sorted(bad)}: they come from output_dir, seed and frame")
         if self.sample_every < 0 or self.save_steps < 1 or self.logging_steps < 1:
             raise UserError("sample_every must be >= 0, save_steps and logging_steps >= 1")
+        self.stage_list()  # names, fields and order of the stages
+        from segzero.train.registry import check_arguments, is_registered
+
+        for name, args, own in (
+            ("model_args", self.model_args, {"seed", "frame"}),
+            ("dataset_args", self.dataset_args, {"frame"}),
+        ):
+            if set(args) & own:
+                raise UserError(f"{name} cannot set {sorted(set(args) & own)}: the run's own fields give them")
+        if is_registered("models", self.model):
+            check_arguments(
+                "models", self.model, "model_args", "OUTPUT_DIR", seed=0, frame=self.frame, **self.model_args
+            )
+        if is_registered("datasets", self.dataset):
+            check_arguments("datasets", self.dataset, "dataset_args", frame=self.frame, **self.dataset_args)
+
+    def stage_list(self) -> list:
+        """``[(StageKind, its config), ...]`` of ``stages`` (``segzero.train.stages.parse_stages``)."""
+        from segzero.train.stages import parse_stages
+
+        return parse_stages(self.stages, self)
+
+    @property
+    def runs_grpo(self) -> bool:
+        """Whether the run ends with the GRPO stage (else its last supervised stage's folder is the result)."""
+        return any((s if isinstance(s, str) else s.get("kind")) == "grpo" for s in self.stages)
 
     @property
     def prompt_kind(self) -> str:
@@ -467,14 +407,25 @@ class TrainConfig:
 
     def changed_fields(self, saved: dict[str, Any]) -> list[str]:
         """The fields (in declaration order, then keys only ``saved`` has) whose values differ from ``saved``, a
-        config mapping as ``config.yaml`` holds it; a field ``saved`` lacks (an older version) counts as its
-        default. Values are compared after a YAML round trip (tuples as lists)."""
+        config mapping as ``config.yaml`` holds it (an older layout is translated first); a field ``saved`` lacks
+        counts as its default; a small config's fields are compared one by one (``vllm.mode``). Values are
+        compared after a YAML round trip (tuples as lists)."""
         import yaml
 
-        new = yaml.safe_load(yaml.safe_dump(self.to_dict()))
-        defaults = yaml.safe_load(yaml.safe_dump(type(self)().to_dict()))
-        changed = [k for k in new if saved.get(k, defaults[k]) != new[k]]
-        return changed + [k for k in saved if k not in new]
+        from segzero.train.legacy import translate
+
+        def flat(d: dict) -> dict:
+            return {
+                f"{k}.{kk}" if k in NESTED else k: vv
+                for k, v in d.items()
+                for kk, vv in (v.items() if k in NESTED and isinstance(v, dict) else [(None, v)])
+            }
+
+        new = flat(yaml.safe_load(yaml.safe_dump(self.to_dict())))
+        defaults = flat(yaml.safe_load(yaml.safe_dump(type(self)().to_dict())))
+        old = flat(translate(dict(saved), source="saved config", quiet=True))
+        changed = [k for k in new if old.get(k, defaults[k]) != new[k]]
+        return changed + [k for k in old if k not in new]
 
     def describe(self) -> str:
         """One line per field: ``name = value  # help``."""

@@ -1,4 +1,5 @@
-"""Training data for GRPO: released Seg-Zero / VisionReasoner sets (hub or disk) or the synthetic shapes world.
+"""Training data for GRPO: released Seg-Zero / VisionReasoner sets (hub or disk) or a registered source (the shapes
+world's ``synthetic``).
 
 Input rows use the released layout: ``id``, ``problem`` (query), ``solution`` (gt), ``image``,
 ``img_height``, ``img_width``. Single-object gt is ``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``
@@ -47,33 +48,23 @@ RELEASED_SETS = {
 
 
 def load_raw_dataset(
-    source: str,
-    *,
-    split: str = "train",
-    synthetic_samples: int = 64,
-    seed: int = 0,
-    frame: int = DEFAULT_FRAME,
-    synthetic_world: dict | None = None,
+    source: str, *, split: str = "train", frame: int = DEFAULT_FRAME, dataset_args: dict | None = None
 ):
     """Rows in the released layout as a ``datasets.Dataset``.
 
-    ``source``: ``"synthetic"`` (the shapes world at ``frame`` pixels, settings ``synthetic_world``: see
-    ``segzero.worlds.shapes.world_from_spec``), a local folder or file that
-    ``segzero.data.export.load_built`` opens (``save_to_disk`` Dataset / DatasetDict, then ``split``; a ``.parquet``
-    file; a folder of parquet files, ``split*.parquet`` preferred; e.g. ``segzero data build`` output), or a hub
-    dataset id. An unreachable hub id raises ``UserError`` naming it.
+    ``source``: a registered dataset source (``segzero.train.registry``, e.g. ``"synthetic"``: the shapes world,
+    called with ``frame`` and ``dataset_args``), a local folder or file that ``segzero.data.export.load_built``
+    opens (``save_to_disk`` Dataset / DatasetDict, then ``split``; a ``.parquet`` file; a folder of parquet files,
+    ``split*.parquet`` preferred; e.g. ``segzero data build`` output), or a hub dataset id. An unreachable hub id
+    raises ``UserError`` naming it.
     """
     import datasets
 
-    if source == "synthetic":
-        from segzero.worlds.shapes import generate_rows, world_from_spec
+    from segzero.train.registry import check_arguments, is_registered
 
-        try:
-            config, families = world_from_spec(synthetic_world, size=frame)
-        except (ValueError, TypeError) as err:
-            raise UserError(f"bad synthetic_world: {err}") from err
-        rows = generate_rows(synthetic_samples, seed=seed, config=config, families=families, with_mask=True)
-        return datasets.Dataset.from_list(rows)
+    if is_registered("datasets", source):
+        args = dict(dataset_args or {})
+        return check_arguments("datasets", source, "dataset_args", frame=frame, **args)(frame=frame, **args)
     path = Path(source).expanduser()
     if path.exists():  # save_to_disk folder, parquet file or folder of parquet files (segzero.data.export.load_built)
         from segzero.data.export import load_built
@@ -208,14 +199,7 @@ def build_train_dataset(cfg, *, output_dir: str | Path | None = None):
     Returns ``(dataset, bad_rows)``. With ``output_dir``, every dropped row is written to
     ``output_dir/bad_rows.jsonl`` as ``{"id": ..., "reason": ...}``. Raises ``UserError`` when no row is left.
     """
-    raw = load_raw_dataset(
-        cfg.dataset,
-        split=cfg.dataset_split,
-        synthetic_samples=cfg.synthetic_samples,
-        seed=cfg.synthetic_seed,
-        frame=cfg.frame,
-        synthetic_world=cfg.synthetic_world,
-    )
+    raw = load_raw_dataset(cfg.dataset, split=cfg.dataset_split, frame=cfg.frame, dataset_args=cfg.dataset_args)
     ds, bad = prepare_dataset(
         raw,
         kind=cfg.reward_kind,
@@ -244,16 +228,3 @@ def build_train_dataset(cfg, *, output_dir: str | Path | None = None):
         raise UserError(f"no usable training rows in {cfg.dataset!r} ({len(bad)} dropped by the bad-row rule)")
     logger.info("training set: %d rows from %s (%d dropped)", len(ds), cfg.dataset, len(bad))
     return ds, bad
-
-
-def build_warmup_dataset(cfg, dataset):
-    """Rows of the format warm-up: ``dataset`` (the GRPO rows) unless ``cfg.sft_world`` / ``cfg.sft_samples`` ask
-    for other shapes-world rows (``synthetic_world`` updated by ``sft_world``, same seed, ``sft_samples`` rows)."""
-    import dataclasses
-
-    if not cfg.sft_world and cfg.sft_samples is None:
-        return dataset
-    world = {**cfg.synthetic_world, **cfg.sft_world}
-    samples = cfg.synthetic_samples if cfg.sft_samples is None else cfg.sft_samples
-    warm_cfg = dataclasses.replace(cfg, synthetic_world=world, synthetic_samples=samples, max_samples=None)
-    return build_train_dataset(warm_cfg)[0]

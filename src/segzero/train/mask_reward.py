@@ -8,7 +8,7 @@ call per answer, the OR of its objects), and the reward is the mask IoU with the
 an unparseable answer is an empty mask: IoU 0 unless the target is empty, then 1, the evaluation's convention).
 
 Efficient by construction: the completions of a prompt share their image, and ``segment_many`` embeds each distinct
-image once per call (8 completions -> 1 image embedding); the segmenter runs on its own device (``reward_device``),
+image once per call (8 completions -> 1 image embedding); the segmenter runs on its own device (``mask_reward.device``),
 the weight-free ``color`` segmenter on the CPU for the shapes world.
 
 Training rows must carry the gt mask: a ``mask_rle`` column (``segzero.rle`` code, in the training image's pixels,

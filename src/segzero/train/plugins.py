@@ -111,7 +111,9 @@ class RewardPlugin:
         except UserError:
             raise
         except Exception as err:  # the user's function: whatever it raises is reported in one line
-            raise UserError(f"reward plug-in {self.spec!r} failed on the first row: {type(err).__name__}: {err}") from err
+            raise UserError(
+                f"reward plug-in {self.spec!r} failed on the first row: {type(err).__name__}: {err}"
+            ) from err
         if isinstance(value, dict):
             if not value:
                 raise UserError(f"reward plug-in {self.spec!r} returned an empty dict")

@@ -1,12 +1,16 @@
-"""Run GRPO with TRL's ``GRPOTrainer`` from a ``TrainConfig``: the engine behind ``segzero train``.
+"""``segzero train``: build the model, run the recipe's stages in order (supervised stages, then GRPO on TRL's
+``GRPOTrainer``), save.
 
 What ``train(cfg, output_dir)`` does:
 
-1. model: ``cfg.model`` (hub id / folder), or ``"tiny"``: the random tiny models built into
-   ``OUTPUT_DIR/tiny_models`` by ``segzero.models.tiny.build_tiny_models``;
+1. model: ``cfg.model`` (hub id / folder), or a registered builder (``segzero.train.registry``): ``"tiny"``, the
+   random tiny models in ``OUTPUT_DIR/tiny_models``; ``"shapes"``, a fresh shapes reasoner;
 2. data: ``segzero.train.data.build_train_dataset`` (bad rows logged and written to ``bad_rows.jsonl``);
-3. rewards: one TRL reward function per reward term (``segzero.train.rewards``; plus the terms of
-   ``cfg.reward_plugins``, ``segzero.train.plugins``, imported and probed before any warm-up), weighted by
+   before any stage runs when the run ends with GRPO, so a bad set or reward plug-in stops it at once;
+3. stages (``cfg.stages``, ``segzero.train.stages``): each supervised stage trains from the previous folder into
+   ``OUTPUT_DIR/<its folder>`` (kept on ``resume`` when complete); a list without ``grpo`` ends there;
+   rewards of the GRPO stage: one TRL reward function per reward term (``segzero.train.rewards``; plus the terms of
+   ``cfg.reward_plugins``, ``segzero.train.plugins``), weighted by
    ``cfg.reward_weights``; TRL logs each as ``rewards/<term>/mean``; ``samples.jsonl`` gets completions with
    their per-term rewards every ``cfg.sample_every`` steps;
 4. ``trl.GRPOConfig`` from the config (``grpo_config``), LoRA / QLoRA through peft when ``cfg.lora``;
@@ -18,7 +22,8 @@ What ``train(cfg, output_dir)`` does:
    that changes the training differs from ``OUTPUT_DIR/config.yaml`` (``allow_changed_config=True`` goes on);
 6. final model in Hugging Face format at ``OUTPUT_DIR/final`` with the processor files (LoRA merged into the
    weights when ``cfg.merge_lora``, else the adapter is saved), loadable by ``Reasoner.from_pretrained``, plus
-   ``segzero.json`` (model frame, prompt kind, reward kind, base model), which ``Reasoner.from_pretrained``
+   ``segzero.json`` (model frame, prompt kind, reward kind, base model, the ``training`` stages behind it), which
+   ``Reasoner.from_pretrained``
    reads, so ``segzero segment`` / ``segzero eval`` drive the model at the frame it was trained on.
 
 TensorBoard event files go to ``OUTPUT_DIR/runs/`` (transformers' default); ``config.yaml`` records the
@@ -39,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
-from segzero.models.reasoner import recorded_segmenter, write_model_info
-from segzero.train.stages import recorded_stages, training_record
+from segzero.models.reasoner import write_model_info
 from segzero.train.checkpoints import (
     AtomicCheckpoints,
     CheckpointChoice,
@@ -51,37 +55,28 @@ from segzero.train.checkpoints import (
 from segzero.train.compat import checkpointing_argument
 from segzero.train.config import RESUME_NEUTRAL_FIELDS, TrainConfig
 from segzero.train.processes import is_main_process, local_rank, world_size
+from segzero.train.stages import GRPO, StageRun, recorded_training, training_record
 
 logger = logging.getLogger("segzero.train")
 
 
 def resolve_model(cfg: TrainConfig, output_dir: Path) -> str:
-    """The policy's path or hub id; ``"tiny"`` builds the tiny models (on the main process) and returns the reasoner;
-    ``"shapes"`` builds the from-scratch shapes reasoner at ``cfg.frame`` (``cfg.shapes_model``: its builder's
-    keyword arguments) into ``OUTPUT_DIR/shapes_model``."""
-    if cfg.model not in ("tiny", "shapes"):
+    """The policy's path or hub id; a registered builder's name (``segzero.train.registry``: ``tiny``, ``shapes``)
+    builds that model under ``output_dir`` (``cfg.model_args``: its keywords) on the main process, once."""
+    from segzero.train.registry import is_registered, lookup
+
+    if not is_registered("models", cfg.model):
         return cfg.model
-    tiny_dir = output_dir / ("tiny_models" if cfg.model == "tiny" else "shapes_model")
-    reasoner = tiny_dir / "reasoner"
-    if not (reasoner / "config.json").exists():
-        if local_rank() == 0:
-            from segzero.models.tiny import build_tiny_models
-            from segzero.worlds.reasoner import build_shapes_reasoner
+    build = lookup("models", cfg.model)
+    if local_rank() == 0:
+        path = build(output_dir, seed=cfg.seed, frame=cfg.frame, **cfg.model_args)
+    if world_size() > 1:
+        from accelerate import PartialState
 
-            if cfg.model == "tiny":
-                build_tiny_models(tiny_dir, seed=cfg.seed)
-            else:
-                try:
-                    build_shapes_reasoner(reasoner, seed=cfg.seed, frame=cfg.frame, **cfg.shapes_model)
-                except (TypeError, ValueError) as err:  # unknown keyword, unknown arch, frame not a patch multiple
-                    raise UserError(
-                        f"cannot build the shapes model (shapes_model {cfg.shapes_model}): {err}"
-                    ) from None
-        if world_size() > 1:
-            from accelerate import PartialState
-
-            PartialState().wait_for_everyone()
-    return str(reasoner)
+        PartialState().wait_for_everyone()
+        if local_rank() != 0:
+            path = build(output_dir, seed=cfg.seed, frame=cfg.frame, **cfg.model_args)  # built: returns its path
+    return str(path)
 
 
 def grpo_config(cfg: TrainConfig, output_dir: Path, *, reward_weights: list[float]) -> Any:
@@ -116,10 +111,10 @@ def grpo_config(cfg: TrainConfig, output_dir: Path, *, reward_weights: list[floa
         data_seed=cfg.seed,
         use_cpu=cfg.use_cpu,
         use_vllm=cfg.use_vllm,
-        vllm_mode=cfg.vllm_mode,
-        vllm_server_base_url=cfg.vllm_server_base_url,
-        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        vllm_tensor_parallel_size=cfg.vllm_tensor_parallel_size,
+        vllm_mode=cfg.vllm.mode,
+        vllm_server_base_url=cfg.vllm.server_base_url,
+        vllm_gpu_memory_utilization=cfg.vllm.gpu_memory_utilization,
+        vllm_tensor_parallel_size=cfg.vllm.tensor_parallel_size,
         reward_weights=reward_weights,
         save_strategy="steps",
         save_steps=cfg.save_steps,
@@ -228,17 +223,12 @@ def record_config(
 
 
 def warmup_started(cfg: TrainConfig, output_dir: Path) -> bool:
-    """Whether ``cfg`` has warm-up stages and one of them left a folder (a resume then continues the warm-up)."""
-    if cfg.sft_steps <= 0 and cfg.sft_answer_steps <= 0:
-        return False
-    from segzero.train.warmup import WARMUP_DIR
-
-    names = [WARMUP_DIR]
-    if cfg.sft_target == "perception":
-        from segzero.train.perception_warmup import ANSWER_DIR
-
-        names.append(ANSWER_DIR)
-    return any((output_dir / n).is_dir() or (output_dir / f"{n}_run").is_dir() for n in names)
+    """Whether a supervised stage of ``cfg`` left a folder (a resume then continues the stages)."""
+    return any(
+        (output_dir / kind.folder).is_dir() or (output_dir / f"{kind.folder}_run").is_dir()
+        for kind, _ in cfg.stage_list()
+        if kind is not GRPO
+    )
 
 
 def choose_checkpoint(cfg: TrainConfig, output_dir: Path) -> CheckpointChoice:
@@ -279,55 +269,27 @@ def save_final(trainer, cfg: TrainConfig, model_path: str, final_dir: Path) -> P
     return final_dir
 
 
-def run_any_warmup(cfg: TrainConfig, model_path: str, dataset, output_dir: Path, *, resume: bool = False) -> Path:
-    """The warm-up of ``cfg.sft_target`` (kept when ``resume`` finds it finished); returns its last stage's folder
-    (``OUTPUT_DIR/warmup``, or ``OUTPUT_DIR/answer_sft`` after a gt-answer stage)."""
-    from segzero.train.data import build_warmup_dataset
-    from segzero.train.warmup import WARMUP_DIR, run_warmup
-
-    if cfg.sft_target == "perception":
-        return run_perception_stages(cfg, model_path, output_dir, resume=resume)
-    warm = output_dir / WARMUP_DIR
-    if resume and (warm / "config.json").is_file():
-        return warm
-    return run_warmup(cfg, model_path, build_warmup_dataset(cfg, dataset), output_dir)[0]
-
-
-def run_perception_stages(cfg: TrainConfig, model_path: str, output_dir: Path, *, resume: bool = False) -> Path:
-    """The perception warm-up (``OUTPUT_DIR/warmup``), then, when ``sft_answer_steps > 0``, supervised gt answers
-    from it (``OUTPUT_DIR/answer_sft``); a stage finished before is kept on ``resume``. Returns the last output."""
-    from segzero.train.perception_warmup import answer_stage, perception_stage, rows_for, run_perception_warmup
-
-    stages = [(perception_stage(cfg), cfg.sft_choice)] if cfg.sft_steps > 0 else []
-    if cfg.sft_answer_steps > 0:
-        stages.append((answer_stage(cfg), "gt"))
-    for stage, choice in stages:
-        out = output_dir / stage.name
+def run_stages(cfg: TrainConfig, model_path: str, output_dir: Path, train_rows, *, resume: bool = False) -> str:
+    """Run the supervised stages of ``cfg.stages`` in order, each from the previous one's folder; a stage whose
+    folder is complete is kept on ``resume``. Returns the folder the next stage (GRPO) starts from."""
+    for kind, config in cfg.stage_list():
+        if kind is GRPO:
+            break
+        out = output_dir / kind.folder
         if not (resume and (out / "config.json").is_file()):
-            rows = rows_for(cfg, steps=stage.cosine_steps or stage.steps, choice=choice)  # rows for the whole cosine
-            run_perception_warmup(cfg, model_path, rows, output_dir, stage=stage, resume=resume)
+            kind.run(StageRun(cfg, config, model_path, output_dir, resume, train_rows))
         model_path = str(out)
-    return Path(model_path)
+    return model_path
 
 
-def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False):
-    """The configured ``GRPOTrainer`` (not yet trained) and the model path it starts from."""
+def build_trainer(cfg: TrainConfig, output_dir: Path, model_path: str, dataset, plugins: list):
+    """The configured ``GRPOTrainer`` (not yet trained) from ``model_path`` on ``dataset`` (prepared rows), with
+    the kind's reward terms and the probed plug-in terms ``plugins``."""
     from trl import GRPOTrainer
 
-    from segzero.train.data import build_train_dataset
     from segzero.train.processing import load_training_processor
-    from segzero.train.plugins import plugin_terms
     from segzero.train.rewards import SampleWriter, build_reward_functions
 
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.use_vllm and importlib.util.find_spec("vllm") is None:
-        raise UserError("use_vllm: true needs vLLM: pip install 'segzero[vllm]' (or --set use_vllm=false)")
-    model_path = resolve_model(cfg, output_dir)
-    dataset, _bad = build_train_dataset(cfg, output_dir=output_dir)
-    plugins = plugin_terms(cfg.reward_plugins, dataset[0]) if cfg.reward_plugins else []  # before any warm-up
-    if cfg.sft_steps > 0 or cfg.sft_answer_steps > 0:  # warm-up (segzero.train.warmup / perception_warmup)
-        model_path = str(run_any_warmup(cfg, model_path, dataset, output_dir, resume=resume))
     writer = None
     if cfg.sample_every > 0:
         writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
@@ -336,8 +298,8 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         from segzero.pipeline import default_segmenter_for
         from segzero.train.mask_reward import MaskIoU
 
-        segmenter = cfg.reward_segmenter or default_segmenter_for(model_path)
-        mask_reward = MaskIoU(segmenter, frame=cfg.frame, device=cfg.reward_device)
+        segmenter = cfg.mask_reward.segmenter or default_segmenter_for(model_path)
+        mask_reward = MaskIoU(segmenter, frame=cfg.frame, device=cfg.mask_reward.device)
     funcs, weights = build_reward_functions(
         cfg.reward_kind,
         variant=cfg.reward_variant,
@@ -366,66 +328,82 @@ def build_trainer(cfg: TrainConfig, output_dir: str | Path, *, resume: bool = Fa
         )
     except OSError as err:  # hub unreachable, folder without weights or tokenizer
         raise UserError(f"cannot load the policy model {model_path!r}: {str(err).splitlines()[0]}") from err
-    return trainer, model_path
+    return trainer
 
 
 def train(
     cfg: TrainConfig, output_dir: str | Path, *, resume: bool = False, allow_changed_config: bool = False
 ) -> dict[str, Any]:
-    """Train, save ``OUTPUT_DIR/final``; returns ``{"final", "global_step", "resumed_from", "log_history"}``.
+    """Build (or load) the model, run ``cfg.stages`` in order, save; returns ``{"final", "global_step",
+    "resumed_from", "log_history"}`` (``final``: ``OUTPUT_DIR/final`` after GRPO, else the last stage's folder).
 
     ``resume``: continue from the newest complete checkpoint (see the module docstring); refused when a field that
     changes the training differs from ``OUTPUT_DIR/config.yaml`` unless ``allow_changed_config``.
     """
+    import functools
+
+    from segzero.train.data import build_train_dataset
+    from segzero.train.plugins import plugin_terms
+
     output_dir = Path(output_dir)
     main_process = is_main_process()
     changed = check_resume_config(cfg, output_dir, allow_changed=allow_changed_config) if resume else []
-    if cfg.sft_only:  # warm-up only (e.g. the SFT arm of a comparison): its last stage's folder is the result
-        from segzero.train.data import build_train_dataset
-
-        output_dir.mkdir(parents=True, exist_ok=True)
-        if main_process:
-            record_config(cfg, output_dir, resume=resume, changed=changed, resumed_from=None)
-        model_path = resolve_model(cfg, output_dir)
-        rows = build_train_dataset(cfg, output_dir=output_dir)[0] if cfg.sft_target == "answer" else None
-        warm = run_any_warmup(cfg, model_path, rows, output_dir, resume=resume)
-        steps = cfg.sft_steps + (cfg.sft_answer_steps if cfg.sft_target == "perception" else 0)
-        return {"final": warm, "global_step": steps, "resumed_from": None, "log_history": []}
     resume_from = None
-    if resume:
+    if resume and cfg.runs_grpo:
         choice = choose_checkpoint(cfg, output_dir)
         resume_from = choice.path
         if main_process:
-            warmup = "no complete GRPO checkpoint-N yet: the warm-up resumes (finished stages are kept)"
-            line = choice.describe(none=warmup)
+            line = choice.describe(none="no complete GRPO checkpoint-N yet: the stages before it resume")
             (logger.warning if choice.skipped or choice.staging else logger.info)("%s", line)
             set_aside(choice)
     output_dir.mkdir(parents=True, exist_ok=True)
     if main_process:
         record_config(cfg, output_dir, resume=resume, changed=changed, resumed_from=resume_from)
-    trainer, model_path = build_trainer(cfg, output_dir, resume=resume)
+    model_path = resolve_model(cfg, output_dir)
+    train_rows = functools.cache(lambda: build_train_dataset(cfg, output_dir=output_dir)[0])
+    plugins = []
+    if cfg.runs_grpo:  # the rows and the reward plug-ins are checked before any stage runs
+        plugins = plugin_terms(cfg.reward_plugins, train_rows()[0]) if cfg.reward_plugins else []
+    model_path = run_stages(cfg, model_path, output_dir, train_rows, resume=resume)
+    if not cfg.runs_grpo:  # supervised stages only (e.g. the SFT arm of a comparison): the last one is the result
+        steps = sum(getattr(config, "steps", 0) for _, config in cfg.stage_list())
+        return {"final": Path(model_path), "global_step": steps, "resumed_from": None, "log_history": []}
+    trainer = build_trainer(cfg, output_dir, model_path, train_rows(), plugins)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     final = save_final(trainer, cfg, model_path, output_dir / "final")
     if trainer.accelerator.is_main_process:  # what inference needs to know about how the model was trained
-        info = {
-            "frame": cfg.frame,
-            "prompt": cfg.prompt_kind,
-            "reward_kind": cfg.reward_kind,
-            "base_model": cfg.model,
-            "training": training_record(recorded_stages(model_path), "grpo"),
-        }
-        if cfg.reward_plugins:
-            info["reward_plugins"] = list(cfg.reward_plugins)
-        # the segmenter that goes with the policy, so `segzero segment --reasoner OUTPUT_DIR/final` needs no flag
-        segmenter = {"tiny": "../tiny_models/segmenter", "shapes": "color"}.get(cfg.model) or recorded_segmenter(
-            cfg.model
-        )
-        if cfg.dataset == "synthetic":  # segzero demo / serve draw their scenes from the model's own world
-            info["world"] = dict(cfg.synthetic_world)
-        write_model_info(final, **info, **({"segmenter": segmenter} if segmenter else {}))
+        write_model_info(final, **final_info(cfg, model_path, final))
     return {
         "final": final,
         "global_step": trainer.state.global_step,
         "resumed_from": resume_from,
         "log_history": trainer.state.log_history,
     }
+
+
+def final_info(cfg: TrainConfig, model_path: str, final: Path) -> dict[str, Any]:
+    """``OUTPUT_DIR/final``'s ``segzero.json``: frame, prompt and reward kind, base model, the ``training`` record,
+    the reward plug-ins, the segmenter its start folder names (a path inside the run stays relative, so the run
+    folder can move) and, for a registered dataset such as the shapes world, its settings (``segzero demo`` /
+    ``serve`` draw their scenes from the model's own world)."""
+    import os
+
+    from segzero.models.reasoner import recorded_segmenter
+
+    info: dict[str, Any] = {
+        "frame": cfg.frame,
+        "prompt": cfg.prompt_kind,
+        "reward_kind": cfg.reward_kind,
+        "base_model": cfg.model,
+        "training": training_record(recorded_training(model_path), GRPO),
+    }
+    if cfg.reward_plugins:
+        info["reward_plugins"] = list(cfg.reward_plugins)
+    segmenter = recorded_segmenter(model_path)
+    if segmenter and Path(segmenter).is_absolute() and Path(segmenter).is_relative_to(final.parent.resolve()):
+        segmenter = os.path.relpath(segmenter, final.resolve())
+    if segmenter:
+        info["segmenter"] = segmenter
+    if "world" in cfg.dataset_args:
+        info["world"] = dict(cfg.dataset_args["world"])
+    return info

@@ -1,34 +1,32 @@
 """The optional format warm-up before GRPO: a short supervised fine-tune (TRL ``SFTTrainer``) on gt answers.
 
 Why: Seg-Zero starts GRPO from an instruct model that already writes text and JSON. A model built from scratch
-(``segzero.worlds.reasoner.build_shapes_reasoner``, ``recipes/shapes_tiny.yaml``) writes random tokens, never hits the
+(``segzero.shapes.model.build_shapes_reasoner``, ``recipes/shapes_tiny.yaml``) writes random tokens, never hits the
 ``<think>..</think><answer>{..}</answer>`` format by chance, and GRPO then sees all-zero rewards and no signal.
-So, for such models only, ``sft_steps > 0`` first teaches the *format* with a few hundred teacher-forced steps.
+So, for such models only, the stage ``format_sft`` first teaches the *format* with a few hundred teacher-forced
+steps (``stages: [{kind: format_sft, steps: 300}, grpo]``).
 
 What is supervised (plainly: this is **not** the paper's "zero" setting): the completion
-``<think>{sft_think}</think><answer>{"bbox": [...], "points_1": [...], "points_2": [...]}</answer>`` with the gt
+``<think>{think}</think><answer>{"bbox": [...], "points_1": [...], "points_2": [...]}</answer>`` with the gt
 box and points of the row (model frame, integers) and a fixed template in place of reasoning
-(``sft_think``, default ``"I look for {query}."``): answers without reasoning. The loss is on the completion
+(``think``, default ``"I look for {query}."``): answers without reasoning. The loss is on the completion
 tokens only. The warm-up is kept short (format, coarse localisation) so that GRPO has room to improve it.
 
 Output: ``OUTPUT_DIR/warmup`` (model, processor files, ``segzero.json``), which GRPO then starts from.
-Usage (normally called by ``segzero.train.trainer.train``)::
-
-    from segzero.train.warmup import run_warmup
-    warm_dir = run_warmup(cfg, model_path, dataset, output_dir)
+Registered as the stage ``format_sft`` (``FORMAT_SFT``); ``segzero.train.trainer.train`` runs it.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from segzero.errors import UserError
+from segzero.train.stages import StageKind
 
 logger = logging.getLogger("segzero.train")
-
-WARMUP_DIR = "warmup"
 
 
 def answer_completion(solution: str, query: str, *, think: str = "I look for {query}.") -> str:
@@ -57,20 +55,38 @@ def warmup_dataset(dataset, *, think: str):
     return mapped.remove_columns([c for c in mapped.column_names if c not in keep])
 
 
-def sft_config(cfg, output_dir: Path) -> Any:
-    """``trl.SFTConfig`` of the warm-up (``cfg.sft_*`` fields; no checkpoints, logs next to GRPO's)."""
+@dataclass(frozen=True)
+class FormatSFTConfig:
+    """The fields of the ``format_sft`` stage."""
+
+    steps: int = field(default=300, metadata={"help": "Supervised steps (TRL SFTTrainer, cosine schedule)."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate."})
+    batch_size: int = field(default=16, metadata={"help": "Rows per step."})
+    think: str = field(
+        default="I look for {query}.", metadata={"help": "Think text in place of reasoning ({query} = the query)."}
+    )
+
+    def validate(self, cfg) -> None:
+        if self.steps < 1 or self.batch_size < 1:
+            raise UserError("format_sft: steps and batch_size must be >= 1")
+        if cfg.reward_kind != "segzero":
+            raise UserError("format_sft supports reward_kind 'segzero' only (a single-object answer)")
+
+
+def sft_config(cfg, stage: FormatSFTConfig, output_dir: Path) -> Any:
+    """``trl.SFTConfig`` of the stage (no checkpoints, logs next to GRPO's)."""
     from trl import SFTConfig
 
     report_to = [r for r in cfg.report_to if r != "none"]
     try:
         return SFTConfig(
-            output_dir=str(output_dir / "warmup_run"),
-            max_steps=cfg.sft_steps,
-            per_device_train_batch_size=cfg.sft_batch_size,
+            output_dir=str(output_dir / f"{FORMAT_SFT_DIR}_run"),
+            max_steps=stage.steps,
+            per_device_train_batch_size=stage.batch_size,
             gradient_accumulation_steps=1,
-            learning_rate=cfg.sft_learning_rate,
+            learning_rate=stage.learning_rate,
             lr_scheduler_type="cosine",
-            warmup_steps=min(10, cfg.sft_steps // 10),
+            warmup_steps=min(10, stage.steps // 10),
             weight_decay=0.0,
             max_grad_norm=cfg.max_grad_norm,
             completion_only_loss=True,
@@ -81,52 +97,46 @@ def sft_config(cfg, output_dir: Path) -> Any:
             use_cpu=cfg.use_cpu,
             seed=cfg.seed,
             data_seed=cfg.seed,
-            logging_steps=max(1, cfg.sft_steps // 20),
+            logging_steps=max(1, stage.steps // 20),
             save_strategy="no",
             report_to=report_to or "none",
         )
     except (TypeError, ValueError) as err:
-        raise UserError(f"invalid warm-up (SFT) settings: {err}") from err
+        raise UserError(f"invalid format_sft settings: {err}") from err
 
 
-def run_warmup(cfg, model_path: str, dataset, output_dir: str | Path) -> tuple[Path, list[dict]]:
-    """Supervise ``model_path`` for ``cfg.sft_steps`` steps on ``dataset``; returns ``(OUTPUT_DIR/warmup, log)``.
-
-    ``dataset`` is the prepared GRPO training set (``segzero.train.data.build_train_dataset``). The result is a
-    Hugging Face folder with the processor files and ``segzero.json`` (frame, prompt kind), loadable by
-    ``Reasoner.from_pretrained`` and by the GRPO phase. ``log`` is the SFT trainer's log history.
-    """
+def run_format_sft(run) -> Path:
+    """Supervise ``run.model_path`` for ``run.config.steps`` steps on the run's training rows (a
+    ``segzero.train.stages.StageRun``); returns ``OUTPUT_DIR/warmup``, a Hugging Face folder with the processor
+    files and ``segzero.json``, loadable by ``Reasoner.from_pretrained`` and by the GRPO stage."""
     from trl import SFTTrainer
 
-    from segzero.models.reasoner import write_model_info
     from segzero.train.processing import load_training_processor
-    from segzero.train.stages import recorded_stages, training_record
+    from segzero.train.stages import save_stage
 
-    if cfg.reward_kind != "segzero":
-        raise UserError("the format warm-up (sft_steps > 0) supports reward_kind 'segzero' only")
-    output_dir = Path(output_dir)
-    out = output_dir / WARMUP_DIR
-    processor = load_training_processor(model_path)
+    stage: FormatSFTConfig = run.config
+    processor = load_training_processor(run.model_path)
     processor.tokenizer.padding_side = "right"
-    data = warmup_dataset(dataset, think=cfg.sft_think)
+    data = warmup_dataset(run.train_rows(), think=stage.think)
     trainer = SFTTrainer(
-        model=model_path,
-        args=sft_config(cfg, output_dir),
+        model=run.model_path,
+        args=sft_config(run.cfg, stage, run.output_dir),
         train_dataset=data,
         processing_class=processor,
     )
-    logger.info("format warm-up: %d SFT steps on %d rows (answers without reasoning)", cfg.sft_steps, len(data))
+    logger.info("format warm-up: %d SFT steps on %d rows (answers without reasoning)", stage.steps, len(data))
     trainer.train()
-    trainer.save_model(str(out))
-    processor.tokenizer.padding_side = "left"
-    processor.save_pretrained(str(out))
-    write_model_info(
-        out,
-        frame=cfg.frame,
-        prompt=cfg.prompt_kind,
-        reward_kind=cfg.reward_kind,
-        base_model=cfg.model,
-        stage="warmup",
-        training=training_record(recorded_stages(model_path), "format_sft"),
-    )
-    return out, list(trainer.state.log_history)
+    return save_stage(run, FORMAT_SFT, trainer, processor)
+
+
+FORMAT_SFT_DIR = "warmup"
+FORMAT_SFT = StageKind(
+    "format_sft",
+    FORMAT_SFT_DIR,
+    FormatSFTConfig,
+    True,
+    run_format_sft,
+    "supervised gt answers WITHOUT reasoning (a fixed think template; TRL SFTTrainer), for models built from "
+    "scratch that cannot write the answer format yet -> OUTPUT_DIR/warmup",
+)
+"""The ``format_sft`` stage (entry point ``segzero.stages``)."""

@@ -39,4 +39,15 @@ def build_tiny_models(
     return {"reasoner": reasoner, "segmenter": segmenter}
 
 
-__all__ = ["build_tiny_models"]
+def build_for_training(output_dir: str | Path, *, seed: int = 0, frame: int | None = None, **model_args) -> Path:
+    """``model: tiny`` of ``segzero train`` (entry point ``segzero.models``): the tiny models in
+    ``OUTPUT_DIR/tiny_models`` (built once, kept when there), returning the reasoner; its ``segzero.json`` names
+    the tiny segmenter beside it. ``frame`` is the run's (the tiny reasoner reads any multiple of 28);
+    ``model_args``: ``build_tiny_models`` keywords (e.g. ``answering``)."""
+    folder = Path(output_dir) / "tiny_models"
+    if not (folder / "reasoner" / "config.json").is_file():
+        build_tiny_models(folder, seed=seed, **model_args)
+    return folder / "reasoner"
+
+
+__all__ = ["build_for_training", "build_tiny_models"]

@@ -453,7 +453,7 @@ def _teach(path: str | Path, answer: str, *, steps: int, lr: float, seed: int, p
     model.eval().save_pretrained(path)
 
 
-# Words of the shapes world (segzero.worlds), so that queries tokenise into few tokens.
+# Words of the shapes world (segzero.shapes), so that queries tokenise into few tokens.
 def perturb_weights(model_dir: str | Path, *, delta: float = 0.01) -> None:
     """Rewrite the first float tensor of ``model_dir/model.safetensors`` in place (+``delta``): new weights under
     the same config.json, as when a checkpoint folder is overwritten by another training run."""

@@ -2,11 +2,11 @@
 
 ``build_shapes_reasoner(path)`` writes a random-weight model folder (``segzero.models.tiny.build_tiny_reasoner``
 sized for the shapes world) that ``segzero train --config recipes/shapes_tiny.yaml`` trains (its ``model: shapes``
-calls this with the recipe's ``shapes_model`` arguments). The shipped shapes model was built by it.
+calls ``build_for_training`` with the recipe's ``model_args``). The shipped shapes model was built by it.
 
 Usage::
 
-    from segzero.worlds.reasoner import build_shapes_reasoner
+    from segzero.shapes.model import build_shapes_reasoner
     path = build_shapes_reasoner("/tmp/shapes_model", frame=128, arch="qwen3_vl", number_tokens=True)
 """
 
@@ -38,9 +38,9 @@ def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, 
     ``number_tokens=True``) trained on the prompt corpus plus ``SHAPES_CORPUS``; ``frame`` (default 112: 8 x 8
     patches, 16 image tokens) goes into ``segzero.json``. ``sizes`` override any other ``build_tiny_reasoner``
     argument (``arch``, ``number_tokens``, sizes, RoPE bases). Random weights: train it with
-    ``segzero train --config recipes/shapes_tiny.yaml`` (its ``shapes_model`` field passes these arguments).
+    ``segzero train --config recipes/shapes_tiny.yaml`` (its ``model_args`` field passes these arguments).
     """
-    from segzero.worlds.queries import TEMPLATES
+    from segzero.shapes.queries import TEMPLATES
 
     # the seen (train/val) wordings, so that their words become tokens; held-out wordings stay out of the vocabulary
     seen = tuple(w.replace("{", "").replace("}", "") for t in TEMPLATES for w in t.wordings)
@@ -52,9 +52,31 @@ def build_shapes_reasoner(path: str | Path, *, seed: int = 0, frame: int = 112, 
         seed=seed,
         frame=frame,
         extra_corpus=SHAPES_CORPUS + seen,
-        note="shapes-world reasoner built from config (segzero.worlds.reasoner.build_shapes_reasoner)",
+        note="shapes-world reasoner built from config (segzero.shapes.model.build_shapes_reasoner)",
         **kwargs,
     )
 
 
-__all__ = ["SHAPES_CORPUS", "build_shapes_reasoner"]
+def build_for_training(output_dir: str | Path, *, seed: int = 0, frame: int = 112, **model_args) -> Path:
+    """``model: shapes`` of ``segzero train`` (entry point ``segzero.models``): a fresh shapes reasoner at the run's
+    ``frame`` in ``OUTPUT_DIR/shapes_model/reasoner`` (built once, kept when there); ``model_args`` are
+    ``build_shapes_reasoner`` keywords (``arch``, ``number_tokens``, sizes). Its ``segzero.json`` names the
+    shapes world's exact colour segmenter."""
+    from segzero.errors import UserError
+    from segzero.models.reasoner import write_model_info
+
+    folder = Path(output_dir) / "shapes_model" / "reasoner"
+    if (folder / "config.json").is_file():
+        return folder
+    bad = sorted(set(model_args) & {"path", "seed", "frame"})
+    if bad:
+        raise UserError(f"model_args cannot set {bad}: they come from output_dir, seed and frame")
+    try:
+        build_shapes_reasoner(folder, seed=seed, frame=frame, **model_args)
+    except (TypeError, ValueError) as err:  # unknown keyword, unknown arch, frame not a patch multiple
+        raise UserError(f"cannot build the shapes model (model_args {model_args}): {err}") from None
+    write_model_info(folder, update=True, segmenter="color")
+    return folder
+
+
+__all__ = ["SHAPES_CORPUS", "build_for_training", "build_shapes_reasoner"]

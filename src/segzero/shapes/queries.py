@@ -11,14 +11,14 @@ shape"); unclear queries are never emitted. Semantics (all in the image's pixel 
   the margin (same for right of / above / below); extremes ("leftmost") must win by the margin both by centre and
   by silhouette extent; "closest to X" = centre distance, runner-up >= ``distance_ratio`` x nearest;
 - corners = ``CORNERS`` (circle 0, triangle 3, square 4, pentagon 5, hexagon 6, star 10);
-- affordances map to kinds (``segzero.worlds.rules.AFFORDANCES``): roll -> circle, stack -> square/hexagon
+- affordances map to kinds (``segzero.shapes.rules.AFFORDANCES``): roll -> circle, stack -> square/hexagon
   (flat tops), sharp -> triangle/star, sky -> star, honeycomb -> hexagon.
 
-The samplers and rules live in ``segzero.worlds.rules``; this module pairs them with wordings.
+The samplers and rules live in ``segzero.shapes.rules``; this module pairs them with wordings.
 
 Usage::
 
-    from segzero.worlds.queries import sample_query, TEMPLATES
+    from segzero.shapes.queries import sample_query, TEMPLATES
     q = sample_query(shapes, config, rng, split="train", want="one")   # Query or None
     q.text, q.answers, q.template, q.wording, q.params
 
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from segzero.worlds import rules
-from segzero.worlds.scene import COLOURS, KINDS, PLURALS, Shape, ShapesConfig
+from segzero.shapes import rules
+from segzero.shapes.scene import COLOURS, KINDS, PLURALS, Shape, ShapesConfig
 
 FAMILIES: tuple[str, ...] = ("attribute", "superlative", "relation", "counting", "affordance")
 WANTS = ("one", "none", "several", "any")

@@ -1,10 +1,10 @@
 """Shapes-world query semantics: parameter samplers (``p_*``) and answer rules (``a_*`` and the ``*_rule``
-factories) that ``segzero.worlds.queries.TEMPLATES`` combines with wordings.
+factories) that ``segzero.shapes.queries.TEMPLATES`` combines with wordings.
 
 A sampler ``p_x(rng, shapes, config) -> dict | None`` draws a template's parameters (``None``: this scene offers
 none, e.g. no shape has a unique name to refer to). A rule ``a_x(shapes, params, config) -> tuple[int, ...] | None``
 returns the indices of every shape the query means, or ``None`` when the scene makes it unclear (see the
-semantics in ``segzero.worlds.queries``). Imports only numpy.
+semantics in ``segzero.shapes.queries``). Imports only numpy.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections import Counter
 
 import numpy as np
 
-from segzero.worlds.scene import CORNERS, Shape
+from segzero.shapes.scene import CORNERS, Shape
 
 EXTREMES = {"left": "leftmost", "right": "rightmost", "top": "topmost", "bottom": "bottommost"}
 RELATIONS = {"left": "left of", "right": "right of", "above": "above", "below": "below"}

@@ -2,7 +2,7 @@
 
 Usage::
 
-    from segzero.worlds.preview import contact_sheet
+    from segzero.shapes.preview import contact_sheet
     sheet = contact_sheet(n=8, seed=0, split="test", layout="multi")   # PIL RGB image
     sheet.save("shapes.png")
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from segzero.worlds.scene import ShapesConfig
-from segzero.worlds.shapes import make_sample
+from segzero.shapes.scene import ShapesConfig
+from segzero.shapes.world import make_sample
 
 
 def overlay(image: Image.Image, mask: np.ndarray, *, colour=(255, 255, 255), alpha: float = 0.55) -> Image.Image:

@@ -15,7 +15,7 @@ inner corners; a circle has none).
 Usage::
 
     import numpy as np
-    from segzero.worlds.scene import ShapesConfig, make_scene, render
+    from segzero.shapes.scene import ShapesConfig, make_scene, render
     cfg = ShapesConfig(size=112)
     rng = np.random.default_rng(0)
     shapes = make_scene(rng, cfg)           # list[Shape]; pixel frame of the generated image

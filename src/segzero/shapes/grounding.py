@@ -1,7 +1,7 @@
 """Does a shapes-world reasoner look at the image? Grounding checks beyond gIoU, on drawn scenes with exact masks.
 
-Three measurements, each on scenes of a world (``segzero.worlds.shapes``; settings as a recipe's
-``synthetic_world``) run through the real ``SegZeroPipeline`` (reasoner + segmenter, batched):
+Three measurements, each on scenes of a world (``segzero.shapes.world``; settings as a recipe's
+``dataset_args.world``) run through the real ``SegZeroPipeline`` (reasoner + segmenter, batched):
 
 - ``scene_checks``: the scene's own query (one answer). A sample is *right* when the mask IoU with the answer's
   visible mask is above ``right_iou`` (0.5);
@@ -10,14 +10,14 @@ Three measurements, each on scenes of a world (``segzero.worlds.shapes``; settin
   shape's visible mask above ``right_iou``. A model that ignores the image answers the same box for every name
   and lands about once per scene;
 - ``agreement``: whether the reasoning names the shape the answer lands on. The named shape is the last
-  "The query means the <colour> <kind>, N." of the reasoning (``segzero.train.perception.named_shape``); the
+  "The query means the <colour> <kind>, N." of the reasoning (``segzero.shapes.perception.named_shape``); the
   landed shape is the one with the largest mask IoU (none when every IoU is 0). A reasoning that names
   "blue square" while the mask lies on the red circle disagrees; a reasoning that names nothing is counted apart.
 
 Each returns per-sample rows; ``summarise`` turns rows into rates. Usage (what ``benchmarks/shapes_grounding.py``
 and the shipped-model test run)::
 
-    from segzero.eval.grounding import by_name_checks, scene_checks, summarise
+    from segzero.shapes.grounding import by_name_checks, scene_checks, summarise
     rows = scene_checks(pipe, world=world, size=128, n=256, split="val")
     summarise(rows)     # {"n": 256, "right": 0.9, "agree": ..., "named": ...}
 """
@@ -39,7 +39,7 @@ def _iou(pred: np.ndarray, target: np.ndarray) -> float:
 
 def _judge(result, target: np.ndarray, sample: dict, *, right_iou: float) -> dict:
     """One row: IoU with ``target``, right or not, the shape the mask lands on and the shape the reasoning names."""
-    from segzero.train.perception import named_shape
+    from segzero.shapes.perception import named_shape
 
     mask = np.asarray(result.mask, dtype=bool)
     ious = [_iou(mask, m) for m in sample["shape_masks"]]
@@ -60,7 +60,7 @@ def _judge(result, target: np.ndarray, sample: dict, *, right_iou: float) -> dic
 
 def draw(n: int, *, world: dict | None, size: int, split: str = "val", seed: int = 0, start: int = 0) -> list[dict]:
     """Samples ``start .. start + n - 1`` of the world's ``split`` (one answer each) at ``size`` px."""
-    from segzero.worlds.shapes import make_sample, world_from_spec
+    from segzero.shapes.world import make_sample, world_from_spec
 
     config, families = world_from_spec(world, size=size)
     return [

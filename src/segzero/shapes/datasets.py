@@ -1,6 +1,6 @@
 """Shapes-world datasets in the layouts ``segzero train`` and ``segzero eval`` read, saved with ``save_to_disk``.
 
-Layouts (one row per sample of ``segzero.worlds.shapes.make_sample``):
+Layouts (one row per sample of ``segzero.shapes.world.make_sample``):
 
 - ``single`` (Seg-Zero training, like ``Ricky06662/refCOCOg_9k_840``): ``id``, ``problem``, ``solution``
   (``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``), ``image``, ``img_height``, ``img_width``;
@@ -15,7 +15,7 @@ per-family analysis; the loaders ignore extra columns. Coordinates: pixels of th
 
 Usage::
 
-    from segzero.worlds.datasets import build_dataset, build_splits, write_world
+    from segzero.shapes.datasets import build_dataset, build_splits, write_world
     ds = build_dataset("single", split="train", n=512, seed=0)            # datasets.Dataset
     dd = build_splits("eval", n={"val": 64, "test": 64}, seed=0)          # datasets.DatasetDict
     info = write_world("data/shapes_eval", "eval", n={"val": 64, "test": 64})   # save_to_disk + world.json
@@ -29,9 +29,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from segzero.worlds.queries import FAMILIES, TEMPLATES
-from segzero.worlds.scene import ShapesConfig
-from segzero.worlds.shapes import LAYOUTS, SPLITS, TRAIN_COLUMNS, make_sample
+from segzero.shapes.queries import FAMILIES, TEMPLATES
+from segzero.shapes.scene import ShapesConfig
+from segzero.shapes.world import LAYOUTS, SPLITS, TRAIN_COLUMNS, make_sample
 
 EVAL_COLUMNS: tuple[str, ...] = ("image", "text", "mask", "image_id", "ann_id", "img_height", "img_width")
 META_COLUMNS: tuple[str, ...] = ("family", "template", "wording", "n_answers")

@@ -1,14 +1,14 @@
 """The shapes world: one sample = a scene of coloured shapes, a reasoning query and its exact answer masks.
 
-Scenes come from ``segzero.worlds.scene`` (overlap allowed, exact visible masks, optional noise/texture), queries
-from ``segzero.worlds.queries`` (attribute, superlative, relation, counting and affordance families; held-out
+Scenes come from ``segzero.shapes.scene`` (overlap allowed, exact visible masks, optional noise/texture), queries
+from ``segzero.shapes.queries`` (attribute, superlative, relation, counting and affordance families; held-out
 wordings only in ``test``). ``make_sample`` draws sample ``index`` of world ``seed`` in ``split`` for a layout:
 
 - ``single``: exactly one answer; ``solution`` = ``<box>(x1,y1),(x2,y2)</box><points>(x,y),(x,y)</points>``
   (Seg-Zero gt, ``segzero.points.mask_to_object`` of the answer's visible mask);
 - ``multi``: 0..n answers (``answers="mix"``: none / one / several in ``MIX``); ``solution`` = JSON list of
   ``{"bbox_2d": [x1, y1, x2, y2], "point_2d": [x, y]}`` (``"[]"`` when nothing matches), VisionReasoner gt;
-- ``eval``: like single (or ``answers=...``); rows are written in the ReasonSeg layout by ``segzero.worlds.datasets``.
+- ``eval``: like single (or ``answers=...``); rows are written in the ReasonSeg layout by ``segzero.shapes.datasets``.
 
 All coordinates are integer pixels of the generated image (``config.size``; pass the model frame, e.g. 112 or 840,
 to get gt in the model frame directly). Deterministic: sample ``(seed, split, index)`` depends only on those and
@@ -16,7 +16,7 @@ the config (``numpy.random.default_rng([seed, split code, index])``).
 
 Usage::
 
-    from segzero.worlds.shapes import ShapesConfig, generate_rows, make_sample
+    from segzero.shapes.world import ShapesConfig, generate_rows, make_sample
     s = make_sample(0, seed=0, config=ShapesConfig(size=112), split="train", layout="single")
     s["problem"], s["solution"], s["image"].size, s["mask"].shape, s["answers"], s["template"]
     rows = generate_rows(16, seed=0, size=112)        # training-layout dicts (single object)
@@ -33,8 +33,8 @@ import numpy as np
 from segzero.parsing import format_solution
 from segzero.points import mask_to_object
 from segzero.rle import MASK_COLUMN, encode_mask
-from segzero.worlds.queries import FAMILIES, sample_query
-from segzero.worlds.scene import COLOURS, CORNERS, KINDS, Shape, ShapesConfig, make_scene, render
+from segzero.shapes.queries import FAMILIES, sample_query
+from segzero.shapes.scene import COLOURS, CORNERS, KINDS, Shape, ShapesConfig, make_scene, render
 
 SPLITS: dict[str, int] = {"train": 0, "val": 1, "test": 2}
 LAYOUTS: tuple[str, ...] = ("single", "multi", "eval")
@@ -86,7 +86,7 @@ def make_sample(
     ``answers``: how many shapes the query may mean: ``one``, ``none``, ``several``, ``any`` or ``mix``
     (default: ``one`` for single/eval, ``mix`` for multi). ``families``: query families to draw from.
     ``answerable_only``: only queries that can mean a shape in some scene of the world
-    (``segzero.worlds.queries.answerable``; a "nothing" query is then one the scene decides).
+    (``segzero.shapes.queries.answerable``; a "nothing" query is then one the scene decides).
 
     Keys: ``id`` (``"shapes-{split}-{seed}-{index}"``), ``problem`` (query), ``solution`` (gt of ``layout``:
     single -> box/points string, multi/eval -> JSON list), ``image`` (PIL RGB), ``img_height``, ``img_width``,
@@ -161,7 +161,7 @@ def generate_rows(
 
 
 def world_from_spec(spec: dict | None, *, size: int | tuple[int, int]) -> tuple[ShapesConfig, tuple[str, ...]]:
-    """``(ShapesConfig, families)`` of a recipe's ``synthetic_world`` mapping at image ``size`` px.
+    """``(ShapesConfig, families)`` of a recipe's ``dataset_args.world`` mapping at image ``size`` px.
 
     ``spec``: ``ShapesConfig`` field overrides (lists become tuples; ``size`` is not allowed: it is the model frame)
     plus an optional ``families`` list (query families, default all). ``{}`` / None = the default world.
