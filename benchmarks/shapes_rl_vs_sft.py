@@ -10,17 +10,17 @@ generalise out of domain better than supervised fine-tuning on the same data? Wr
     python benchmarks/shapes_rl_vs_sft.py --recipe recipes/shapes_grpo.yaml --warmup runs/shapes_grpo/warmup \
         --run-dir runs/rl_vs_sft_grpo --arms grpo grpo_consistency sft --arm-dir grpo_consistency=runs/shapes_grpo
 
-Both arms start from the same perception warm-up (``recipes/shapes_tiny.yaml`` stage 1: the model lists the
-shapes and copies a *randomly* picked one; no query was ever supervised) and see the same training scenes
+Every arm starts from the same perception warm-up (the recipe's first stage: the model lists the
+shapes and copies a *randomly* picked one; no query was ever supervised) and sees the same training scenes
 (the first rows of the train split):
 
-- ``grpo``: ``segzero train --config recipes/shapes_tiny.yaml --set model=WARMUP --set sft_steps=0 --set
-  sft_answer_steps=0`` (the paper's five 0/1 rewards, ``max_steps`` x ``prompts_per_step`` prompts, 8 samples
+- ``grpo``: ``segzero train --config RECIPE --set model=WARMUP --set stages=[grpo] --set reward_plugins=[]``
+  (the paper's five 0/1 rewards, ``max_steps`` x ``prompts_per_step`` prompts, 8 samples
   each); ``grpo_consistency`` adds the reasoning-answer consistency term (``segzero.shapes.consistency``: the
   answer must be the listed shape the reasoning decides on); ``grpo_<variant>`` arms use another reward set
   (``reward_variant``): ``grpo_soft`` (continuous IoU / L1), ``grpo_mask`` (format terms + the IoU of the mask the
   model's own segmenter makes, ``segzero.train.mask_reward``);
-- ``sft``: the same recipe's supervised path on gt answers (``sft_choice=gt``, ``sft_only=true``): the same
+- ``sft``: the same recipe with one ``answer_sft`` stage and no GRPO (supervised gt answers): the same
   think format with the gt shape picked, teacher-forced, on as many prompts as the GRPO arm saw.
 
 Every saved checkpoint (and step 0) is evaluated greedily with the ``color`` segmenter
@@ -62,7 +62,7 @@ def arm_overrides(arm: str) -> list[str]:
 def train_arm(run: Path, overrides: list[str], recipe: Path = RECIPE) -> float:
     """``segzero train`` of one arm (skipped when its result exists); returns wall seconds (0 when skipped)."""
     done = run / "final" / "config.json"
-    if done.is_file() or (run / "warmup" / "segzero.json").is_file():
+    if done.is_file() or (run / "answer_sft" / "segzero.json").is_file():
         return json.loads((run / "wall.json").read_text())["seconds"] if (run / "wall.json").is_file() else 0.0
     cmd = [sys.executable, "-m", "segzero.cli.main", "train", "--config", str(recipe), "--output-dir", str(run)]
     for o in overrides:
@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-only", action="store_true", help="train nothing: evaluate the checkpoints the arms have so far"
     )
     p.add_argument("--max-step", type=int, default=None, help="evaluate checkpoints up to this GRPO step only")
+    p.add_argument(
+        "--every", type=int, default=1, help="evaluate every N-th saved checkpoint of each arm (and its last one)"
+    )
     p.add_argument("--n", type=int, default=96, help="scenes per evaluation set")
     p.add_argument("--ood-family", default="relation")
     p.add_argument("--notes", default=None, help="markdown appended to the report")
@@ -173,10 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     arm_dirs = dict(a.split("=", 1) for a in args.arm_dir)
     run = Path(args.run_dir)
     run.mkdir(parents=True, exist_ok=True)
-    world = dict(cfg.synthetic_world)
+    world = dict(cfg.dataset_args.get("world") or {})
     per_step = cfg.prompts_per_step
-    sft_steps = args.grpo_steps * per_step // cfg.sft_batch_size
-    sft_save = max(1, args.save_steps * per_step // cfg.sft_batch_size)
+    sft_batch = next((c.batch_size for _, c in cfg.stage_list() if hasattr(c, "batch_size")), 32)
+    sft_steps = args.grpo_steps * per_step // sft_batch
+    sft_save = max(1, args.save_steps * per_step // sft_batch)
     arms = [a for a in args.arms if a.startswith("grpo")]
     walls, results = {}, {}
     common = [f"model={Path(args.warmup).resolve()}", f"save_steps={args.save_steps}"]
@@ -184,17 +188,12 @@ def main(argv: list[str] | None = None) -> int:
     for arm in arms:
         if arm in arm_dirs or args.eval_only:
             continue
-        overrides = [*common, "sft_steps=0", "sft_answer_steps=0", f"max_steps={args.grpo_steps}"]
+        overrides = [*common, "stages=[grpo]", f"max_steps={args.grpo_steps}"]
         walls[arm] = train_arm(dirs[arm], [*overrides, *arm_overrides(arm)], recipe)
-    sft_overrides = [
+    sft_overrides = [  # one gt-answer stage with its own full cosine, no GRPO
         f"model={Path(args.warmup).resolve()}",
-        "sft_choice=gt",
-        "sft_only=true",
-        "sft_answer_steps=0",  # the arm is one gt-answer stage with its own full cosine
-        "sft_cosine_steps=null",
-        f"sft_steps={sft_steps}",
-        f"sft_learning_rate={args.sft_lr}",
-        "sft_warmup_steps=10",
+        f"stages=[{{kind: answer_sft, steps: {sft_steps}, learning_rate: {args.sft_lr}, batch_size: {sft_batch}, "
+        "warmup_steps: 10}]",
         f"save_steps={sft_save}",
         "save_total_limit=null",
     ]
@@ -217,14 +216,19 @@ def main(argv: list[str] | None = None) -> int:
 
     start = cached("warmup", Path(args.warmup))
     last = args.max_step if args.max_step is not None else args.grpo_steps
+
+    def strided(found: list) -> list:
+        return [c for i, c in enumerate(found) if (i + 1) % args.every == 0 or i == len(found) - 1]
+
     for arm in arms:
+        found = strided([(s, f) for s, f in checkpoints(dirs[arm], "") if s <= last])
         results[arm] = [{"prompts": 0, **start}] + [
-            {"prompts": s * per_step, **cached(f"{arm}/{s}", f)} for s, f in checkpoints(dirs[arm], "") if s <= last
+            {"prompts": s * per_step, **cached(f"{arm}/{s}", f)} for s, f in found
         ]
     if "sft" in args.arms:
         results["sft"] = [{"prompts": 0, **start}] + [
-            {"prompts": s * cfg.sft_batch_size, **cached(f"sft/{s}", f)}
-            for s, f in checkpoints(dirs["sft"], "warmup_run")
+            {"prompts": s * sft_batch, **cached(f"sft/{s}", f)}
+            for s, f in strided(checkpoints(dirs["sft"], "answer_sft_run"))
         ]
     out = Path(args.out)
     plot(results, out.with_suffix(".png"))
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- start (step 0, every arm): `{args.warmup}`, {args.start_note}",
         f"- recipe: `{args.recipe}`; grpo: {args.grpo_steps} steps x {per_step} prompts x {cfg.num_generations} "
         f"samples, the paper's 0/1 rewards ({', '.join(f'{a}: {arm_overrides(a)}' for a in arms)}), lr "
-        f"{cfg.learning_rate}; sft: {sft_steps} steps x {cfg.sft_batch_size} gt answers (same prompts count, same "
+        f"{cfg.learning_rate}; sft: {sft_steps} steps x {sft_batch} gt answers (same prompts count, same "
         f"scenes), lr {args.sft_lr} cosine",
         f"- evaluation: {args.n} scenes per set, greedy, `color` segmenter; in domain = val split (trained "
         f"families {world.get('families')}, trained wordings); held-out wordings = test split; held-out family = "

@@ -5,7 +5,6 @@ Run: ``OMP_NUM_THREADS=1 python -m pytest -q tests/test_rewards.py``
 
 from __future__ import annotations
 
-import functools
 import itertools
 import json
 import math
@@ -367,14 +366,16 @@ def test_trl_names_and_batch_call():
 
 
 def test_trl_thresholds_and_pickle():
-    # thresholds bind through reward_functions / partial; TRL's name survives; functions pickle by reference
+    # thresholds bind through reward_functions; TRL's name is the term's; terms pickle and keep their thresholds
     funcs = reward_functions("segzero", iou_threshold=0.49)
-    names = [getattr(f, "func", f).__name__ for f in funcs]
+    names = [f.__name__ for f in funcs]
     assert names == list(SEGZERO_REWARDS)
     iou = funcs[names.index("box_iou")]
-    assert isinstance(iou, functools.partial) and iou([seg((100, 100, 149, 199))], solution=[GT]) == [1.0]
-    for f in (*SEGZERO_REWARDS.values(), *VISIONREASONER_REWARDS.values()):
-        assert pickle.loads(pickle.dumps(f)) is f
+    assert iou([seg((100, 100, 149, 199))], solution=[GT]) == [1.0]  # IoU 0.5 > 0.49
+    assert SEGZERO_REWARDS["box_iou"]([seg((100, 100, 149, 199))], solution=[GT]) == [0.0]  # the paper's 0.5
+    for f in (*SEGZERO_REWARDS.values(), *VISIONREASONER_REWARDS.values(), iou):
+        again = pickle.loads(pickle.dumps(f))
+        assert (again.__name__, again.func, again.thresholds) == (f.__name__, f.func, f.thresholds)
     with pytest.raises(ValueError, match="unknown"):
         reward_functions("segzero", point_threshold=3)
 

@@ -183,12 +183,12 @@ def test_reward_variants_and_thresholds(bbox, variant, thresholds, expected):
 
 
 def test_soft_terms_read_no_box_as_zero():
-    from segzero.train.soft_rewards import soft_box_iou, soft_box_l1
+    from segzero.rewards.single import soft_box_iou, soft_box_l1
 
     bad = ["no json here", '{"bbox": [1, 2, 3]}', '{"bbox": ["a", 1, 2, 3]}']
-    gt = ["<box>(0,0),(9,9)</box><points>(1,1),(2,2)</points>"] * 3
-    assert soft_box_iou(bad, gt) == [0.0, 0.0, 0.0]
-    assert soft_box_l1(bad, gt) == [0.0, 0.0, 0.0]
+    gt = "<box>(0,0),(9,9)</box><points>(1,1),(2,2)</points>"
+    assert [soft_box_iou(c, gt) for c in bad] == [0.0, 0.0, 0.0]
+    assert [soft_box_l1(c, gt) for c in bad] == [0.0, 0.0, 0.0]
 
 
 @pytest.mark.parametrize(

@@ -17,8 +17,9 @@ from segzero import rewards
 from segzero.errors import UserError
 from segzero.prompts import format_prompt
 from segzero.shapes.world import COLOURS, ShapesConfig, generate_rows, make_sample
-from segzero.train.config import TrainConfig, parse_overrides
+from segzero.train.config import TrainConfig
 from segzero.train.data import build_train_dataset, load_raw_dataset, prepare_row
+from segzero.train.recipes import parse_overrides
 from segzero.train.rewards import SampleWriter, build_reward_functions, reward_term_names
 from segzero.train.verl import compute_score, export_verl
 
@@ -60,7 +61,7 @@ def test_paper_recipes_have_the_spec_hyperparameters(name):
 @pytest.mark.parametrize("name", ["segzero_7b.yaml", "segzero_3b.yaml", "visionreasoner_7b.yaml"])
 def test_paper_recipes_map_onto_trl_grpo_config(name, tmp_path):
     # use_cpu only because this machine has no GPU (bf16 needs one otherwise); the rest is the recipe as written
-    from segzero.train.trainer import grpo_config
+    from segzero.train.grpo_args import grpo_config
 
     cfg = TrainConfig.from_yaml(ROOT / "recipes" / name, overrides=["use_cpu=true"])
     weights = [1.0] * len(reward_term_names(cfg.reward_kind))
@@ -348,7 +349,7 @@ def test_installed_grpo_config_takes_the_checkpointing_setting(tmp_path):
     from trl import GRPOConfig
 
     from segzero.train.compat import checkpointing_argument
-    from segzero.train.trainer import grpo_config
+    from segzero.train.grpo_args import grpo_config
 
     name = checkpointing_argument(GRPOConfig)
     import dataclasses
@@ -360,3 +361,17 @@ def test_installed_grpo_config_takes_the_checkpointing_setting(tmp_path):
         assert (
             getattr(grpo_config(cfg, tmp_path, reward_weights=weights), name) is on
         )  # the recipe setting reaches the installed name
+
+
+def test_training_processor_renders_the_processor_template_not_the_tokenizer_one(tiny_models):
+    # a released Qwen2.5-VL folder carries a tool-calling template in tokenizer_config.json that cannot render an
+    # image message; the processor's own template (chat_template.json / .jinja) is the one to use
+    from segzero.models.processor import ImageOnlyProcessor
+    from segzero.train.processing import TrlProcessor
+
+    inner = ImageOnlyProcessor.from_pretrained(tiny_models["reasoner"])
+    inner.tokenizer.chat_template = "{{ raise_exception('the tokenizer template was used') }}"
+    conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "the cup"}]}]
+    text = TrlProcessor(inner).apply_chat_template(conversation, add_generation_prompt=True)
+    assert text == inner.apply_chat_template(conversation, add_generation_prompt=True, tokenize=False)
+    assert "the cup" in text

@@ -100,7 +100,7 @@ ROLLOUTS = [
 
 @pytest.mark.parametrize("settings", ROLLOUTS)
 def test_grpo_config_carries_the_vllm_settings(settings, tmp_path):
-    from segzero.train.trainer import grpo_config
+    from segzero.train.grpo_args import grpo_config
 
     overrides = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items()]
     cfg = TrainConfig.from_yaml(ROOT / "recipes" / "tiny_cpu.yaml", overrides=overrides)

@@ -19,10 +19,11 @@ Definitions where the reference code (EasyR1 ``vision_reasoner`` reward) is sile
   ``'. .'``, a trailing ``'.'``) are dropped, as in the reference; the reward is 0 once ``repeat_limit`` (default
   2) pieces repeat an earlier piece, else 1. One repeated sentence is tolerated.
 
-Usage::
+``score`` is the family's entry point (every term and the total, EasyR1's ``compute_score`` shape); ``TERMS`` maps
+each term's name to its function, in the paper's order::
 
-    from segzero.rewards import multi
-    multi.score(completion, '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}]')
+    >>> score(_ANSWER, _GT)
+    {'think_format': 1.0, 'answer_format': 2.0, 'accuracy': 3.0, 'non_repeat': 1.0, 'total': 7.0}
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ MAX_OBJECTS = 120  # the reference truncates predictions and gt to this many obj
 REPEAT_LIMIT = 2  # non_repeat drops to 0 at this many repeated sentences
 EMPTY_LIST_SCORE = 2.0  # answer_format of a well-formed empty list
 EMPTY_SCORE = 3.0  # accuracy when both prediction and gt are empty
+# the docstrings' examples: one gt and one answer that earns every term
+_GT = '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110]}]'
+_ANSWER = '<think>one cup.</think><answer>[{"bbox_2d": [12,101,199,212], "point_2d": [31,112]}]</answer>'
 
 
 @lru_cache(maxsize=8192)
@@ -81,7 +85,11 @@ def think_format(completion: Any, solution: Any = None) -> float:
 
 
 def answer_format(completion: Any, solution: Any = None, *, empty_list_score: float = EMPTY_LIST_SCORE) -> float:
-    """Per item (1 if ``bbox_2d`` is 4 numbers) + (1 if ``point_2d`` is 2 numbers), averaged over items: [0, 2]."""
+    """Per item (1 if ``bbox_2d`` is 4 numbers) + (1 if ``point_2d`` is 2 numbers), averaged over items: [0, 2].
+
+    >>> answer_format(_ANSWER), answer_format('<answer>[{"bbox_2d": [1,2,3,4]}]</answer>'), answer_format("<answer>[]</answer>")
+    (2.0, 1.0, 2.0)
+    """
     data, ok = _pred_data(text_of(completion))
     if not ok or not isinstance(data, list):
         return 0.0
@@ -125,7 +133,12 @@ def accuracy(
     max_objects: int = MAX_OBJECTS,
     empty_score: float = EMPTY_SCORE,
 ) -> float:
-    """Hungarian one-to-one matching maximising the summed pair scores, divided by max(#pred, #gt): [0, 3]."""
+    """Hungarian one-to-one matching maximising the summed pair scores, divided by max(#pred, #gt): [0, 3].
+
+    >>> accuracy(_ANSWER, _GT), accuracy('<answer>[{"bbox_2d": [12,101,199,212], "point_2d": [31,112]}, '
+    ...                                '{"bbox_2d": [300,300,310,310], "point_2d": [305,305]}]</answer>', _GT)
+    (3.0, 1.5)
+    """
     gt = gt_objects(solution)[:max_objects]
     data, ok = _pred_data(text_of(completion))
     if not ok or not isinstance(data, list):
@@ -150,7 +163,11 @@ def accuracy(
 
 
 def non_repeat(completion: Any, solution: Any = None, *, repeat_limit: int = REPEAT_LIMIT) -> float:
-    """0.0 when ``repeat_limit`` or more '.'-separated sentences repeat an earlier one, else 1.0."""
+    """0.0 when ``repeat_limit`` or more '.'-separated sentences repeat an earlier one, else 1.0.
+
+    >>> non_repeat("A cup. A cup. A plate."), non_repeat("A cup. A cup. A cup.")
+    (1.0, 0.0)
+    """
     seen: set[str] = set()
     repeats = 0
     for piece in text_of(completion).split("."):
@@ -177,7 +194,7 @@ def score(
     empty_list_score: float = EMPTY_LIST_SCORE,
     repeat_limit: int = REPEAT_LIMIT,
 ) -> dict[str, float]:
-    """All terms plus ``total`` (their sum, in [0, 7])."""
+    """All terms plus ``total`` (their sum, in [0, 7]): the family's entry point (module docstring)."""
     out = {
         "think_format": think_format(completion),
         "answer_format": answer_format(completion, empty_list_score=empty_list_score),
@@ -194,3 +211,12 @@ def score(
     }
     out["total"] = sum(out.values())
     return out
+
+
+TERMS = {
+    "think_format": think_format,
+    "answer_format": answer_format,
+    "accuracy": accuracy,
+    "non_repeat": non_repeat,
+}
+"""Term name -> scalar function ``(completion, solution, **thresholds) -> float``, in the paper's order."""

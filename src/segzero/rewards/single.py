@@ -12,10 +12,11 @@ Where this differs from the reference code, it follows the paper's wording: the 
 (the reference only checks list lengths, so ``["a","b","c","d"]`` passed there), and NaN/Infinity (which
 Python's ``json.loads`` accepts) count as non-numbers. The accuracy terms give the same values as the reference.
 
-Usage::
+``score`` is the family's entry point (every term and the total, EasyR1's ``compute_score`` shape); ``TERMS`` maps
+each term's name to its function, in the paper's order. The examples below share one gt and one answer::
 
-    from segzero.rewards import single
-    single.score('<think>...</think><answer>{"bbox": [...], ...}</answer>', "<box>(1,2),(3,4)</box><points>...")
+    >>> score(_ANSWER, _GT)
+    {'think_format': 1.0, 'answer_format': 1.0, 'box_iou': 1.0, 'box_l1': 1.0, 'points': 1.0, 'total': 5.0}
 """
 
 from __future__ import annotations
@@ -39,6 +40,11 @@ from segzero.parsing import (
 IOU_THRESHOLD = 0.5  # box_iou: IoU must be strictly greater
 L1_THRESHOLD = 10.0  # box_l1: mean absolute coordinate difference (px) must be strictly smaller
 POINT_DISTANCE_THRESHOLD = 100.0  # points: mean matched point distance (px) must be strictly smaller
+# the docstrings' examples: one gt and one answer that earns every term
+_GT = "<box>(100,100),(199,199)</box><points>(120,120),(180,180)</points>"
+_ANSWER = (
+    '<think>the mug</think><answer>{"bbox": [102,98,200,201], "points_1": [121,119], "points_2": [178,182]}</answer>'
+)
 
 
 @lru_cache(maxsize=8192)
@@ -95,7 +101,11 @@ def answer_format(completion: Any, solution: Any = None) -> float:
 
 
 def box_iou(completion: Any, solution: Any, *, iou_threshold: float = IOU_THRESHOLD) -> float:
-    """1.0 when IoU(pred bbox, gt box) > ``iou_threshold`` (inclusive pixels; Seg-Zero's strict-overlap rule)."""
+    """1.0 when IoU(pred bbox, gt box) > ``iou_threshold`` (inclusive pixels; Seg-Zero's strict-overlap rule).
+
+    >>> box_iou(_ANSWER, _GT), box_iou('{"bbox": [100,100,199,149]}', _GT)  # IoU exactly 0.5 is not above it
+    (1.0, 0.0)
+    """
     gt = gt_object(solution)
     box = pred_box(completion)
     if box is None:
@@ -104,7 +114,11 @@ def box_iou(completion: Any, solution: Any, *, iou_threshold: float = IOU_THRESH
 
 
 def box_l1(completion: Any, solution: Any, *, l1_threshold: float = L1_THRESHOLD) -> float:
-    """1.0 when the mean absolute difference of the 4 box coordinates is < ``l1_threshold`` px."""
+    """1.0 when the mean absolute difference of the 4 box coordinates is < ``l1_threshold`` px.
+
+    >>> box_l1(_ANSWER, _GT), box_l1(_ANSWER, _GT, l1_threshold=1.0)  # off by 2, 2, 1, 2 px: mean 1.75
+    (1.0, 0.0)
+    """
     gt = gt_object(solution)
     box = pred_box(completion)
     if box is None:
@@ -114,7 +128,11 @@ def box_l1(completion: Any, solution: Any, *, l1_threshold: float = L1_THRESHOLD
 
 def points(completion: Any, solution: Any, *, distance_threshold: float = POINT_DISTANCE_THRESHOLD) -> float:
     """1.0 when both predicted points (truncated to int) lie in the predicted bbox (edges inside) and the mean
-    distance to the gt points under the better pairing is < ``distance_threshold`` px."""
+    distance to the gt points under the better pairing is < ``distance_threshold`` px.
+
+    >>> points(_ANSWER, _GT), points('{"bbox": [100,100,199,199], "points_1": [5,5], "points_2": [150,150]}', _GT)
+    (1.0, 0.0)
+    """
     gt = gt_object(solution)
     data = _pred(text_of(completion))
     if not data or not gt.points:
@@ -136,7 +154,7 @@ def score(
     l1_threshold: float = L1_THRESHOLD,
     distance_threshold: float = POINT_DISTANCE_THRESHOLD,
 ) -> dict[str, float]:
-    """All terms plus ``total`` (their sum, in [0, 5])."""
+    """All terms plus ``total`` (their sum, in [0, 5]): the family's entry point (module docstring)."""
     out = {
         "think_format": think_format(completion),
         "answer_format": answer_format(completion),
@@ -146,3 +164,43 @@ def score(
     }
     out["total"] = sum(out.values())
     return out
+
+
+# The soft variant (``reward_variant: soft``): the paper's box terms are 0/1 thresholds, and with a small, weak
+# policy most samples of a group fall on the same side of one, so the group's rewards are equal and GRPO gets no
+# signal. These keep the term names and read the prediction exactly as the hard terms do.
+SOFT_L1_SCALE_FACTOR = 2.0  # soft_box_l1's scale: this many times the box L1 threshold (20 px at the paper's 10)
+
+
+def soft_box_iou(completion: Any, solution: Any) -> float:
+    """The IoU of the predicted box with the gt box itself, in [0, 1] (0 when no box can be read).
+
+    >>> round(soft_box_iou(_ANSWER, _GT), 3), soft_box_iou('{"bbox": [100,100,199,149]}', _GT), soft_box_iou("", _GT)
+    (0.934, 0.5, 0.0)
+    """
+    box = pred_box(completion)
+    return 0.0 if box is None else float(geo.box_iou(box, gt_object(solution).box, strict_overlap=True))
+
+
+def soft_box_l1(completion: Any, solution: Any, *, l1_threshold: float = L1_THRESHOLD) -> float:
+    """``max(0, 1 - mean |box - gt box| / (SOFT_L1_SCALE_FACTOR * l1_threshold))`` (0 when no box can be read).
+
+    >>> soft_box_l1(_ANSWER, _GT), soft_box_l1("none", _GT)  # mean L1 1.75 px of a 20 px scale
+    (0.9125, 0.0)
+    """
+    box = pred_box(completion)
+    if box is None:
+        return 0.0
+    return max(0.0, 1.0 - geo.box_l1(box, gt_object(solution).box) / (SOFT_L1_SCALE_FACTOR * l1_threshold))
+
+
+TERMS = {
+    "think_format": think_format,
+    "answer_format": answer_format,
+    "box_iou": box_iou,
+    "box_l1": box_l1,
+    "points": points,
+}
+"""Term name -> scalar function ``(completion, solution, **thresholds) -> float``, in the paper's order."""
+SOFT_TERMS = {"box_iou": soft_box_iou, "box_l1": soft_box_l1}
+"""The soft variant's replacements of the paper's box terms, by term name."""

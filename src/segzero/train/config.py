@@ -1,8 +1,10 @@
 """``TrainConfig``: every knob of ``segzero train``, loadable from YAML with ``--set key=value`` overrides.
 
-A recipe (``recipes/*.yaml``) is a flat mapping of ``TrainConfig`` fields; unknown keys are an error (a typo
-must not silently fall back to a default). ``grpo_args`` passes any further ``trl.GRPOConfig`` argument
-through unchanged. Usage::
+A recipe (``recipes/*.yaml``) is a mapping of ``TrainConfig`` fields, the Seg-Zero ones first (model, data,
+rewards, GRPO, scale, checkpoints), then ``stages`` (what runs, in order: ``segzero.train.stages``); two small
+configs nest (``vllm``, ``mask_reward``). Unknown keys are an error (a typo must not silently fall back to a
+default); reading, ``base`` chains and ``--set`` overrides: ``segzero.train.recipes``. ``grpo_args`` passes any
+further ``trl.GRPOConfig`` argument through unchanged. Usage::
 
     from segzero.train.config import TrainConfig
     cfg = TrainConfig.from_yaml("recipes/segzero_7b.yaml", overrides=["learning_rate=2e-6", "lora=true"])
@@ -26,6 +28,7 @@ from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.prompts import PROMPT_KINDS
+from segzero.train.recipes import merge, parse_overrides, read_recipe
 from segzero.train.rewards import VARIANTS
 
 # Fields a resumed run may change without --allow-changed-config: they decide what is logged, how often checkpoints
@@ -53,68 +56,6 @@ def _f(default, help: str, **kw):  # noqa: A002 - "help" mirrors argparse/datacl
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
-
-
-def _merge(data: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with ``update``'s fields; a mapping field is updated entry by entry, not replaced; ``stages`` given
-    as a mapping updates the stages of the kinds it names (``_merge_stages``)."""
-    out = dict(data)
-    for key, value in update.items():
-        if key == "stages" and isinstance(value, dict):
-            out[key] = _merge_stages(out.get(key, ["grpo"]), value)
-        elif isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = {**out[key], **value}
-        else:
-            out[key] = value
-    return out
-
-
-def _merge_stages(stages: list, update: dict[str, Any]) -> list:
-    """``stages`` with the fields ``update`` gives by kind: ``{"perception_warmup": {"steps": 2}}`` or, as
-    ``--set stages.perception_warmup.steps=2`` reads, ``{"perception_warmup.steps": 2}``.
-
-    >>> _merge_stages(["perception_warmup", "grpo"], {"perception_warmup.steps": 2})
-    [{'kind': 'perception_warmup', 'steps': 2}, 'grpo']
-    """
-    if not isinstance(stages, list):
-        raise UserError(f"stages must be a list, got {stages!r}")
-    by_kind: dict[str, dict] = {}
-    for key, value in update.items():
-        kind, _, name = key.partition(".")
-        fields = {name: value} if name else value
-        if not isinstance(fields, dict):
-            raise UserError(f"stages.{key}: give a field (stages.{kind}.FIELD=V) or a mapping of fields")
-        by_kind.setdefault(kind, {}).update(fields)
-    out = [dict(s) if isinstance(s, dict) else {"kind": s} for s in stages]
-    kinds = [s.get("kind") for s in out]
-    for kind, fields in by_kind.items():
-        if kind not in kinds:
-            raise UserError(f"stages.{kind}: the run has no {kind!r} stage (its stages: {kinds})")
-        out[kinds.index(kind)].update(fields)
-    return [s if set(s) != {"kind"} else s["kind"] for s in out]
-
-
-def read_recipe(path: Path, *, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The fields of a YAML recipe, its ``base`` recipe (if any) read first; raises ``UserError`` on a bad file."""
-    import yaml
-
-    if not path.is_file():
-        raise UserError(f"training config not found: {path}")
-    if path.resolve() in _seen:
-        raise UserError(f"{path}: recipe bases form a cycle")
-    try:
-        loaded = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from err
-    if loaded is not None and not isinstance(loaded, dict):
-        raise UserError(f"{path}: a training config must be a YAML mapping of field: value")
-    data = dict(loaded or {})
-    base = data.pop("base", None)
-    if base is None:
-        return data
-    if not isinstance(base, str):
-        raise UserError(f"{path}: base must be a recipe file name, got {base!r}")
-    return _merge(read_recipe(path.parent / base, _seen=(*_seen, path.resolve())), data)
 
 
 @dataclass(frozen=True)
@@ -203,7 +144,7 @@ class TrainConfig:
     reward_variant: str = _f(
         "hard",
         "'hard' = the paper's 0/1 terms; 'soft' (segzero kind only) = box_iou as the IoU itself and box_l1 as "
-        "max(0, 1 - L1/20px) (segzero.train.soft_rewards); 'mask' = the format terms plus mask_iou, the IoU of the "
+        "max(0, 1 - L1/20px) (segzero.rewards.single.SOFT_TERMS); 'mask' = the format terms plus mask_iou, the IoU of the "
         "mask the segmenter makes from the answer with the gt mask, in place of the accuracy terms; 'mask_mix' = "
         "the paper's terms plus mask_iou (segzero.train.mask_reward; rows need a gt mask: the shapes world has it).",
     )
@@ -325,7 +266,7 @@ class TrainConfig:
         ``stages`` given as a mapping ``{KIND: {field: value}}`` updates the base's stages of those kinds).
         """
         data = read_recipe(Path(path)) if path is not None else {}
-        return cls.from_dict(_merge(data, parse_overrides(overrides or [])), source=str(path) if path else "overrides")
+        return cls.from_dict(merge(data, parse_overrides(overrides or [])), source=str(path) if path else "overrides")
 
     def validate(self) -> None:
         """Raise ``UserError`` for values that cannot work together."""
@@ -352,9 +293,10 @@ class TrainConfig:
         if self.load_in_4bit and not self.lora:
             raise UserError("load_in_4bit (QLoRA) needs lora: true")
         if self.reward_variant not in VARIANTS:
-            raise UserError(f"reward_variant must be one of {VARIANTS}, got {self.reward_variant!r}")
-        if self.reward_variant == "soft" and self.reward_kind != "segzero":
-            raise UserError("reward_variant 'soft' is defined for reward_kind 'segzero' only")
+            raise UserError(f"reward_variant must be one of {tuple(VARIANTS)}, got {self.reward_variant!r}")
+        if self.reward_kind not in VARIANTS[self.reward_variant].kinds:
+            kinds = " / ".join(VARIANTS[self.reward_variant].kinds)
+            raise UserError(f"reward_variant {self.reward_variant!r} is defined for reward_kind {kinds} only")
         bad = [p for p in self.reward_plugins if not isinstance(p, str) or ":" not in p]
         if not isinstance(self.reward_plugins, list) or bad:
             raise UserError(f"reward_plugins: each entry is 'FILE.py:FUNC' or 'package.module:FUNC', got {bad}")
@@ -432,30 +374,3 @@ class TrainConfig:
         return "\n".join(
             f"{f.name} = {getattr(self, f.name)!r}  # {f.metadata.get('help', '')}" for f in dataclasses.fields(self)
         )
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["a=1", "b=[x, y]", "c=null"]`` -> ``{"a": 1, "b": ["x", "y"], "c": None}`` (values read as YAML).
-
-    Dotted keys set entries of dict fields: ``reward_weights.iou=2`` or ``grpo_args.top_k=50``.
-    """
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise UserError(f"override must look like key=value, got {item!r}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as err:
-            raise UserError(f"override {item!r}: value is not valid YAML") from err
-        if "." in key:
-            head, sub = key.split(".", 1)
-            if not isinstance(out.setdefault(head, {}), dict):
-                raise UserError(f"override {item!r}: {head} was already set to a non-mapping value")
-            out[head][sub] = value
-        else:
-            out[key] = value
-    return out

@@ -71,7 +71,8 @@ class TrlProcessor(ProcessorMixin):
         return self.inner(text=text, images=flat or None, **kwargs)
 
     def apply_chat_template(self, conversation, chat_template=None, tools=None, **kwargs):
-        """The tokenizer's chat template; with ``tokenize=True, return_dict=True`` also the image fields.
+        """The processor's chat template (not the tokenizer's own: for Qwen2.5-VL that is the tool-calling one, which
+        cannot render an image message); with ``tokenize=True, return_dict=True`` also the image fields.
 
         ``conversation`` is one conversation (list of messages) or a batch (list of conversations). Tokenized
         output is unpadded (``input_ids`` a list of lists) as TRL expects; image fields are torch tensors.
@@ -85,7 +86,7 @@ class TrlProcessor(ProcessorMixin):
         render_kwargs = {k: v for k, v in kwargs.items() if k in ("add_generation_prompt", "continue_final_message")}
         texts = [
             self.tokenizer.apply_chat_template(
-                conv, chat_template=chat_template, tools=tools, tokenize=False, **render_kwargs
+                conv, chat_template=chat_template or self.chat_template, tools=tools, tokenize=False, **render_kwargs
             )
             for conv in conversations
         ]

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.parsing import text_of
+from segzero.rewards import single
 from segzero.train.processes import is_main_process
 
 
@@ -112,11 +114,29 @@ class TermReward:
         return values
 
 
-VARIANTS: tuple[str, ...] = ("hard", "soft", "mask", "mask_mix")
-"""Reward sets of a kind: ``hard`` the paper's terms; ``soft`` its box terms continuous (``segzero.train.soft_rewards``,
-segzero kind only); ``mask`` the format terms plus ``mask_iou`` (``segzero.train.mask_reward``) in place of the
-accuracy terms; ``mask_mix`` the paper's terms plus ``mask_iou``."""
 FORMAT_TERMS: tuple[str, ...] = ("think_format", "answer_format")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A reward set of a kind, as changes to the paper's terms: ``replace`` swaps terms' scalar functions (by term
+    name; the thresholds they take stay bound), ``keep`` keeps only the terms it names (None = all), ``mask_iou``
+    appends the IoU of the mask the segmenter makes from the answer (``segzero.train.mask_reward``; rows need their
+    gt mask), ``kinds`` the answer families it is defined for."""
+
+    replace: dict[str, Callable] = field(default_factory=dict)
+    keep: tuple[str, ...] | None = None
+    mask_iou: bool = False
+    kinds: tuple[str, ...] = KINDS
+
+
+VARIANTS: dict[str, Variant] = {
+    "hard": Variant(),  # the paper's terms
+    "soft": Variant(replace=single.SOFT_TERMS, kinds=("segzero",)),  # its box terms continuous
+    "mask": Variant(keep=FORMAT_TERMS, mask_iou=True),  # format terms + mask_iou in place of the accuracy terms
+    "mask_mix": Variant(mask_iou=True),  # the paper's terms + mask_iou
+}
+"""The reward sets of ``reward_variant``."""
 
 
 def variant_terms(
@@ -126,24 +146,24 @@ def variant_terms(
     pixel ``thresholds`` bound to the terms that take them. ``mask_reward`` (a ``MaskIoU``) is needed by the mask
     variants. ``UserError`` for an unknown variant or threshold."""
     from segzero.rewards import reward_functions
+    from segzero.rewards.trl import TrlTerm
 
     if variant not in VARIANTS:
-        raise UserError(f"unknown reward variant {variant!r}; use one of {VARIANTS}")
-    names = reward_term_names(kind)
+        raise UserError(f"unknown reward variant {variant!r}; use one of {tuple(VARIANTS)}")
+    spec = VARIANTS[variant]
+    if kind not in spec.kinds:
+        raise UserError(f"reward_variant {variant!r} is defined for reward_kind {' / '.join(spec.kinds)} only")
     try:
-        terms = list(zip(names, reward_functions(kind, **dict(thresholds or {})), strict=True))
+        terms = [(f.__name__, f) for f in reward_functions(kind, **dict(thresholds or {}))]
     except ValueError as err:
         raise UserError(f"reward_thresholds: {err}") from err
-    if variant == "soft":
-        from segzero.train.soft_rewards import soft_terms
-
-        soft = soft_terms(l1_threshold=(thresholds or {}).get("l1_threshold"))
-        terms = [(name, soft.get(name, f)) for name, f in terms]
-    elif variant in ("mask", "mask_mix"):
+    terms = [(n, TrlTerm(n, spec.replace[n], **f.thresholds) if n in spec.replace else f) for n, f in terms]
+    if spec.keep is not None:
+        terms = [(n, f) for n, f in terms if n in spec.keep]
+    if spec.mask_iou:
         if mask_reward is None:
             raise UserError(f"reward_variant {variant!r} needs a segmenter for its mask_iou term")
-        kept = terms if variant == "mask_mix" else [(n, f) for n, f in terms if n in FORMAT_TERMS]
-        terms = [*kept, ("mask_iou", mask_reward)]
+        terms.append(("mask_iou", mask_reward))
     return terms
 
 
