@@ -20,7 +20,7 @@ from segzero.shapes.world import COLOURS, ShapesConfig, generate_rows, make_samp
 from segzero.train.config import TrainConfig
 from segzero.train.data import build_train_dataset, load_raw_dataset, prepare_row
 from segzero.train.recipes import parse_overrides
-from segzero.train.rewards import SampleWriter, build_reward_functions, reward_term_names
+from segzero.train.rewards import build_reward_functions, reward_term_names
 from segzero.train.verl import compute_score, export_verl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,21 +217,35 @@ def test_unknown_reward_weight_is_a_user_error():
         build_reward_functions("segzero", weights={"iou": 1.0})
 
 
-def test_sample_writer_writes_every_n_steps_with_per_term_rewards(tmp_path):
-    class State:  # the attribute TRL's trainer_state carries
-        global_step = 0
+def test_sample_logger_writes_every_n_steps_with_per_term_rewards(tmp_path):
+    # the trainer hands each scored batch to the callback; it writes at the step's end, every `every` steps
+    from segzero.train.samples import SampleLogger
 
-    writer = SampleWriter(tmp_path / "s.jsonl", every=2, count=1)
-    funcs, _ = build_reward_functions("segzero", weights={"box_iou": 2.0}, writer=writer)
+    funcs, weights = build_reward_functions("segzero", weights={"box_iou": 2.0})
+    names = [f.__name__ for f in funcs]
+    logger = SampleLogger(tmp_path / "s.jsonl", every=2, count=1, weights=dict(zip(names, weights, strict=True)))
     completions = [[{"role": "assistant", "content": GOOD}], [{"role": "assistant", "content": "x"}]]
+    inputs = [{"id": "a", "problem": "q", "solution": GT}, {"id": "b", "problem": "q", "solution": GT}]
     for step in (0, 1, 2):
-        State.global_step = step
-        for f in funcs:
-            f(completions, [GT, GT], trainer_state=State, id=["a", "b"], problem=["q", "q"])
+        scored = [[f(completions, [GT, GT])[i] for f in funcs] for i in range(2)]
+        logger.observe(step, inputs, completions, scored)
+        logger.on_step_end(None, None, None)
     rows = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 2]  # step 1 skipped, one completion per sampled step
     assert rows[0]["rewards"] == {k: 1.0 for k in rewards.REWARDS["segzero"]}
     assert rows[0]["total"] == 6.0 and rows[0]["id"] == "a" and rows[0]["completion"] == GOOD
+    assert rows[0]["solution"] == GT
+
+
+def test_sample_logger_keeps_a_not_judged_term_as_null(tmp_path):
+    # a plug-in's None reaches the trainer as NaN: written as null and left out of the total
+    from segzero.train.samples import SampleLogger
+
+    logger = SampleLogger(tmp_path / "s.jsonl", every=1, count=1, weights={"a": 1.0, "b": 3.0})
+    logger.observe(0, [{"id": "r"}], ["c"], [[0.5, float("nan")]])
+    logger.on_step_end(None, None, None)
+    (row,) = [json.loads(line) for line in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert row["rewards"] == {"a": 0.5, "b": None} and row["total"] == 0.5
 
 
 # ----------------------------------------------------------------------------- verl adapter

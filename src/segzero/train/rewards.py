@@ -1,17 +1,10 @@
-"""Reward wiring for GRPO: one TRL reward function per reward term, weights, and the completions sample file.
+"""The reward set of a GRPO run: the kind's terms changed by its variant (``VARIANTS``, as data), the reward
+plug-ins, and their weights.
 
-The terms come from ``segzero.rewards.REWARDS[kind]`` (term name -> function, the papers' order): each is a TRL reward function
-``f(completions, solution, **kwargs) -> list[float]`` named after its term. ``build_reward_functions`` wraps
-each one in a ``TermReward`` whose ``__name__`` is the term (TRL logs ``rewards/<term>/mean`` and ``/std``),
-returns them in the core's order with the weights list ``GRPOConfig.reward_weights`` expects, and feeds a
-``SampleWriter`` that appends, every N steps, completions with their per-term and weighted total rewards to a
-JSONL file (main process only)::
-
-    {"step": 10, "id": "...", "problem": "...", "solution": "...", "completion": "...",
-     "rewards": {"think_format": 1.0, ...}, "total": 3.0}
-
-``step`` is the number of optimizer steps completed before the batch was generated (0 = the first batch);
-``total`` is the weighted sum TRL turns into advantages.
+The terms come from ``segzero.rewards.REWARDS[kind]`` (term name -> TRL reward function, the papers' order), each
+``f(completions, solution, **kwargs) -> list[float]`` named after its term (TRL logs ``rewards/<term>/mean`` and
+``/std``). ``build_reward_functions`` returns them in the core's order with the weights list
+``GRPOConfig.reward_weights`` expects. The completions sample file is ``segzero.train.samples``.
 
 Usage::
 
@@ -21,16 +14,12 @@ Usage::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from segzero.answer import KINDS
 from segzero.errors import UserError
-from segzero.parsing import text_of
 from segzero.rewards import single
-from segzero.train.processes import is_main_process
 
 
 def core_terms(kind: str) -> list[tuple[str, Callable]]:
@@ -45,73 +34,6 @@ def core_terms(kind: str) -> list[tuple[str, Callable]]:
 def reward_term_names(kind: str) -> list[str]:
     """The term names of ``kind`` (the suffixes of TRL's ``rewards/<term>/mean`` metrics)."""
     return [name for name, _ in core_terms(kind)]
-
-
-class SampleWriter:
-    """Collects per-term rewards of one generation batch and writes ``count`` rows to a JSONL every ``every`` steps.
-
-    Every ``TermReward`` reports its values with ``record``; once all ``n_terms`` terms of a batch are in, the
-    rows are written (only on the main process, ``RANK`` 0) and the buffer is cleared.
-    """
-
-    def __init__(self, path: str | Path, *, every: int = 10, count: int = 8):
-        self.path = Path(path)
-        self.every = every
-        self.count = count
-        self.n_terms = 0
-        self.weights: dict[str, float] = {}
-        self._buffer: dict[str, list[float]] = {}
-        self._written_steps: set[int] = set()
-
-    def expect(self, weights: dict[str, float]) -> None:
-        """The terms of the reward set it records (name -> weight): a batch's rows are written once all of them
-        reported."""
-        self.n_terms, self.weights = len(weights), dict(weights)
-
-    def wants(self, step: int) -> bool:
-        return self.every > 0 and step % self.every == 0 and step not in self._written_steps and is_main_process()
-
-    def record(self, term: str, values: list, completions: list, solution: list, kwargs: dict) -> None:
-        state = kwargs.get("trainer_state")
-        step = int(getattr(state, "global_step", 0) or 0)
-        if not self.wants(step):
-            return
-        self._buffer[term] = list(values)
-        if len(self._buffer) < self.n_terms:
-            return
-        ids, problems = kwargs.get("id") or [None] * len(values), kwargs.get("problem") or [None] * len(values)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as fh:
-            for i in range(min(self.count, len(completions))):
-                terms = {t: None if v[i] is None else float(v[i]) for t, v in self._buffer.items()}
-                row = {
-                    "step": step,
-                    "id": ids[i],
-                    "problem": problems[i],
-                    "solution": solution[i],
-                    "completion": text_of(completions[i]),
-                    "rewards": terms,
-                    "total": sum(self.weights.get(t, 1.0) * v for t, v in terms.items() if v is not None),
-                }
-                fh.write(json.dumps(row) + "\n")
-        self._buffer.clear()
-        self._written_steps.add(step)
-
-
-class TermReward:
-    """One reward term as a TRL reward function; ``__name__`` is the term name (TRL's metric name). A ``None``
-    value (a plug-in's "not judged") stays ``None``: TRL leaves it out of the weighted sum and the logged mean."""
-
-    def __init__(self, name: str, func: Callable, writer: SampleWriter | None = None):
-        self.__name__ = name
-        self.func = func
-        self.writer = writer
-
-    def __call__(self, completions: list, solution: list, **kwargs) -> list[float]:
-        values = [None if v is None else float(v) for v in self.func(completions, solution, **kwargs)]
-        if self.writer is not None:
-            self.writer.record(self.__name__, values, completions, solution, kwargs)
-        return values
 
 
 FORMAT_TERMS: tuple[str, ...] = ("think_format", "answer_format")
@@ -174,12 +96,12 @@ def build_reward_functions(
     thresholds: dict | None = None,
     mask_reward: Callable | None = None,
     weights: dict[str, float] | None = None,
-    writer: SampleWriter | None = None,
     extra_terms: list[tuple[str, Callable]] = (),
-) -> tuple[list[TermReward], list[float]]:
+) -> tuple[list[Callable], list[float]]:
     """The reward functions of ``kind`` / ``variant`` (``variant_terms``), then ``extra_terms`` (reward plug-ins,
     ``segzero.train.plugins``), and their weights (``weights`` by term name; missing terms weigh 1.0). Unknown
     names in ``weights`` and an extra term named like a built-in one raise ``UserError`` listing the terms.
+    Each function's ``__name__`` is its term's name.
     """
     weights = dict(weights or {})
     terms = variant_terms(kind, variant, thresholds=thresholds, mask_reward=mask_reward)
@@ -191,7 +113,15 @@ def build_reward_functions(
     unknown = sorted(set(weights) - set(names))
     if unknown:
         raise UserError(f"reward_weights: unknown term(s) {unknown} for {kind!r}; terms are {names}")
-    resolved = [float(weights.get(name, 1.0)) for name in names]
-    if writer is not None:
-        writer.expect(dict(zip(names, resolved, strict=True)))
-    return [TermReward(name, f, writer) for name, f in terms], resolved
+    funcs = [f if getattr(f, "__name__", None) == n else Named(n, f) for n, f in terms]
+    return funcs, [float(weights.get(name, 1.0)) for name in names]
+
+
+class Named:
+    """A TRL reward function under its term's name (TRL logs ``rewards/<__name__>/mean``)."""
+
+    def __init__(self, name: str, func: Callable):
+        self.__name__, self.func = name, func
+
+    def __call__(self, completions: list, solution: list | None = None, **kwargs) -> list:
+        return self.func(completions, solution, **kwargs)

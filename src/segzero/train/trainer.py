@@ -200,13 +200,11 @@ def build_trainer(cfg: TrainConfig, output_dir: Path, model_path: str, dataset, 
     from trl import GRPOTrainer
 
     from segzero.train.processing import load_training_processor
-    from segzero.train.rewards import SampleWriter, build_reward_functions
+    from segzero.train.rewards import VARIANTS, build_reward_functions
+    from segzero.train.samples import RecordsSamples, SampleLogger
 
-    writer = None
-    if cfg.sample_every > 0:
-        writer = SampleWriter(output_dir / "samples.jsonl", every=cfg.sample_every, count=cfg.sample_count)
     mask_reward = None
-    if cfg.reward_variant in ("mask", "mask_mix"):  # the segmenter in the loop (segzero.train.mask_reward)
+    if VARIANTS[cfg.reward_variant].mask_iou:  # the segmenter in the loop (segzero.train.mask_reward)
         from segzero.pipeline import default_segmenter_for
         from segzero.train.mask_reward import MaskIoU
 
@@ -218,14 +216,14 @@ def build_trainer(cfg: TrainConfig, output_dir: Path, model_path: str, dataset, 
         thresholds=cfg.reward_thresholds,
         mask_reward=mask_reward,
         weights=cfg.reward_weights,
-        writer=writer,
         extra_terms=plugins,
     )
     args = grpo_config(cfg, output_dir, reward_weights=weights)
     peft_config, quant = peft_and_quantization(cfg)
 
-    class SegZeroGRPOTrainer(AtomicCheckpoints, ResumeWithKeyConversion, GRPOTrainer):
-        """TRL's GRPOTrainer whose checkpoints are written whole or not at all and resume with their weights."""
+    class SegZeroGRPOTrainer(AtomicCheckpoints, ResumeWithKeyConversion, RecordsSamples, GRPOTrainer):
+        """TRL's GRPOTrainer whose checkpoints are written whole or not at all, resume with their weights, and
+        whose scored batches reach the sample file."""
 
     try:
         processor = load_training_processor(model_path)
@@ -240,6 +238,15 @@ def build_trainer(cfg: TrainConfig, output_dir: Path, model_path: str, dataset, 
         )
     except OSError as err:  # hub unreachable, folder without weights or tokenizer
         raise UserError(f"cannot load the policy model {model_path!r}: {str(err).splitlines()[0]}") from err
+    if cfg.sample_every > 0:
+        names = [f.__name__ for f in funcs]
+        trainer.sample_logger = SampleLogger(
+            output_dir / "samples.jsonl",
+            every=cfg.sample_every,
+            count=cfg.sample_count,
+            weights=dict(zip(names, weights, strict=True)),
+        )
+        trainer.add_callback(trainer.sample_logger)
     return trainer
 
 
