@@ -229,7 +229,7 @@ def test_odd_images_go_through(pipe, tmp_path, make, size):
 @pytest.mark.parametrize(
     "images, queries, message",
     [
-        ([np.zeros((4, 4, 3), np.uint8)], [""], "empty query"),  # empty query
+        ([np.zeros((4, 4, 3), np.uint8)], [""], "query is empty"),  # empty query
         ([np.zeros((4, 4, 3), np.uint8)], ["a", "b"], "queries"),  # length mismatch
         (["/nonexistent/img.png"], ["a"], "not found"),  # missing file
     ],

@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from segzero.errors import UserError
+from segzero.models.base import Prediction
 from segzero.models.sam2_processing import (
     Sam2PreprocessConfig,
     preprocess_image,
@@ -24,7 +25,7 @@ from segzero.models.sam2_processing import (
     transformers_composites_alpha,
     upsample_logits,
 )
-from segzero.models.segmenter import Prediction, Segmenter
+from segzero.models.segmenter import Segmenter
 
 
 def _noise(height: int, width: int, mode: str = "RGB", seed: int = 0) -> Image.Image:

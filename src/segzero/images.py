@@ -7,6 +7,7 @@ Light core: numpy + PIL. Usage::
     image = load_image("photo.jpg")          # or a Path, bytes, a file object, a PIL image, a numpy array
     W, H = image.size                         # the ORIGINAL frame: pipeline outputs are in these pixels
     model_input = resize_to_frame(image)      # 840 x 840, what the reasoning model sees
+    is_loaded(image)                          # True: later layers use it as it is (no second load)
 
 What ``load_image`` does, in order:
 
@@ -31,6 +32,10 @@ What ``load_image`` does, in order:
    - bool arrays: False -> 0, True -> 255.
    numpy arrays may be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) (RGB order, the last channel alpha).
 
+``is_loaded(image)`` says whether an image already is what ``load_image`` returns (so ``load_image`` of it would
+be an equal copy): the pipeline loads each input once, at its entry, and the layers after it take such images as
+they are (``ensure_loaded``).
+
 Every failure the caller can fix raises ``segzero.errors.UserError`` with one line naming the problem
 (missing file, a directory, empty or corrupt data, a non-image file, too many pixels, zero size, an
 unsupported array shape or dtype).
@@ -44,18 +49,19 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME, frame_size
 
-__all__ = ["DEFAULT_FRAME", "DEFAULT_MAX_PIXELS", "load_image", "resize_to_frame"]
+__all__ = ["DEFAULT_FRAME", "DEFAULT_MAX_PIXELS", "ensure_loaded", "is_loaded", "load_image", "resize_to_frame"]
 
 DEFAULT_MAX_PIXELS = 100_000_000
 """default pixel limit of ``load_image`` (width * height); 100 megapixels is ~300 MB as RGB"""
 
 _WHITE = (255, 255, 255)
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+_TRANSPOSING_ORIENTATIONS = range(2, 9)  # EXIF orientations that ``ImageOps.exif_transpose`` turns or flips
 
 
 def load_image(
@@ -103,6 +109,27 @@ def _load(src, *, max_pixels: int | None, background, exif: bool) -> Image.Image
     if hasattr(src, "read"):
         return _open_and_decode(src, "image stream", max_pixels, background, exif)
     raise UserError(f"cannot load an image from a {type(src).__name__}; pass a path, bytes, PIL image or array")
+
+
+def is_loaded(image, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> bool:
+    """True when ``image`` is what ``load_image`` returns: an 8-bit RGB PIL image of non-zero size within
+    ``max_pixels`` with no EXIF orientation left to apply, so that ``load_image(image)`` would be an equal copy.
+
+    >>> is_loaded(Image.new("RGB", (4, 3))), is_loaded(Image.new("L", (4, 3))), is_loaded("photo.jpg")
+    (True, False, False)
+    """
+    if not isinstance(image, Image.Image) or image.mode != "RGB":
+        return False
+    w, h = image.size
+    if w <= 0 or h <= 0 or (max_pixels is not None and w * h > max_pixels):
+        return False
+    return image.getexif().get(ExifTags.Base.Orientation, 1) not in _TRANSPOSING_ORIENTATIONS
+
+
+def ensure_loaded(image):
+    """``image`` itself when ``is_loaded(image)``, else ``load_image(image)`` (any source ``load_image`` reads):
+    how an entry point takes images that may already have been loaded by its caller, without loading them twice."""
+    return image if is_loaded(image) else load_image(image)
 
 
 def resize_to_frame(

@@ -3,7 +3,7 @@
 Usage::
 
     from segzero.pipeline import SegZeroPipeline
-    pipe = SegZeroPipeline.from_pretrained()                      # Ricky06662/Seg-Zero-7B + facebook/sam2-hiera-large
+    pipe = SegZeroPipeline.from_pretrained()                      # DEFAULT_REASONER + DEFAULT_SEGMENTER
     res = pipe("photo.jpg", "what can I drink if I'm thirsty?")   # -> SegResult
     res.mask                                                      # (H, W) bool, original image pixels
     results = pipe.batch(images, queries, batch_size=8)           # one SAM embedding + decoder call per image
@@ -16,6 +16,14 @@ Frames: the reasoner sees the image resized to ``frame`` (840 x 840 by default) 
 box and all its points (label 1): Seg-Zero's single-object answer gives the box plus both points,
 VisionReasoner's list gives each object's box plus its point; the object masks are OR-ed. An unparseable
 completion gives an empty mask, ``parse_ok=False`` and ``parse_error``; it does not raise.
+
+Inputs are checked once, at the pipeline's entry (its public methods): each image is loaded with
+``segzero.images.load_image`` unless it already is a loaded one (``is_loaded``: e.g. the CLI loaded it to fail
+fast), each query is checked with ``segzero.prompts.check_query`` (as written, any length) unless it already is a
+``Query``; the reasoner and segmenter then get the loaded images and checked queries as they are. Model sources are
+resolved once (``resolve_model_source``: one hub probe per id) and passed on resolved. The defaults
+(``segzero.models.base``): reasoner ``DEFAULT_REASONER``; segmenter the one the reasoner folder's ``segzero.json``
+names, else ``DEFAULT_SEGMENTER`` (``default_segmenter_for``, the one place that decides it).
 """
 
 from __future__ import annotations
@@ -28,8 +36,7 @@ from typing import Any
 import numpy as np
 
 from segzero.answer import Answer, SegObject
-
-DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
+from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER, ReasonerProtocol, SegmenterProtocol
 
 
 @dataclass
@@ -76,7 +83,8 @@ class SegResult:
 
 
 def default_segmenter_for(reasoner: Any) -> str:
-    """The segmenter to pair with ``reasoner`` when none is named: its folder's recorded one, else SAM2-large."""
+    """The segmenter to pair with ``reasoner`` when none is named: its folder's recorded one, else
+    ``DEFAULT_SEGMENTER``."""
     from segzero.models.reasoner import recorded_segmenter
 
     recorded = recorded_segmenter(reasoner) if isinstance(reasoner, str | Path) else None
@@ -95,8 +103,8 @@ def image_key(image) -> str:
 class SegZeroPipeline:
     """A ``Reasoner`` plus a ``Segmenter``; see the module docstring."""
 
-    reasoner: Any
-    segmenter: Any
+    reasoner: ReasonerProtocol | None
+    segmenter: SegmenterProtocol
     batch_size: int = field(default=8, metadata={"help": "(image, query) pairs per reasoner generate batch"})
     answer_frame: Any = field(
         default=None,
@@ -109,7 +117,7 @@ class SegZeroPipeline:
     @classmethod
     def from_pretrained(
         cls,
-        reasoner: Any = "Ricky06662/Seg-Zero-7B",
+        reasoner: Any = DEFAULT_REASONER,
         segmenter: Any = None,
         *,
         device: str | None = None,
@@ -123,8 +131,9 @@ class SegZeroPipeline:
         ``reasoner_kwargs`` go to ``Reasoner.from_pretrained`` (``prompt``, ``frame``, ``max_new_tokens``,
         ``temperature``, ``top_p``, ...). ``dtype`` is the reasoner's; ``segmenter_dtype`` the segmenter's
         (default: the adapter's own choice). ``segmenter=None``: the one the reasoner folder's ``segzero.json`` names,
-        else ``facebook/sam2-hiera-large`` (``default_segmenter_for``). ``segmenter="color"`` / ``"grabcut"`` selects a weight-free segmenter
-        (``segzero.models.weightfree``; shapes world). Missing folders / unreachable ids raise ``UserError``.
+        else ``DEFAULT_SEGMENTER`` (``default_segmenter_for``). ``segmenter="color"`` / ``"grabcut"`` selects a
+        weight-free segmenter (``segzero.models.weightfree``; shapes world). Both sources are resolved once, before
+        either loads, and passed on resolved. Missing folders / unreachable ids raise ``UserError``.
         """
         from segzero.models.reasoner import Reasoner, resolve_model_source
         from segzero.models.segmenter import Segmenter
@@ -135,13 +144,14 @@ class SegZeroPipeline:
         if is_weightfree(segmenter):  # "color" / "grabcut": no checkpoint, checked before hub/folder resolution
             segmenter = load_weightfree(segmenter)
 
-        # check both sources before loading either, so a bad second id fails fast and before any progress output
+        # resolve both sources before loading either, so a bad second id fails fast and before any progress output;
+        # the resolved ``ModelSource`` is what loads (no second resolution, no second hub probe)
         load_reasoner = isinstance(reasoner, str) or hasattr(reasoner, "__fspath__")
         load_segmenter = isinstance(segmenter, str) or hasattr(segmenter, "__fspath__")
         if load_reasoner:
-            resolve_model_source(reasoner, what="reasoner")
+            reasoner = resolve_model_source(reasoner, what="reasoner")
         if load_segmenter:
-            resolve_model_source(segmenter, what="segmenter")
+            segmenter = resolve_model_source(segmenter, what="segmenter")
         if load_reasoner:
             reasoner = Reasoner.from_pretrained(
                 reasoner, device=device, dtype=dtype, batch_size=batch_size, **reasoner_kwargs
@@ -169,7 +179,7 @@ class SegZeroPipeline:
         for a large dataset call this per slice of the dataset. Raises ``UserError`` for unreadable images,
         empty queries or mismatched lengths.
         """
-        pil = self._load_pairs(images, queries)
+        pil, queries = self._entry(images, queries)
         keys = [image_key(im) for im in pil]
         first = {k: i for i, k in reversed(list(enumerate(keys)))}
         order = sorted(range(len(pil)), key=lambda i: (first[keys[i]], i))
@@ -179,32 +189,37 @@ class SegZeroPipeline:
         for start in range(0, len(order), size):
             idx = order[start : start + size]
             completions = self.reasoner.generate([pil[i] for i in idx], [queries[i] for i in idx], batch_size=size)
-            chunk = self.segment_many(
-                [pil[i] for i in idx], completions, _keys=[keys[i] for i in idx], embeddings=carry
-            )
+            chunk = self._segment_loaded([pil[i] for i in idx], completions, [keys[i] for i in idx], carry)
             for i, res in zip(idx, chunk, strict=True):
                 results[i] = res
         return results  # type: ignore[return-value]
 
     @staticmethod
-    def _load_pairs(images: list, queries: list[str]) -> list:
-        """The decoded images of (image, query) pairs; ``UserError`` for unreadable images, empty queries or
-        mismatched lengths."""
+    def _load(images: list) -> list:
+        """The entry's images, each loaded once: as it is when it already is a loaded one (``is_loaded``), else
+        through ``load_image`` (``UserError`` when unreadable)."""
+        from segzero.images import ensure_loaded
+
+        return [ensure_loaded(im) for im in images]
+
+    @classmethod
+    def _entry(cls, images: list, queries: list[str]) -> tuple[list, list]:
+        """The entry's (image, query) pairs as the layers after it take them: loaded images (``_load``) and
+        checked queries (``check_query`` as written, any length; a ``Query`` is taken as it is). ``UserError`` for
+        unreadable images, empty queries or mismatched lengths."""
         from segzero.errors import UserError
-        from segzero.images import load_image
+        from segzero.prompts import Query, check_query
 
         if len(images) != len(queries):
             raise UserError(f"got {len(images)} images but {len(queries)} queries")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise UserError(f"empty query: {q!r}")
-        return [load_image(im) for im in images]
+        checked = [q if isinstance(q, Query) else check_query(q, max_chars=None, strip=False) for q in queries]
+        return cls._load(images), checked
 
     def generate(self, images: list, queries: list[str], *, batch_size: int | None = None) -> list[str]:
         """The reasoner's raw completions of (image, query) pairs, in input order, in ``generate`` calls of
         ``batch_size`` pairs; the first half of ``batch`` (``segment_many`` is the second), for callers that run the
         two halves apart (the evaluation runner segments one chunk while the next one generates)."""
-        pil = self._load_pairs(images, queries)
+        pil, queries = self._entry(images, queries)
         size = max(1, int(batch_size or self.batch_size))
         out: list[str] = []
         for start in range(0, len(pil), size):
@@ -219,17 +234,12 @@ class SegZeroPipeline:
         """SAM embeddings of the distinct ``images`` (path, PIL image, numpy array or bytes), keyed by
         ``image_key``: to compute ahead of ``segment_many(..., embeddings=)``, e.g. while the reasoner is still
         generating those images' completions (the evaluation runner does)."""
-        from segzero.images import load_image
-
         distinct: dict[str, Any] = {}
-        for im in images:
-            pil = load_image(im)
+        for pil in self._load(images):
             distinct.setdefault(image_key(pil), pil)
         return dict(zip(distinct, self.segmenter.embed(list(distinct.values())), strict=True))
 
-    def segment_many(
-        self, images: list, completions: list, *, _keys=None, embeddings: dict | None = None
-    ) -> list[SegResult]:
+    def segment_many(self, images: list, completions: list, *, embeddings: dict | None = None) -> list[SegResult]:
         """Segment given completions (text or ``Answer``), one SAM embedding per distinct image that needs one.
 
         Images with no usable answer (parse failure, no objects) are not embedded. ``embeddings``
@@ -238,12 +248,16 @@ class SegZeroPipeline:
         carries an image's embedding into the next chunk without keeping every one).
         """
         from segzero.errors import UserError
-        from segzero.images import load_image
 
         if len(images) != len(completions):
             raise UserError(f"got {len(images)} images but {len(completions)} completions")
-        pil = [load_image(im) for im in images]
-        keys = _keys or [image_key(im) for im in pil]
+        pil = self._load(images)
+        return self._segment_loaded(pil, completions, [image_key(im) for im in pil], embeddings)
+
+    def _segment_loaded(
+        self, pil: list, completions: list, keys: list[str], embeddings: dict | None
+    ) -> list[SegResult]:
+        """``segment_many`` of loaded images whose ``image_key``s are ``keys``."""
         prepared = [self._prepare(im, c) for im, c in zip(pil, completions, strict=True)]
         cache = embeddings if embeddings is not None else {}
         needed = {k: im for k, im, (res, objs) in zip(keys, pil, prepared, strict=True) if objs}
@@ -302,9 +316,7 @@ class SegZeroPipeline:
     def mask_for(self, image, objects: list[SegObject]) -> np.ndarray:
         """The OR-ed SAM mask ((H, W) bool) of ``objects`` given in original pixels, used as they are (no rounding,
         no clipping): how a reference protocol segments prompts it derived itself. Embeds ``image`` afresh."""
-        from segzero.images import load_image
-
-        pil = load_image(image)
+        (pil,) = self._load([image])
         w, h = pil.size
         masks, _ = self._predict(objects, self.segmenter.embed([pil])[0], (h, w))
         return np.logical_or.reduce(masks, axis=0) if masks else np.zeros((h, w), dtype=bool)

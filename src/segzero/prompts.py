@@ -15,8 +15,10 @@ query: Seg-Zero (and ``compact``) ``query.lower().strip(".")``, VisionReasoner `
 template quotes the query in double quotes; its scripts strip quotes, '?' and '!' too, from both ends). Nothing
 else is touched: surrounding whitespace and inner punctuation stay as written.
 
-User input: ``check_query`` is the one validator of a query from a user (the CLI and the HTTP server): valid UTF-8,
-not empty, at most ``MAX_QUERY_CHARS`` characters once surrounding whitespace is stripped.
+Input: ``check_query`` is the one validator of a query, at the entry it arrives through (the CLI and the HTTP
+server: stripped of surrounding whitespace, at most ``MAX_QUERY_CHARS`` characters; ``SegZeroPipeline``: as
+written, any length): a str, valid UTF-8, not empty. It returns a ``Query``, which the layers after the entry take
+as it is (a query the CLI checked is not checked again by the pipeline it calls).
 
 System prompt: ``build_messages`` adds no system message unless ``system`` is given. The Qwen2-VL /
 Qwen2.5-VL chat templates then insert their default ``You are a helpful assistant.`` themselves, which is
@@ -42,6 +44,7 @@ __all__ = [
     "normalize_query",
     "QUERY_STRIP_CHARS",
     "MAX_QUERY_CHARS",
+    "Query",
     "QueryError",
     "check_query",
 ]
@@ -116,6 +119,12 @@ MAX_QUERY_CHARS = 1000
 server's default ``max_query_chars``)."""
 
 
+class Query(str):
+    """A query ``check_query`` accepted (a ``str``): the text that goes into the prompt, checked once."""
+
+    __slots__ = ()
+
+
 class QueryError(UserError):
     """A query ``check_query`` refuses; ``code`` names the problem: ``invalid_query`` (not a string, or not valid
     UTF-8), ``empty_query`` or ``max_query_chars``."""
@@ -125,12 +134,13 @@ class QueryError(UserError):
         self.code = code
 
 
-def check_query(text, *, max_chars: int = MAX_QUERY_CHARS) -> str:
-    """A user's query stripped of surrounding whitespace, or ``QueryError`` (one line) saying what is wrong.
+def check_query(text, *, max_chars: int | None = MAX_QUERY_CHARS, strip: bool = True) -> Query:
+    """The query as a ``Query`` (stripped of surrounding whitespace unless ``strip=False``), or ``QueryError`` (one
+    line) saying what is wrong.
 
     Refused, in this order: not a string; not valid UTF-8 (a lone surrogate: an undecodable byte of a command-line
     argument, which Python keeps as ``\\udc80``-``\\udcff``, or a ``\\ud800``-style JSON escape); empty (nothing
-    left after ``normalize_query``: ``"..."`` is empty too); longer than ``max_chars`` characters.
+    left after ``normalize_query``: ``"..."`` is empty too); longer than ``max_chars`` characters (None: no limit).
 
     >>> check_query("  the red circle ")
     'the red circle'
@@ -145,14 +155,14 @@ def check_query(text, *, max_chars: int = MAX_QUERY_CHARS) -> str:
         if 0xDC80 <= ord(char) <= 0xDCFF:  # how Python keeps an undecodable byte of a command-line argument
             what = f"undecodable byte 0x{ord(char) - 0xDC00:02x} ({what})"
         raise QueryError("invalid_query", f"the query is not valid UTF-8 at character {err.start}: {what}") from None
-    query = text.strip()
+    query = text.strip() if strip else text
     try:
         normalize_query(query)
     except UserError:
         raise QueryError("empty_query", "the query is empty") from None
-    if len(query) > max_chars:
+    if max_chars is not None and len(query) > max_chars:
         raise QueryError("max_query_chars", f"the query is {len(query)} characters, the limit is {max_chars}")
-    return query
+    return Query(query)
 
 
 def format_prompt(query: str, kind: PromptKind = "segzero") -> str:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from segzero.data.refer import SPLITS_BY
 from segzero.eval.protocols import PROTOCOLS
+from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
 from segzero.prompts import PROMPT_KINDS
 
 
@@ -39,8 +40,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", help="output folder")
     p.add_argument(
         "--reasoner",
-        default="Ricky06662/Seg-Zero-7B",
-        help="reasoning VLM id or folder ('shipped': the shapes model inside the package)",
+        default=DEFAULT_REASONER,
+        help="reasoning VLM id or folder ('shipped': the shapes model inside the package; default: %(default)s)",
     )
     p.add_argument("--shard", default="0/1", help="run part i of n (by image), e.g. 3/8 (default 0/1)")
     _add_run_flags(p)
@@ -94,7 +95,7 @@ def _add_run_flags(p) -> None:
         "--segmenter",
         default=None,
         help="SAM2 id or folder, or a weight-free segmenter: color | grabcut (default: the one the reasoner "
-        "folder's segzero.json names, else facebook/sam2-hiera-large)",
+        f"folder's segzero.json names, else {DEFAULT_SEGMENTER})",
     )
     p.add_argument("--prompt", default=None, choices=sorted(PROMPT_KINDS), help="default: from the id")
     p.add_argument(

@@ -16,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
+from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
 from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
-
-DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
 
 
 def add_parser(subparsers) -> None:
@@ -35,13 +34,14 @@ def add_parser(subparsers) -> None:
     p.add_argument(
         "--reasoner",
         default=DEFAULT_REASONER,
-        help="reasoning VLM: hub id or local folder ('shipped': the shapes model inside the package)",
+        help="reasoning VLM: hub id or local folder ('shipped': the shapes model inside the package; "
+        "default: %(default)s)",
     )
     p.add_argument(
         "--segmenter",
         default=None,
         help="SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world). Default: the one "
-        "the reasoner folder's segzero.json names, else facebook/sam2-hiera-large",
+        f"the reasoner folder's segzero.json names, else {DEFAULT_SEGMENTER}",
     )
     p.add_argument(
         "--prompt",
@@ -123,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
     from segzero.images import load_image
     from segzero.prompts import check_query
 
-    query = check_query(args.query)  # fail fast (not UTF-8, empty, too long), before loading any model
-    image = load_image(args.image)  # fail fast on a bad image, before loading any model
+    # the boundary: the query is checked and the image loaded here, once (fail fast, before loading any model);
+    # the pipeline takes the checked ``Query`` and the loaded image as they are
+    query = check_query(args.query)  # not UTF-8, empty, too long
+    image = load_image(args.image)  # missing, not an image, too large
     if args.frame is not None and args.frame <= 0:
         raise UserError(f"--frame must be positive, got {args.frame}")
     if args.max_new_tokens is not None and args.max_new_tokens <= 0:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from segzero.models.base import DEFAULT_SEGMENTER
 from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -30,7 +31,7 @@ def add_parser(subparsers) -> None:
         "--segmenter",
         default=None,
         help="SAM2: hub id or local folder, or color | grabcut (default with --reasoner: the one its segzero.json "
-        "names, else facebook/sam2-hiera-large)",
+        f"names, else {DEFAULT_SEGMENTER})",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")

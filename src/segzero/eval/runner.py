@@ -56,6 +56,7 @@ from segzero.eval.summary import (
     write_json,
 )
 from segzero.metrics import IGNORE_VALUE, IoUAccumulator, intersection_union, sample_iou, target_area
+from segzero.models.base import DEFAULT_REASONER
 from segzero.rle import encode_mask
 
 
@@ -67,7 +68,7 @@ class EvalConfig:
     out: str = field(metadata={"help": "output folder (samples.jsonl, summary.json, report.html, run.json)"})
     split: str | None = field(default=None, metadata={"help": "split (default: test; refer: val)"})
     fmt: str = field(default="auto", metadata={"help": "auto, hub, disk, parquet, lisa or refer"})
-    reasoner: str = field(default="Ricky06662/Seg-Zero-7B", metadata={"help": "reasoning VLM id or folder"})
+    reasoner: str = field(default=DEFAULT_REASONER, metadata={"help": "reasoning VLM id or folder"})
     segmenter: str | None = field(
         default=None,
         metadata={"help": "SAM2 id or folder, color | grabcut; None = the reasoner folder's choice, else SAM2-large"},

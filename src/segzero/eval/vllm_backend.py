@@ -89,10 +89,10 @@ class VLLMReasoner:
 
     def request(self, image, query: str) -> dict:
         """One vLLM prompt dict: chat-formatted text (generation prompt appended) and the frame-sized image."""
-        from segzero.images import load_image, resize_to_frame  # noqa: PLC0415
+        from segzero.images import ensure_loaded, resize_to_frame  # noqa: PLC0415
         from segzero.prompts import build_messages  # noqa: PLC0415
 
-        frame_image = resize_to_frame(load_image(image), self.frame)
+        frame_image = resize_to_frame(ensure_loaded(image), self.frame)  # the pipeline's images are loaded already
         messages = build_messages(frame_image, query, kind=self.prompt, system=self.system)
         text = self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         return {"prompt": text, "multi_modal_data": {"image": frame_image}}

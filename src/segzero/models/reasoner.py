@@ -30,6 +30,7 @@ from typing import Any
 
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
+from segzero.models.base import DEFAULT_REASONER
 from segzero.models.checkpoint import (  # re-exported: the names callers import from here
     MODEL_INFO_FILE,
     PROMPT_PRESETS,
@@ -46,8 +47,6 @@ from segzero.models.checkpoint import (  # re-exported: the names callers import
     write_model_info,
 )
 
-DEFAULT_REASONER = "Ricky06662/Seg-Zero-7B"
-
 
 def _looks_like_hub_id(name: str) -> bool:
     """``owner/name`` (or a bare name) that is not written as a filesystem path."""
@@ -56,14 +55,24 @@ def _looks_like_hub_id(name: str) -> bool:
     return all(part and part not in (".", "..") for part in name.split("/"))
 
 
-def resolve_model_source(name_or_path: str | Path, *, what: str = "model") -> str:
-    """Check that a model reference can be loaded; return it as a string for ``from_pretrained``.
+class ModelSource(str):
+    """A model reference ``resolve_model_source`` accepted (a ``str``: a local folder or a hub id), resolved once:
+    the ``from_pretrained`` it is passed to loads it without checking it (or probing the hub) again."""
+
+    __slots__ = ()
+
+
+def resolve_model_source(name_or_path: str | Path, *, what: str = "model") -> ModelSource:
+    """Check that a model reference can be loaded; return it as a ``ModelSource`` for ``from_pretrained``.
 
     An existing folder must hold a ``config.json`` (or a PEFT ``adapter_config.json``, which transformers loads
     on top of its base model when peft is installed); a path-like name that does not exist raises
-    ``UserError("<what> folder not found: ...")``. Hub ids are returned unchanged (loading reports a failure).
-    ``"shipped"`` is the shapes model inside the package (``SHIPPED_REASONER``).
+    ``UserError("<what> folder not found: ...")``. A hub id is returned unchanged once ``check_hub_reachable``
+    passes (loading reports any later failure). ``"shipped"`` is the shapes model inside the package
+    (``SHIPPED_REASONER``). A ``ModelSource`` is returned as it is.
     """
+    if isinstance(name_or_path, ModelSource):
+        return name_or_path
     name = expand_shipped(name_or_path)
     path = Path(name).expanduser()
     if path.exists():
@@ -71,11 +80,11 @@ def resolve_model_source(name_or_path: str | Path, *, what: str = "model") -> st
             raise UserError(f"{what} path is not a folder: {name}")
         if not ((path / "config.json").is_file() or (path / "adapter_config.json").is_file()):
             raise UserError(f"{what} folder has no config.json (not a saved model): {name}")
-        return str(path)
+        return ModelSource(path)
     if not _looks_like_hub_id(name):
         raise UserError(f"{what} folder not found: {name}")
     check_hub_reachable(name, what=what)
-    return name
+    return ModelSource(name)
 
 
 def check_hub_reachable(repo_id: str, *, what: str = "model", timeout: float = 5.0, repo_type: str = "model") -> None:
@@ -222,7 +231,7 @@ class Reasoner:
         attn_implementation: str | None = None,
         resize_in_stored_mode: bool = False,
     ) -> Reasoner:
-        """Load a VLM from a hub id or a local folder.
+        """Load a VLM from a hub id or a local folder (a ``ModelSource`` is not resolved again).
 
         ``prompt`` defaults to the family the checkpoint's own files name (``detect_prompt_kind``: its
         ``segzero.json``, model card, config, else its name, with a warning line when guessed); ``frame`` to the
@@ -295,11 +304,11 @@ class Reasoner:
         """
         from PIL import Image, ImageOps
 
-        from segzero.images import load_image, resize_to_frame
+        from segzero.images import ensure_loaded, load_image, resize_to_frame
 
         if self.resize_in_stored_mode and isinstance(image, Image.Image) and image.mode != "RGB":
             return load_image(resize_to_frame(ImageOps.exif_transpose(image), self.frame))
-        return resize_to_frame(load_image(image), self.frame)
+        return resize_to_frame(ensure_loaded(image), self.frame)
 
     def build_inputs(self, images: list, queries: list[str]):
         """Model inputs (left-padded ``BatchFeature`` on the model's device) for frame-sized images and queries."""
@@ -308,18 +317,17 @@ class Reasoner:
         return inputs.to(self.device)
 
     def generate(self, images: list, queries: list[str], **overrides) -> list[str]:
-        """Raw completions, one per (image, query); images of any size (resized to the frame here).
+        """Raw completions, one per (image, query); images of any size (resized to the frame here, ``to_frame``).
 
-        ``overrides`` replace ``max_new_tokens``/``temperature``/``top_p``/``batch_size`` for this call.
-        Raises ``UserError`` for an empty query or mismatched list lengths.
+        The pipeline passes images it loaded and queries it checked; given here directly, an image is loaded
+        (``load_image``) unless it already is a loaded one, and an empty query is refused where its prompt is built
+        (``segzero.prompts.normalize_query``). ``overrides`` replace ``max_new_tokens``/``temperature``/``top_p``/
+        ``batch_size`` for this call. Raises ``UserError`` for an empty query or mismatched list lengths.
         """
         import torch
 
         if len(images) != len(queries):
             raise UserError(f"got {len(images)} images but {len(queries)} queries")
-        for q in queries:
-            if not isinstance(q, str) or not q.strip():
-                raise UserError(f"empty query: {q!r}")
         bad = set(overrides) - {"max_new_tokens", "temperature", "top_p", "batch_size"}
         if bad:
             raise TypeError(f"unknown generation settings: {sorted(bad)}")
@@ -347,10 +355,10 @@ class Reasoner:
 
 
 __all__ = [
-    "DEFAULT_REASONER",
     "MODEL_INFO_FILE",
     "PROMPT_PRESETS",
     "SHIPPED_REASONER",
+    "ModelSource",
     "Reasoner",
     "check_hub_reachable",
     "default_prompt_kind",

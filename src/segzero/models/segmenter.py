@@ -35,10 +35,10 @@ import torch
 from PIL import Image
 
 from segzero.errors import UserError
+from segzero.models.base import DEFAULT_SEGMENTER, ImageTarget, Prediction, check_prompts
 from segzero.models.checkpoint import missing_weights
 from segzero.models.sam2_processing import Sam2PreprocessConfig, preprocess_image, to_input_frame, upsample_logits
 
-DEFAULT_SEGMENTER = "facebook/sam2-hiera-large"
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 # Checkpoint types whose image model is transformers' Sam2Model (the hub's facebook/sam2-* repos are "sam2_video").
 SAM2_MODEL_TYPES = ("sam2", "sam2_video")
@@ -49,26 +49,6 @@ UPSAMPLE_ELEMENTS = 1 << 26
 # time or two per pass, 0.12 s four per pass; larger batches leave the caches).
 EMBED_BATCH_CPU = 1
 EMBED_BATCH_ACCELERATOR = 4
-
-
-@dataclass(frozen=True, eq=False)
-class Prediction:
-    """Masks for one image at its original size: ``mask`` (H, W) bool = OR of ``object_masks`` (N, H, W) bool;
-    ``scores`` (N,) float32 = SAM2's predicted IoU of each object's kept candidate mask."""
-
-    mask: np.ndarray
-    object_masks: np.ndarray
-    scores: np.ndarray
-
-    @classmethod
-    def empty(cls, size: tuple[int, int]) -> Prediction:
-        """No objects: an all-False (H, W) mask, (0, H, W) object masks and (0,) scores."""
-        height, width = size
-        return cls(
-            mask=np.zeros((height, width), dtype=bool),
-            object_masks=np.zeros((0, height, width), dtype=bool),
-            scores=np.zeros((0,), dtype=np.float32),
-        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,33 +92,6 @@ def _looks_like_path(name: str) -> bool:
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-class ImageTarget:
-    """The current-image state shared by every segmenter: ``embed`` (defined by each) + these four members.
-
-    ``_embedding`` holds the current image's embedding (anything with ``original_size`` (H, W)), or None.
-    """
-
-    _embedding = None
-    description = "a segmenter"  # what turns answers into masks, in words (the web demo names it)
-
-    def set_image(self, image: Image.Image | np.ndarray) -> None:
-        """Embed ``image`` (once) and make it the target of later ``predict`` calls."""
-        self._embedding = self.embed([image])[0]
-
-    def set_embedding(self, embedding) -> None:
-        """Make a precomputed embedding (from ``embed``) the target of later ``predict`` calls."""
-        self._embedding = embedding
-
-    def reset_image(self) -> None:
-        """Forget the current image."""
-        self._embedding = None
-
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        """(H, W) of the current image, or None before ``set_image``."""
-        return None if self._embedding is None else self._embedding.original_size
 
 
 class Segmenter(ImageTarget):
@@ -289,62 +242,6 @@ class Segmenter(ImageTarget):
 
     # ------------------------------------------------------------------ prompts
 
-    @staticmethod
-    def _prompts(
-        boxes: object, points: object, labels: object, size: tuple[int, int]
-    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None, int]:
-        """Validate and clip prompts: boxes (N, 4), points (N, P, 2), labels (N, P) -> arrays in original pixels."""
-        height, width = size
-        box_arr = pt_arr = lab_arr = None
-        counts = []
-        if boxes is not None:
-            box_arr = np.asarray(boxes, dtype=np.float64)
-            if box_arr.size == 0:
-                box_arr = box_arr.reshape(0, 4)
-            if box_arr.ndim != 2 or box_arr.shape[1] != 4:
-                raise ValueError(f"boxes must have shape (N, 4), got {box_arr.shape}")
-            counts.append(box_arr.shape[0])
-        if points is not None:
-            pt_arr = np.asarray(points, dtype=np.float64)
-            if pt_arr.size == 0 and pt_arr.ndim != 3:
-                pt_arr = pt_arr.reshape(0, 0, 2)
-            if pt_arr.ndim != 3 or pt_arr.shape[2] != 2:
-                raise ValueError(f"points must have shape (N, P, 2), got {pt_arr.shape}")
-            if labels is None:
-                lab_arr = np.ones(pt_arr.shape[:2], dtype=np.int64)
-            else:
-                lab_arr = np.asarray(labels, dtype=np.int64)
-                if lab_arr.size == 0 and pt_arr.size == 0:
-                    lab_arr = lab_arr.reshape(pt_arr.shape[:2])
-                if lab_arr.shape != pt_arr.shape[:2]:
-                    raise ValueError(f"labels must have shape (N, P) = {pt_arr.shape[:2]}, got {lab_arr.shape}")
-            if pt_arr.shape[1] == 0:  # no points per object: boxes alone (or nothing)
-                if box_arr is None and pt_arr.shape[0] > 0:
-                    raise ValueError(f"points {pt_arr.shape} give no point per object and no boxes were given")
-                if box_arr is None:
-                    counts.append(0)
-                pt_arr = lab_arr = None
-            else:
-                counts.append(pt_arr.shape[0])
-        elif labels is not None:
-            raise ValueError("labels given without points")
-        if len(set(counts)) > 1:
-            raise ValueError(f"boxes and points describe different numbers of objects: {counts}")
-        for name, arr in (("boxes", box_arr), ("points", pt_arr)):
-            if arr is not None and not np.isfinite(arr).all():
-                raise ValueError(f"{name} contain non-finite coordinates")
-        if box_arr is not None:
-            x1, x2 = np.minimum(box_arr[:, 0], box_arr[:, 2]), np.maximum(box_arr[:, 0], box_arr[:, 2])
-            y1, y2 = np.minimum(box_arr[:, 1], box_arr[:, 3]), np.maximum(box_arr[:, 1], box_arr[:, 3])
-            box_arr = np.stack([x1, y1, x2, y2], axis=1)
-            box_arr[:, 0::2] = box_arr[:, 0::2].clip(0, width - 1)
-            box_arr[:, 1::2] = box_arr[:, 1::2].clip(0, height - 1)
-        if pt_arr is not None:
-            pt_arr = pt_arr.copy()
-            pt_arr[..., 0] = pt_arr[..., 0].clip(0, width - 1)
-            pt_arr[..., 1] = pt_arr[..., 1].clip(0, height - 1)
-        return box_arr, pt_arr, lab_arr, (counts[0] if counts else 0)
-
     def predict(
         self,
         boxes: object = None,
@@ -365,7 +262,7 @@ class Segmenter(ImageTarget):
         if emb is None:
             raise RuntimeError("Segmenter.predict() needs an image: call set_image(image) first (or pass embedding=)")
         size = emb.original_size
-        box_arr, pt_arr, lab_arr, count = self._prompts(boxes, points, labels, size)
+        box_arr, pt_arr, lab_arr, count = check_prompts(boxes, points, labels, size)
         if count == 0:
             return Prediction.empty(size)
 
@@ -403,11 +300,8 @@ class Segmenter(ImageTarget):
 
 
 __all__ = [
-    "DEFAULT_SEGMENTER",
     "SAM2_MODEL_TYPES",
     "ImageEmbedding",
-    "ImageTarget",
-    "Prediction",
     "Segmenter",
     "precision_for",
 ]

@@ -1,5 +1,6 @@
-"""Weight-free segmenters with the ``segzero.models.segmenter.Segmenter`` interface: OpenCV GrabCut and an exact
-colour-region segmenter for the shapes world. No checkpoint, no download: they run anywhere.
+"""Weight-free segmenters with the ``segzero.models.base.SegmenterProtocol`` interface (as SAM2's ``Segmenter``):
+OpenCV GrabCut and an exact colour-region segmenter for the shapes world. No checkpoint, no download, no torch:
+they run anywhere.
 
     from segzero.models.weightfree import load_weightfree
     seg = load_weightfree("color")          # or "grabcut"; also SegZeroPipeline.from_pretrained(segmenter="color")
@@ -8,7 +9,7 @@ colour-region segmenter for the shapes world. No checkpoint, no download: they r
     pred.mask, pred.object_masks, pred.scores    # (H, W) bool, (N, H, W) bool, (N,) float32 — original pixels
 
 Prompts are in original image pixels: boxes (N, 4) inclusive ``(x1, y1, x2, y2)``, points (N, P, 2) ``(x, y)``,
-labels (N, P) (1 foreground, 0 background; default all 1), validated and clipped exactly as ``Segmenter`` does.
+labels (N, P) (1 foreground, 0 background; default all 1), validated and clipped by ``check_prompts`` as for SAM2.
 ``scores`` are 1.0 for a non-empty mask and 0.0 otherwise (these segmenters have no confidence model).
 
 - ``ColorRegionSegmenter`` ("color"): the 4-connected region of the colour under each foreground point (within
@@ -30,7 +31,7 @@ from PIL import Image
 from scipy import ndimage
 
 from segzero.errors import UserError
-from segzero.models.segmenter import ImageTarget, Prediction, Segmenter
+from segzero.models.base import ImageTarget, Prediction, check_prompts
 
 FOUR_CONNECTED = ndimage.generate_binary_structure(2, 1)
 
@@ -66,8 +67,11 @@ class _WeightFree(ImageTarget):
         self.num_embeddings = 0  # images "embedded" (converted to arrays) so far, as Segmenter counts them
         self._embedding: PixelEmbedding | None = None
 
-    def embed(self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int = 4) -> list[PixelEmbedding]:
-        """RGB arrays of ``images`` (PIL or (H, W, 3) uint8); counts one ``num_embeddings`` per image."""
+    def embed(
+        self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int | None = None
+    ) -> list[PixelEmbedding]:
+        """RGB arrays of ``images`` (PIL or (H, W, 3) uint8); counts one ``num_embeddings`` per image (``batch_size``
+        is accepted for interface parity and ignored)."""
         out = []
         for im in images:
             arr = np.asarray(im.convert("RGB") if isinstance(im, Image.Image) else im)
@@ -92,7 +96,7 @@ class _WeightFree(ImageTarget):
         if emb is None:
             raise RuntimeError(f"{type(self).__name__}.predict() needs an image: call set_image(image) first")
         size = emb.original_size
-        box_arr, pt_arr, lab_arr, count = Segmenter._prompts(boxes, points, labels, size)
+        box_arr, pt_arr, lab_arr, count = check_prompts(boxes, points, labels, size)
         if count == 0:
             return Prediction.empty(size)
         object_masks = np.zeros((count, *size), dtype=bool)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from PIL import Image, UnidentifiedImageError
 
 from segzero.errors import UserError
-from segzero.prompts import MAX_QUERY_CHARS, QueryError
+from segzero.prompts import MAX_QUERY_CHARS, Query, QueryError
 from segzero.prompts import check_query as check_query_text
 
 IMAGE_TYPES: tuple[str, ...] = ("png", "jpeg", "webp", "gif", "bmp", "tiff")
@@ -109,7 +109,8 @@ def sniff_image_type(data: bytes) -> str | None:
 
 
 def decode_image(data: bytes, limits: ServeLimits) -> Image.Image:
-    """Check ``data`` against the limits and decode it to an 8-bit RGB PIL image (EXIF orientation applied).
+    """Check ``data`` against the limits and decode it to an 8-bit RGB PIL image (EXIF orientation applied): the
+    request's one ``load_image``; the pipeline takes the loaded image as it is.
 
     Order: size in bytes (413 ``max_upload_bytes``), empty (400 ``invalid_image``), sniffed type (415
     ``allowed_image_types``), header width * height (413 ``max_pixels``, before any pixel is decoded), full
@@ -157,8 +158,9 @@ def decode_image(data: bytes, limits: ServeLimits) -> Image.Image:
         raise ApiError(400, "invalid_image", f"cannot decode the {kind} image: {err}") from None
 
 
-def check_query(query, limits: ServeLimits) -> str:
-    """The query as ``segzero.prompts.check_query`` returns it (stripped), within ``limits.max_query_chars``.
+def check_query(query, limits: ServeLimits) -> Query:
+    """The query as ``segzero.prompts.check_query`` returns it (a stripped ``Query``, which the pipeline takes as it
+    is), within ``limits.max_query_chars``.
 
     Each refusal is a 422 whose code is the ``QueryError``'s: ``invalid_query`` (not a string, not valid UTF-8),
     ``empty_query`` (nothing left after the prompt's normalisation: "..." is empty too) or ``max_query_chars``.
