@@ -1,4 +1,4 @@
-"""Per-sample records: the ``samples.jsonl`` file format, crash-safe reading and mask run-length codes (``segzero.rle``).
+"""Per-sample records: the ``samples.jsonl`` file format, how a sample's outcome becomes one, crash-safe reading.
 
 One JSON object per line, appended and flushed as samples finish::
 
@@ -11,6 +11,8 @@ One JSON object per line, appended and flushed as samples finish::
 
 ``intersection``/``union`` are integers at the original resolution under the run's ignore-label protocol; a
 failed sample has intersection 0 and union = gt area. ``seconds`` is the sample's share of its batch's wall time.
+``make_record`` builds a sample's record from its gt and result (``score_sample``: the counts under the run's
+ignore-label protocol); a stage that raised for it (``attempt``) is a ``StageError``, recorded with its reason.
 ``read_records`` tolerates a truncated last line (a killed writer) and keeps the first record of each id;
 ``repair_records`` rewrites the file without the broken tail so appending can go on.
 """
@@ -19,7 +21,17 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from segzero.metrics import IGNORE_VALUE, intersection_union, sample_iou, target_area
+from segzero.rle import encode_mask
+
+if TYPE_CHECKING:
+    from segzero.eval.datasets import SampleInfo
 
 
 def read_records(path: str | Path) -> tuple[list[dict], int]:
@@ -91,3 +103,82 @@ class RecordWriter:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class StageError:
+    """A stage that raised for a sample (``stage``: image, gt, model, score or reference; ``reason``: the exception
+    type and message, at most 500 characters): recorded as the sample's failure, never skipped."""
+
+    stage: str
+    reason: str
+
+
+def attempt(stage: str, fn, *args, **kwargs):
+    """Run one stage; an exception becomes ``StageError`` (recorded as the sample's failure, never skipped)."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # noqa: BLE001 — the one place stage errors are caught; recorded with the reason
+        return StageError(stage, f"{type(err).__name__}: {err}"[:500])
+
+
+def _target(gt: np.ndarray, ignore_label: str) -> tuple[np.ndarray, int | None, int]:
+    """``(gt as scored, its ignore value, target area)`` under ``ignore_label``: "exclude" keeps ``IGNORE_VALUE``
+    pixels out of both counts; otherwise every nonzero pixel is target."""
+    ignore_value = IGNORE_VALUE if ignore_label == "exclude" else None
+    gt_eff = gt if ignore_value is not None else gt != 0
+    return gt_eff, ignore_value, target_area(gt_eff, ignore_value=ignore_value)
+
+
+def score_sample(result, gt: np.ndarray, *, ignore_label: str) -> dict:
+    """Intersection/union of ``result.mask`` against ``gt`` ((H, W) uint8 0/1/255) under the protocol."""
+    gt_eff, ignore_value, area = _target(gt, ignore_label)
+    if not result.parse_ok:
+        return {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
+    pred = np.asarray(result.mask, dtype=bool)
+    inter, union = intersection_union(pred, gt_eff, ignore_value=ignore_value)
+    return {"intersection": inter, "union": union, "gt_area": area, "pred_area": int(pred.sum())}
+
+
+def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: float, save_masks: bool) -> dict:
+    """One ``samples.jsonl`` record for ``info`` from its gt (array or StageError) and result (or StageError)."""
+    rec = {"index": info.index, "id": info.id, "image_id": info.image_id, "ann_id": info.ann_id, "query": info.query}
+    stage, error, counts, status = None, "", None, "ok"
+    if isinstance(gt, StageError):
+        stage, error = gt.stage, gt.reason
+        counts = {"intersection": 0, "union": 1, "gt_area": None, "pred_area": 0}
+    else:
+        area = _target(gt, ignore_label)[2]
+        if isinstance(result, StageError):
+            stage, error = result.stage, result.reason
+        else:
+            counts = attempt("score", score_sample, result, gt, ignore_label=ignore_label)
+            if isinstance(counts, StageError):
+                stage, error = counts.stage, counts.reason
+        if stage is not None:
+            counts = {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
+    if stage is not None:
+        status = "error"
+    elif not result.parse_ok:
+        status, error = "parse_failed", result.parse_error or "unparseable answer"
+    ok_result = None if isinstance(result, StageError) or result is None else result
+    rec.update(
+        status=status,
+        failed=status != "ok",
+        stage=stage,
+        error=error,
+        intersection=int(counts["intersection"]),
+        union=int(counts["union"]),
+        iou=sample_iou(int(counts["intersection"]), int(counts["union"])),
+        gt_area=counts["gt_area"],
+        pred_area=counts["pred_area"],
+        empty_target=counts["gt_area"] == 0,
+        ignored_pixels=0 if isinstance(gt, StageError) else int(np.count_nonzero(gt == IGNORE_VALUE)),
+        reasoning=getattr(ok_result, "reasoning", None),
+        completion=getattr(ok_result, "completion", None),
+        objects=[o.to_dict() for o in ok_result.objects] if ok_result is not None else [],
+        scores=[float(s) for s in ok_result.scores] if ok_result is not None else [],
+        pred_rle=encode_mask(np.asarray(ok_result.mask, dtype=bool)) if save_masks and status == "ok" else None,
+        seconds=round(seconds, 4),
+    )
+    return rec

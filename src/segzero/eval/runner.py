@@ -12,7 +12,7 @@ How it works:
   (not re-split into a full batch and a small tail), then one ``segment_many`` call (one SAM2 embedding and one
   mask-decoder call per image); the SAM2 embeddings of a chunk's images are computed in their own thread as soon as
   the images are loaded, while the chunk generates, and its masks are decoded and scored in a third thread while the
-  next chunk generates (``evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
+  next chunk generates (``segzero.eval.chunks.evaluate_chunks``). With ``backend="vllm"`` a chunk is a window of
   ``vllm_window`` queries (``chunk_queries``): one ``LLM.generate`` call whose requests vLLM schedules
   continuously;
 - every sample yields exactly one record in ``DIR/samples.jsonl`` (format: ``segzero.eval.records``), written
@@ -37,13 +37,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from segzero import __version__
 from segzero.errors import UserError
+from segzero.eval.chunks import evaluate_chunks
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
 from segzero.eval.identity import identity_changes, run_identity, weights_digest
-from segzero.eval.protocols import SEGZERO, check_protocol, score_reference
+from segzero.eval.protocols import check_protocol
 from segzero.eval.records import RecordWriter, repair_records
 from segzero.eval.summary import (
     REPORT_FILE,
@@ -55,9 +54,8 @@ from segzero.eval.summary import (
     summarize,
     write_json,
 )
-from segzero.metrics import IGNORE_VALUE, IoUAccumulator, intersection_union, sample_iou, target_area
+from segzero.metrics import IoUAccumulator
 from segzero.models.base import DEFAULT_REASONER
-from segzero.rle import encode_mask
 
 
 @dataclass
@@ -250,214 +248,6 @@ def start_run(out: Path, header: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if not (out / RUN_FILE).is_file():
         write_json(out / RUN_FILE, header)
-
-
-def _attempt(stage: str, fn, *args, **kwargs):
-    """Run one stage; an exception becomes ``StageError`` (recorded as the sample's failure, never skipped)."""
-    try:
-        return fn(*args, **kwargs)
-    except Exception as err:  # noqa: BLE001 — the one place stage errors are caught; recorded with the reason
-        return StageError(stage, f"{type(err).__name__}: {err}"[:500])
-
-
-@dataclass(frozen=True)
-class StageError:
-    stage: str
-    reason: str
-
-
-def _target(gt: np.ndarray, ignore_label: str) -> tuple[np.ndarray, int | None, int]:
-    """``(gt as scored, its ignore value, target area)`` under ``ignore_label``: "exclude" keeps ``IGNORE_VALUE``
-    pixels out of both counts; otherwise every nonzero pixel is target."""
-    ignore_value = IGNORE_VALUE if ignore_label == "exclude" else None
-    gt_eff = gt if ignore_value is not None else gt != 0
-    return gt_eff, ignore_value, target_area(gt_eff, ignore_value=ignore_value)
-
-
-def score_sample(result, gt: np.ndarray, *, ignore_label: str) -> dict:
-    """Intersection/union of ``result.mask`` against ``gt`` ((H, W) uint8 0/1/255) under the protocol."""
-    gt_eff, ignore_value, area = _target(gt, ignore_label)
-    if not result.parse_ok:
-        return {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
-    pred = np.asarray(result.mask, dtype=bool)
-    inter, union = intersection_union(pred, gt_eff, ignore_value=ignore_value)
-    return {"intersection": inter, "union": union, "gt_area": area, "pred_area": int(pred.sum())}
-
-
-def make_record(info: SampleInfo, gt, result, *, ignore_label: str, seconds: float, save_masks: bool) -> dict:
-    """One ``samples.jsonl`` record for ``info`` from its gt (array or StageError) and result (or StageError)."""
-    rec = {"index": info.index, "id": info.id, "image_id": info.image_id, "ann_id": info.ann_id, "query": info.query}
-    stage, error, counts, status = None, "", None, "ok"
-    if isinstance(gt, StageError):
-        stage, error = gt.stage, gt.reason
-        counts = {"intersection": 0, "union": 1, "gt_area": None, "pred_area": 0}
-    else:
-        area = _target(gt, ignore_label)[2]
-        if isinstance(result, StageError):
-            stage, error = result.stage, result.reason
-        else:
-            counts = _attempt("score", score_sample, result, gt, ignore_label=ignore_label)
-            if isinstance(counts, StageError):
-                stage, error = counts.stage, counts.reason
-        if stage is not None:
-            counts = {"intersection": 0, "union": area, "gt_area": area, "pred_area": 0}
-    if stage is not None:
-        status = "error"
-    elif not result.parse_ok:
-        status, error = "parse_failed", result.parse_error or "unparseable answer"
-    ok_result = None if isinstance(result, StageError) or result is None else result
-    rec.update(
-        status=status,
-        failed=status != "ok",
-        stage=stage,
-        error=error,
-        intersection=int(counts["intersection"]),
-        union=int(counts["union"]),
-        iou=sample_iou(int(counts["intersection"]), int(counts["union"])),
-        gt_area=counts["gt_area"],
-        pred_area=counts["pred_area"],
-        empty_target=counts["gt_area"] == 0,
-        ignored_pixels=0 if isinstance(gt, StageError) else int(np.count_nonzero(gt == IGNORE_VALUE)),
-        reasoning=getattr(ok_result, "reasoning", None),
-        completion=getattr(ok_result, "completion", None),
-        objects=[o.to_dict() for o in ok_result.objects] if ok_result is not None else [],
-        scores=[float(s) for s in ok_result.scores] if ok_result is not None else [],
-        pred_rle=encode_mask(np.asarray(ok_result.mask, dtype=bool)) if save_masks and status == "ok" else None,
-        seconds=round(seconds, 4),
-    )
-    return rec
-
-
-@dataclass
-class LoadedChunk:
-    """A chunk's decoded images (by ``SampleInfo.image_key``) and gts, each value or the ``StageError`` that stopped
-    it, and the seconds spent decoding them."""
-
-    samples: list[SampleInfo]
-    images: dict[str, object]
-    gts: dict[str, object]
-    seconds: float
-
-    def usable_images(self) -> list:
-        """The distinct images that decoded."""
-        return [im for im in self.images.values() if not isinstance(im, StageError)]
-
-
-@dataclass
-class GeneratedChunk:
-    """A chunk after its first half (``generate_chunk``): decoded images and gts (or the ``StageError`` that
-    stopped them), each runnable sample's completion (or ``StageError``) and the seconds spent."""
-
-    samples: list[SampleInfo]
-    images: dict[str, object]
-    gts: dict[str, object]
-    completions: dict[str, object]
-    seconds: float
-
-
-def load_chunk(ds: EvalDataset, chunk: list[SampleInfo]) -> LoadedChunk:
-    """Decode a chunk's images (once per image) and gts. Never raises for a sample."""
-    t0 = time.perf_counter()
-    images: dict[str, object] = {}
-    gts = {}
-    for s in chunk:
-        if s.image_key not in images:
-            images[s.image_key] = _attempt("image", ds.image, s)
-        gts[s.id] = _attempt("gt", ds.mask, s)
-    return LoadedChunk(chunk, images, gts, time.perf_counter() - t0)
-
-
-def generate_chunk(pipe, loaded: LoadedChunk, cfg: EvalConfig) -> GeneratedChunk:
-    """Generate a loaded chunk's completions in one call (``pipe.generate``); when that call raises, each sample is
-    generated alone, so one bad sample cannot sink its neighbours. Never raises for a sample."""
-    t0 = time.perf_counter()
-    images, completions = loaded.images, {}
-    runnable = [s for s in loaded.samples if not isinstance(images[s.image_key], StageError)]
-    if runnable:
-        pairs = [images[s.image_key] for s in runnable], [s.query for s in runnable]
-        outs = _attempt("model", pipe.generate, *pairs, batch_size=len(runnable))  # no tail batch split off
-        if isinstance(outs, StageError) or len(outs) != len(runnable):
-            outs = [_attempt("model", pipe.generate, [images[s.image_key]], [s.query]) for s in runnable]
-            outs = [o if isinstance(o, StageError) else o[0] for o in outs]
-        completions = {s.id: o for s, o in zip(runnable, outs, strict=True)}
-    seconds = loaded.seconds + time.perf_counter() - t0
-    return GeneratedChunk(loaded.samples, images, loaded.gts, completions, seconds)
-
-
-def finish_chunk(pipe, job: GeneratedChunk, cfg: EvalConfig, embeddings=None) -> list[dict]:
-    """The second half: segment the completions (``pipe.segment_many``: one SAM2 embedding and one decoder call
-    per image; per sample when that raises) and score them into records. ``embeddings``: a future of the chunk's
-    images' embeddings (``pipe.embed_images``, computed while the chunk generated); an image it lacks (its
-    embedding failed) is embedded here, so a failure is recorded exactly as without it. Never raises for a
-    sample."""
-    t0 = time.perf_counter()
-    ahead = embeddings.result() if embeddings is not None else None
-    ahead = None if isinstance(ahead, StageError) else ahead
-    results: dict[str, object] = {}
-    for s in job.samples:  # the first stage that failed (image, then generation) is the sample's result
-        failed = [v for v in (job.images[s.image_key], job.completions.get(s.id)) if isinstance(v, StageError)]
-        if failed:
-            results[s.id] = failed[0]
-    todo = [s for s in job.samples if s.id not in results]
-    if todo:
-        images, texts = [job.images[s.image_key] for s in todo], [job.completions[s.id] for s in todo]
-        outs = _attempt("model", pipe.segment_many, images, texts, embeddings=ahead)
-        if isinstance(outs, StageError) or len(outs) != len(todo):
-            outs = [_attempt("model", pipe.segment, im, text) for im, text in zip(images, texts, strict=True)]
-        results.update({s.id: r for s, r in zip(todo, outs, strict=True)})
-    seconds = (job.seconds + time.perf_counter() - t0) / len(job.samples)
-    records = [
-        make_record(
-            s, job.gts[s.id], results[s.id], ignore_label=cfg.ignore_label, seconds=seconds, save_masks=cfg.save_masks
-        )
-        for s in job.samples
-    ]
-    if cfg.protocol != SEGZERO:
-        for s, rec in zip(job.samples, records, strict=True):
-            rec["reference"] = _reference(pipe, cfg.protocol, job.images[s.image_key], job.gts[s.id], results[s.id])
-    return records
-
-
-def evaluate_chunks(pipe, ds: EvalDataset, chunks: list[list[SampleInfo]], cfg: EvalConfig):
-    """Yield each chunk's records, in chunk order, from three stages that work at the same time: the calling
-    thread loads chunk k and generates its completions; an embedding thread computes the SAM2 embeddings of chunk
-    k's images as soon as they are loaded (while chunk k generates: the segmenter does not wait for the reasoner);
-    a segmenting thread decodes chunk k's masks and scores them once both are done. At most one chunk waits to be
-    segmented, so the embeddings run at most two chunks ahead."""
-    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
-
-    with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-embed") as embedder,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="segzero-segment") as segmenter,
-    ):
-        pending = None
-        for chunk in chunks:
-            loaded = load_chunk(ds, chunk)
-            embeddings = embedder.submit(_attempt, "model", pipe.embed_images, loaded.usable_images())
-            job = generate_chunk(pipe, loaded, cfg)
-            if pending is not None:
-                yield pending.result()
-            pending = segmenter.submit(finish_chunk, pipe, job, cfg, embeddings)
-        if pending is not None:
-            yield pending.result()
-
-
-def _reference(pipe, protocol: str, image, gt, result) -> dict:
-    """The ``reference`` field of a record: the sample scored by ``protocol`` (``segzero.eval.protocols``)."""
-    if isinstance(image, StageError) or isinstance(gt, StageError):
-        return score_reference(protocol, None, None, image_size=(1, 1), segment=None)
-    scored = _attempt(
-        "reference",
-        score_reference,
-        protocol,
-        None if isinstance(result, StageError) else result,
-        gt,
-        image_size=(gt.shape[1], gt.shape[0]),  # original pixels (W, H)
-        segment=lambda objects: pipe.mask_for(image, objects),
-    )
-    if isinstance(scored, StageError):  # the reference's own segmentation raised: its script skips the sample
-        return {"intersection": None, "union": None, "resegmented": True, "error": scored.reason}
-    return scored
 
 
 def build_pipeline(cfg: EvalConfig):
