@@ -9,7 +9,7 @@ Two modes:
   both layouts (a dict with ``bbox``/``points_1``/``points_2`` — also ``bbox_2d``/``point_2d`` — or a list of
   ``bbox_2d``/``point_2d`` dicts; ``[]`` is a valid "nothing here"). A box written with ``x2 < x1`` (or
   ``y2 < y1``) is reordered and the repair recorded in ``Answer.notes``. NaN/inf or a malformed box is a failure
-  with a reason.
+  with a reason. The machinery (regions, bracket spans, guarded decoding) is ``segzero.parsing.tolerant``.
 - ``parse_answer(text, strict=True)`` reads as the reference rewards do: single layout = the first
   ``{...}`` without a closing brace inside, anywhere in the text, parsed with ``json.loads``; multi layout = the
   JSON between the first ``<answer>`` and the next ``</answer>``. ``ok`` is True only when the answer has the
@@ -25,26 +25,16 @@ backtracking regex over model text).
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import re
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 from segzero.answer import Answer, Layout, SegObject
+from segzero.parsing.tolerant import parse_tolerant
 
-LITERAL_EVAL_MAX_CHARS = 20_000  # longer spans skip the Python-literal fallback (ast is slow and deep on big input)
-LITERAL_EVAL_MAX_DEPTH = 32  # deeper bracket nesting skips the Python-literal fallback
-MAX_DECODE_ATTEMPTS = 256  # bracket spans tried per region in tolerant mode
-DECODE_BUDGET_CHARS = 2_000_000  # total characters handed to decoders per parse (bounds time on adversarial text)
-
-_BRACKETS = re.compile(r"[\[\]{}]")
-_PAIR = {"]": "[", "}": "{"}
 _SEP = re.compile(r"</think>\s*<answer>")
-_BOX_KEYS = ("bbox", "bbox_2d", "box")
-_FENCE = re.compile(r"```[A-Za-z]*")
 
 
 # --------------------------------------------------------------------------------------------------- text access
@@ -146,183 +136,6 @@ def number_list(v: Any, n: int) -> list | None:
     return v if isinstance(v, list) and len(v) == n and all(is_number(x) for x in v) else None
 
 
-def _to_float(v: Any) -> float | None:
-    """Tolerant number: int/float/numeric string -> finite float, else None."""
-    if isinstance(v, bool):
-        return None
-    if isinstance(v, str):
-        try:
-            v = float(v.strip())
-        except ValueError:
-            return None
-    if isinstance(v, int | float):
-        try:
-            f = float(v)
-        except OverflowError:
-            return None
-        return f if math.isfinite(f) else None
-    return None
-
-
-def _coords(v: Any, n: int, what: str) -> tuple[tuple[float, ...] | None, str]:
-    if not isinstance(v, list | tuple) or len(v) != n:
-        return None, f"{what} is not a list of {n} numbers"
-    out = [_to_float(x) for x in v]
-    if any(x is None for x in out):
-        return None, f"{what} has a non-finite or non-numeric value"
-    return tuple(out), ""  # type: ignore[arg-type]
-
-
-# ------------------------------------------------------------------------------------------------ tolerant mode
-def _object_from_dict(d: dict, idx: int, notes: list[str]) -> tuple[SegObject | None, str]:
-    """One object from a dict with a box key and/or point keys; (None, reason) when malformed."""
-    box = None
-    for key in _BOX_KEYS:
-        if key in d:
-            box, why = _coords(d[key], 4, f"object {idx} {key}")
-            if box is None:
-                return None, why
-            if box[2] < box[0] or box[3] < box[1]:
-                box = (min(box[0], box[2]), min(box[1], box[3]), max(box[0], box[2]), max(box[1], box[3]))
-                notes.append(f"object {idx}: box corners reordered")
-            break
-    raw_points: list[tuple[str, Any]] = [(k, d[k]) for k in ("points_1", "points_2", "point_2d", "point") if k in d]
-    if not raw_points and "points" in d:
-        pts = d["points"]
-        is_pair = isinstance(pts, list | tuple) and len(pts) == 2 and not isinstance(pts[0], list | tuple)
-        raw_points = [("points", pts)] if is_pair else [("points", p) for p in (pts if isinstance(pts, list) else [])]
-    points = []
-    for key, p in raw_points:
-        pt, why = _coords(p, 2, f"object {idx} {key}")
-        if pt is None:
-            return None, why
-        points.append(pt)
-    if box is None and not points:
-        return None, f"object {idx} has neither a box nor points"
-    return SegObject(box=box, points=tuple(points)), ""  # type: ignore[arg-type]
-
-
-def _recognise(value: Any, notes: list[str]) -> tuple[list[SegObject] | None, Layout | None, str]:
-    """Objects from a decoded JSON value: ``(objects, layout, "")``, ``(None, None, reason)`` for a malformed
-    answer, or ``(None, None, "")`` when the value is not an answer at all (keep looking)."""
-    keys = (*_BOX_KEYS, "points_1", "points_2", "point_2d", "point", "points")
-    if isinstance(value, dict):
-        if not any(k in value for k in keys):
-            return None, None, ""
-        obj, why = _object_from_dict(value, 0, notes)
-        return ([obj], "single", "") if obj else (None, None, why)
-    if isinstance(value, list) and (not value or all(isinstance(v, dict) for v in value)):
-        if value and not any(k in v for v in value for k in keys):
-            return None, None, ""
-        objs = []
-        for i, item in enumerate(value):
-            obj, why = _object_from_dict(item, i, notes)
-            if obj is None:
-                return None, None, why
-            objs.append(obj)
-        return objs, "multi", ""
-    return None, None, ""
-
-
-def _spans(text: str) -> list[tuple[int, int, int]]:
-    """Matched bracket spans ``(start, end_exclusive, depth)`` in start order, outer spans first (one pass)."""
-    stack: list[tuple[str, int]] = []
-    spans = []
-    for m in _BRACKETS.finditer(text):
-        ch, i = m.group(), m.start()
-        if ch in "[{":
-            stack.append((ch, i))
-            continue
-        want = _PAIR[ch]
-        while stack and stack[-1][0] != want and len(stack) > 1 and any(c == want for c, _ in stack[-4:]):
-            stack.pop()  # drop a few unmatched openers (e.g. "[1, 2}" typos) to re-synchronise
-        if stack and stack[-1][0] == want:
-            _, start = stack.pop()
-            spans.append((start, i + 1, len(stack)))
-    spans.sort(key=lambda s: (s[0], -s[1]))
-    return spans
-
-
-def _decode(span: str) -> tuple[Any, bool]:
-    """``(value, True)`` from strict JSON or a guarded Python literal; ``(None, False)`` when neither reads it."""
-    try:
-        return json.loads(span), True
-    except (ValueError, RecursionError):
-        pass
-    if len(span) > LITERAL_EVAL_MAX_CHARS:
-        return None, False
-    depth = 0
-    for m in _BRACKETS.finditer(span):
-        depth += 1 if m.group() in "[{" else -1
-        if depth > LITERAL_EVAL_MAX_DEPTH:
-            return None, False
-    try:
-        with warnings.catch_warnings():  # "[1or 2]" would print a SyntaxWarning to stderr from the compiler
-            warnings.simplefilter("ignore", SyntaxWarning)
-            return ast.literal_eval(span), True
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None, False
-
-
-def _regions(text: str) -> list[str]:
-    """Where to look, best first: each <answer> block, an unclosed <answer> tail, after </think>, everything."""
-    regions = []
-    pos = 0
-    while True:
-        i = text.find("<answer>", pos)
-        if i < 0:
-            break
-        j = text.find("</answer>", i + 8)
-        if j < 0:
-            regions.append(text[i + 8 :])
-            break
-        regions.append(text[i + 8 : j])
-        pos = j + 9
-    k = text.rfind("</think>")
-    if k >= 0:
-        regions.append(text[k + 8 :])
-    regions.append(text)
-    return regions
-
-
-def _parse_tolerant(text: str, think: str | None, layout: Layout | None) -> Answer:
-    seen_json = False
-    budget = DECODE_BUDGET_CHARS
-    for region in _regions(text):
-        first_reason = ""
-        attempts = 0
-        taken_until = -1
-        for start, end, _depth in _spans(region):
-            if start < taken_until:
-                continue  # inside a value that decoded but was no answer; inner spans are tried only then
-            if attempts >= MAX_DECODE_ATTEMPTS or budget < end - start:
-                break
-            attempts += 1
-            budget -= end - start
-            value, decoded = _decode(region[start:end])
-            if not decoded:
-                continue
-            seen_json = True
-            notes: list[str] = []
-            objs, found_layout, why = _recognise(value, notes)
-            if objs is None:
-                if why:
-                    first_reason = first_reason or why
-                    taken_until = end
-                continue
-            if not objs and _FENCE.sub("", region[:start] + region[end:]).strip():
-                continue  # a bare "[]" inside prose is not a "nothing here" answer; only a region that is just []
-            if layout == "single" and len(objs) != 1:
-                first_reason = first_reason or f"expected one object, found {len(objs)}"
-                taken_until = end
-                continue
-            return Answer(objects=tuple(objs), think=think, layout=found_layout, raw=text, notes=tuple(notes))
-        if first_reason:
-            return Answer.failure(first_reason, raw=text, think=think)
-    reason = "JSON found but no bbox/points answer in it" if seen_json else "no JSON answer found"
-    return Answer.failure(reason, raw=text, think=think)
-
-
 # -------------------------------------------------------------------------------------------------- strict mode
 def _loads(s: str) -> tuple[Any, bool]:
     try:
@@ -378,7 +191,7 @@ def parse_answer(completion: str | list[dict], *, strict: bool = False, layout: 
     think = extract_think(text)
     if strict:
         return _parse_strict(text, think, layout)
-    return _parse_tolerant(text, think, layout)
+    return parse_tolerant(text, think, layout)
 
 
 # ------------------------------------------------------------------------------------------------- ground truth
