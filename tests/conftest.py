@@ -6,7 +6,7 @@ real code paths, e.g. ``Reasoner.from_pretrained(tiny_models["reasoner"], frame=
 ``Segmenter.from_pretrained(tiny_models["segmenter"])``.
 
 ``tiny_answering_models`` (session scope, built only when a test asks for it, about 2 minutes on 2 CPU cores):
-the same segmenter and a tiny reasoner taught to answer ``segzero.models.tiny.reasoner.TAUGHT_ANSWER`` (a parseable
+the same segmenter and a tiny reasoner taught to answer ``segzero.models.tiny.teach.TAUGHT_ANSWER`` (a parseable
 Seg-Zero answer in a 56 x 56 frame) to any image and query at frames of 28-112 px, for tests of the full
 reason -> parse -> SAM path.
 """

@@ -171,7 +171,7 @@ def answering_pipe(tiny_answering_models) -> SegZeroPipeline:
 )
 def test_full_path_one_embedding_per_distinct_image(answering_pipe, order, batch_size, distinct):
     from segzero.geometry import to_original
-    from segzero.models.tiny.reasoner import TAUGHT_ANSWER
+    from segzero.models.tiny.teach import TAUGHT_ANSWER
     from segzero.parsing import parse_answer
 
     pool = {"a": _noise(64, 48, 1), "b": _noise(90, 40, 2), "c": _noise(33, 70, 3)}

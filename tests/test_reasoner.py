@@ -249,7 +249,7 @@ def test_generate_batched_equals_single(reasoner):
     ],
 )
 def test_generate_respects_max_new_tokens(tiny_answering_models, max_new_tokens, complete):
-    from segzero.models.tiny.reasoner import TAUGHT_ANSWER
+    from segzero.models.tiny.teach import TAUGHT_ANSWER
 
     taught = Reasoner.from_pretrained(tiny_answering_models["reasoner"], frame=FRAME)
     (text,) = taught.generate([_noise(50, 40)], ["the cat"], max_new_tokens=max_new_tokens)
@@ -354,7 +354,7 @@ def test_teaching_a_fixed_answer_shows_its_progress(tiny_models, tmp_path, capsy
     # `segzero tiny-models --answering` teaches for minutes on a CPU: every step shows on a progress bar
     import shutil
 
-    from segzero.models.tiny.reasoner import TAUGHT_ANSWER, teach_answer
+    from segzero.models.tiny.teach import TAUGHT_ANSWER, teach_answer
 
     shutil.copytree(tiny_models["reasoner"], tmp_path / "reasoner")
     teach_answer(tmp_path / "reasoner", TAUGHT_ANSWER, steps=3, progress=True, verify=False)

@@ -19,7 +19,7 @@ def build_tiny_models(
 ) -> dict[str, Path]:
     """Build both tiny models under ``out_dir``; returns ``{"reasoner": path, "segmenter": path}``.
 
-    ``answering=True`` teaches the reasoner to answer ``segzero.models.tiny.reasoner.TAUGHT_ANSWER`` (a parseable
+    ``answering=True`` teaches the reasoner to answer ``segzero.models.tiny.teach.TAUGHT_ANSWER`` (a parseable
     Seg-Zero answer for a 56 x 56 frame) to anything, at frames of 28-112 px (about 2 minutes more on 2 CPU
     cores; ``progress`` shows a bar of the teaching steps).
     """
