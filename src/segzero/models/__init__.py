@@ -1,8 +1,9 @@
-"""Model adapters: the reasoning VLM (``segzero.models.reasoner``; what a checkpoint says about its prompt family,
-frame and weights: ``segzero.models.checkpoint``), SAM2 (``segzero.models.segmenter``), an image-only Qwen-VL
-processor (``segzero.models.processor``), the real Qwen vocabulary without the hub (``segzero.models.qwen_vocab``),
-and tiny models built from configs (``segzero.models.tiny``: the offline reasoner and segmenter of tests, smoke runs
-and ``segzero tiny-models``).
+"""Model adapters: the interfaces every reasoner and segmenter satisfies and the default checkpoints
+(``segzero.models.base``), the reasoning VLM (``segzero.models.reasoner``; what a checkpoint says about its prompt
+family, frame and weights: ``segzero.models.checkpoint``), SAM2 (``segzero.models.segmenter``), the weight-free
+segmenters (``segzero.models.weightfree``), an image-only Qwen-VL processor (``segzero.models.processor``), the real
+Qwen vocabulary without the hub (``segzero.models.qwen_vocab``), and tiny models built from configs
+(``segzero.models.tiny``: the offline reasoner and segmenter of tests, smoke runs and ``segzero tiny-models``).
 
 Importing this package is cheap: ``Reasoner`` and ``Segmenter`` are resolved lazily on first attribute access,
 so torch and transformers load only when a model is used.
