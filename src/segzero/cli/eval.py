@@ -24,10 +24,8 @@ import json
 import sys
 from pathlib import Path
 
-from segzero.data.refer import SPLITS_BY
-from segzero.eval.protocols import PROTOCOLS
-from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
-from segzero.prompts import PROMPT_KINDS
+from segzero.cli.fields import add_fields, values
+from segzero.models.base import DEFAULT_REASONER
 
 
 def add_parser(subparsers) -> None:
@@ -87,58 +85,20 @@ def add_parser(subparsers) -> None:
     w.set_defaults(func=run_sweep_cmd)
 
 
+# The settings of an evaluation run shared by ``segzero eval`` and ``segzero eval sweep``: ``EvalConfig`` fields
+RUN_FIELDS = (
+    "split", "fmt", "segmenter", "prompt", "frame", "batch_size", "max_new_tokens", "backend",
+    "gpu_memory_utilization", "vllm_window", "device", "dtype", "ignore_label", "protocol", "sentences",
+    "refer_dataset", "split_by", "images_dir", "max_samples", "report", "save_masks", "progress",
+)  # fmt: skip
+FLAGS = {"fmt": "format", "images_dir": "images", "save_masks": "masks"}  # field -> flag, where they differ
+
+
 def _add_run_flags(p) -> None:
-    """The settings of an evaluation run shared by ``segzero eval`` and ``segzero eval sweep``."""
-    p.add_argument("--split", default=None, help="dataset split (default test; refer: val)")
-    p.add_argument("--format", dest="fmt", default="auto", choices=["auto", "hub", "disk", "parquet", "lisa", "refer"])
-    p.add_argument(
-        "--segmenter",
-        default=None,
-        help="SAM2 id or folder, or a weight-free segmenter: color | grabcut (default: the one the reasoner "
-        f"folder's segzero.json names, else {DEFAULT_SEGMENTER})",
-    )
-    p.add_argument("--prompt", default=None, choices=sorted(PROMPT_KINDS), help="default: from the id")
-    p.add_argument(
-        "--frame",
-        type=int,
-        default=None,
-        help="side of the square frame the VLM sees (default: the folder's segzero.json, else 840)",
-    )
-    p.add_argument("--batch-size", type=int, default=8, help="queries per reasoning batch (default 8)")
-    p.add_argument("--max-new-tokens", type=int, default=1024, help="generation length limit (default 1024)")
-    p.add_argument("--backend", default="hf", choices=["hf", "vllm"], help="generation backend (default hf)")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.85, help="vllm: GPU memory fraction")
-    p.add_argument(
-        "--vllm-window", type=int, default=512, help="vllm: queries per generate call, scheduled continuously"
-    )
-    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
-    p.add_argument("--dtype", default=None, help="reasoner dtype: bfloat16 / float16 / float32 (default: auto)")
-    p.add_argument(
-        "--ignore-label",
-        default="exclude",
-        choices=["exclude", "target"],
-        help="gt pixels 255: exclude from I and U (LISA, default) or count as target (hub copies)",
-    )
-    p.add_argument(
-        "--protocol",
-        default="segzero",
-        choices=PROTOCOLS,
-        help="also score every sample as a reference script does (seg-zero, visionreasoner, lisa) and report both "
-        "side by side, with the count of samples where they differ (default: segzero's protocol only)",
-    )
-    p.add_argument("--sentences", default="first", choices=["first", "all"], help="LISA folders: queries per image")
-    p.add_argument(
-        "--refer-dataset",
-        default="refcocog",
-        choices=list(SPLITS_BY),
-        help="refer annotations: refcoco, refcoco+, refcocog (refs(...).p) or grefcoco (grefs(unc).json)",
-    )
-    p.add_argument("--split-by", default=None, help="refer: unc / umd / google (default per dataset)")
-    p.add_argument("--images", dest="images_dir", default=None, help="refer: COCO image folder (e.g. train2014)")
-    p.add_argument("--max-samples", type=int, default=None, help="stop after this many new samples")
-    p.add_argument("--no-report", dest="report", action="store_false", help="skip report.html")
-    p.add_argument("--no-masks", dest="save_masks", action="store_false", help="do not store predicted mask RLEs")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    """The flags of ``RUN_FIELDS`` (``segzero.cli.fields``: name, type, default, choices and help from the field)."""
+    from segzero.eval.runner import EvalConfig
+
+    add_fields(p, EvalConfig, names=list(RUN_FIELDS), flags=FLAGS)
 
 
 def _print_summary(summary: dict, out, *, report: bool) -> None:
@@ -164,12 +124,7 @@ def _print_summary(summary: dict, out, *, report: bool) -> None:
 
 def _settings(args: argparse.Namespace) -> dict:
     """``EvalConfig`` fields from the flags ``_add_run_flags`` defines."""
-    names = (
-        "split", "fmt", "segmenter", "prompt", "frame", "batch_size", "max_new_tokens", "backend", "device", "dtype",
-        "ignore_label", "protocol", "sentences", "refer_dataset", "split_by", "images_dir", "max_samples", "report",
-        "save_masks", "progress", "gpu_memory_utilization", "vllm_window",
-    )  # fmt: skip
-    return {name: getattr(args, name) for name in names}
+    return values(args, list(RUN_FIELDS))
 
 
 def run(args: argparse.Namespace) -> int:

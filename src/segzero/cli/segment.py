@@ -14,10 +14,46 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
+from segzero.cli.fields import add_fields
 from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
 from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
+
+
+def _f(default=MISSING, help: str = "", **meta):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
+    return field(default=default, metadata={"help": help, **meta})
+
+
+@dataclass
+class SegmentOptions:
+    """The flags of ``segzero segment`` (``segzero.cli.fields`` makes them from these fields)."""
+
+    image: str = _f(help="image file (jpg, png, ...; EXIF orientation applied)")
+    query: str = _f(help=f"what to segment, in free form (at most {MAX_QUERY_CHARS} characters)")
+    out: str = _f("segzero_out", "output folder")
+    reasoner: str = _f(
+        DEFAULT_REASONER, "reasoning VLM: hub id or local folder ('shipped': the shapes model inside the package)"
+    )
+    segmenter: str | None = _f(
+        None,
+        "SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world). Default: the one the "
+        f"reasoner folder's segzero.json names, else {DEFAULT_SEGMENTER}",
+    )
+    prompt: str | None = _f(
+        None,
+        "prompt kind (default: the family the reasoner's own files name: segzero.json, model card, config; else "
+        "its name, with a warning)",
+        choices=tuple(sorted(PROMPT_KINDS)),
+    )
+    frame: int | None = _f(None, "model frame side in pixels (default: the folder's segzero.json, else 840)")
+    max_new_tokens: int | None = _f(
+        None, "generation limit (default: the prompt family's reference scripts': 1024 segzero, 2048 visionreasoner)"
+    )
+    temperature: float = _f(0.0, "0 = greedy")
+    device: str | None = _f(None, "cpu, cuda, cuda:1, ... (default: cuda when available)")
+    json: bool = _f(False, "print only the JSON result")
 
 
 def add_parser(subparsers) -> None:
@@ -26,45 +62,7 @@ def add_parser(subparsers) -> None:
         help="segment the object(s) a query refers to in an image",
         description="Reason about the query with a VLM, then segment the answer's boxes and points with SAM2.",
     )
-    p.add_argument("--image", required=True, help="image file (jpg, png, ...; EXIF orientation applied)")
-    p.add_argument(
-        "--query", required=True, help=f"what to segment, in free form (at most {MAX_QUERY_CHARS} characters)"
-    )
-    p.add_argument("--out", default="segzero_out", help="output folder (default: %(default)s)")
-    p.add_argument(
-        "--reasoner",
-        default=DEFAULT_REASONER,
-        help="reasoning VLM: hub id or local folder ('shipped': the shapes model inside the package; "
-        "default: %(default)s)",
-    )
-    p.add_argument(
-        "--segmenter",
-        default=None,
-        help="SAM2: hub id or local folder; or weight-free 'grabcut' / 'color' (shapes world). Default: the one "
-        f"the reasoner folder's segzero.json names, else {DEFAULT_SEGMENTER}",
-    )
-    p.add_argument(
-        "--prompt",
-        choices=sorted(PROMPT_KINDS),
-        default=None,
-        help="prompt kind (default: the family the reasoner's own files name: segzero.json, model card, config; "
-        "else its name, with a warning)",
-    )
-    p.add_argument(
-        "--frame",
-        type=int,
-        default=None,
-        help="model frame side in pixels (default: the folder's segzero.json, else 840)",
-    )
-    p.add_argument(
-        "--max-new-tokens",
-        type=int,
-        default=None,
-        help="generation limit (default: the prompt family's reference scripts': 1024 segzero, 2048 visionreasoner)",
-    )
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default: %(default)s)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--json", action="store_true", help="print only the JSON result")
+    add_fields(p, SegmentOptions)
     p.set_defaults(func=run)
 
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+from segzero.cli.fields import add_fields
+from segzero.cli.fields import overrides as fields_given
 from segzero.train.config import TrainConfig
 
 
@@ -63,15 +65,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "FUNC(completion, solution, **columns) returns a float, a dict of named floats, or None",
     )
     parser.add_argument("--list-fields", action="store_true", help="Print every config field with its help and exit")
-    fields = parser.add_argument_group("config fields (same as --set KEY=VALUE)")
-    for f in dataclasses.fields(TrainConfig):
-        fields.add_argument(
-            f"--{f.name.replace('_', '-')}",
-            dest=f"field_{f.name}",
-            metavar="V",
-            default=None,
-            help=f.metadata.get("help", "").replace("%", "%%"),  # prose, not an argparse template
-        )
+    add_fields(parser.add_argument_group("config fields (same as --set KEY=VALUE)"), TrainConfig, raw=True)
     parser.set_defaults(func=run)
     return parser
 
@@ -95,11 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if not args.output_dir:
         raise UserError("--output-dir is required")
-    overrides = list(args.overrides)
-    for f in dataclasses.fields(TrainConfig):
-        value = getattr(args, f"field_{f.name}", None)
-        if value is not None:
-            overrides.append(f"{f.name}={value}")
+    overrides = [*args.overrides, *fields_given(args, TrainConfig.field_names())]
     cfg = TrainConfig.from_yaml(args.config, overrides=overrides)
     if args.rewards:
         cfg = dataclasses.replace(cfg, reward_plugins=[*cfg.reward_plugins, *args.rewards])

@@ -34,7 +34,7 @@ How it works:
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 from segzero import __version__
@@ -42,7 +42,8 @@ from segzero.errors import UserError
 from segzero.eval.chunks import evaluate_chunks
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
 from segzero.eval.identity import identity_changes, run_identity, weights_digest
-from segzero.eval.protocols import check_protocol
+from segzero.data.refer import SPLITS_BY
+from segzero.eval.protocols import PROTOCOLS, check_protocol
 from segzero.eval.records import RecordWriter, repair_records
 from segzero.eval.summary import (
     REPORT_FILE,
@@ -55,59 +56,70 @@ from segzero.eval.summary import (
     write_json,
 )
 from segzero.metrics import IoUAccumulator
-from segzero.models.base import DEFAULT_REASONER
+from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
+from segzero.prompts import PROMPT_KINDS
+
+
+def _f(default=MISSING, help: str = "", **meta):  # noqa: A002 - "help" mirrors argparse/dataclass metadata wording
+    return field(default=default, metadata={"help": help, **meta})
 
 
 @dataclass
 class EvalConfig:
-    """Settings of one evaluation run (the CLI flags of ``segzero eval``)."""
+    """Settings of one evaluation run; ``segzero eval`` makes its flags from these fields (``segzero.cli.fields``)."""
 
-    data: str = field(metadata={"help": "hub id, save_to_disk folder, parquet, LISA folder or refer folder"})
-    out: str = field(metadata={"help": "output folder (samples.jsonl, summary.json, report.html, run.json)"})
-    split: str | None = field(default=None, metadata={"help": "split (default: test; refer: val)"})
-    fmt: str = field(default="auto", metadata={"help": "auto, hub, disk, parquet, lisa or refer"})
-    reasoner: str = field(default=DEFAULT_REASONER, metadata={"help": "reasoning VLM id or folder"})
-    segmenter: str | None = field(
-        default=None,
-        metadata={"help": "SAM2 id or folder, color | grabcut; None = the reasoner folder's choice, else SAM2-large"},
+    data: str = _f(help="hub id, save_to_disk folder, parquet file/folder, LISA folder or refer folder")
+    out: str = _f(help="output folder (samples.jsonl, summary.json, report.html, run.json)")
+    split: str | None = _f(None, "dataset split (default test; refer: val)")
+    fmt: str = _f("auto", "how to read --data", choices=("auto", "hub", "disk", "parquet", "lisa", "refer"))
+    reasoner: str = _f(DEFAULT_REASONER, "reasoning VLM id or folder ('shipped': the shapes model inside the package)")
+    segmenter: str | None = _f(
+        None,
+        "SAM2 id or folder, or a weight-free segmenter: color | grabcut (default: the one the reasoner folder's "
+        f"segzero.json names, else {DEFAULT_SEGMENTER})",
     )
-    prompt: str | None = field(
-        default=None, metadata={"help": "segzero / visionreasoner; None = the folder's segzero.json, else from the id"}
+    prompt: str | None = _f(
+        None, "prompt family (default: the reasoner's own files, else its id)", choices=tuple(sorted(PROMPT_KINDS))
     )
-    frame: int | None = field(
-        default=None,
-        metadata={"help": "side of the square frame the VLM sees; None = the folder's segzero.json, else 840"},
+    frame: int | None = _f(
+        None, "side of the square frame the VLM sees (default: the folder's segzero.json, else 840)"
     )
-    batch_size: int = field(default=8, metadata={"help": "queries per reasoning batch"})
-    max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit"})
-    backend: str = field(default="hf", metadata={"help": "hf (transformers generate) or vllm"})
-    device: str | None = field(default=None, metadata={"help": "cuda / cpu; None = auto"})
-    dtype: str | None = field(default=None, metadata={"help": "bfloat16 / float32; None = auto"})
-    shard: str = field(default="0/1", metadata={"help": "i/n: run the i-th of n parts (by image)"})
-    ignore_label: str = field(default="exclude", metadata={"help": "exclude (LISA) or target (hub copies)"})
-    protocol: str = field(
-        default="segzero",
-        metadata={"help": "also score by a reference protocol: seg-zero, visionreasoner or lisa (segzero: only ours)"},
+    batch_size: int = _f(8, "queries per reasoning batch")
+    max_new_tokens: int = _f(1024, "generation length limit")
+    backend: str = _f("hf", "generation backend: transformers generate or vLLM", choices=("hf", "vllm"))
+    gpu_memory_utilization: float = _f(0.85, "vllm: GPU memory fraction")
+    vllm_window: int = _f(
+        512,
+        "vllm: queries per generate call (vLLM batches them continuously; records are written after each window); "
+        "at least batch_size",
     )
-    sentences: str = field(default="first", metadata={"help": "LISA folders: first or all sentences per image"})
-    refer_dataset: str = field(default="refcocog", metadata={"help": "refer: refcoco, refcoco+, refcocog or grefcoco"})
-    split_by: str | None = field(default=None, metadata={"help": "refer: unc / umd / google; None = default"})
-    images_dir: str | None = field(default=None, metadata={"help": "refer: folder of the COCO images"})
-    overwrite: bool = field(default=False, metadata={"help": "delete an existing run in out and start over"})
-    max_samples: int | None = field(
-        default=None, metadata={"help": "stop after this many new samples (per invocation: not part of the identity)"}
+    device: str | None = _f(None, "cuda / cpu (default: cuda when available)")
+    dtype: str | None = _f(None, "reasoner dtype: bfloat16 / float16 / float32 (default: auto)")
+    shard: str = _f("0/1", "run part i of n (by image), e.g. 3/8")
+    ignore_label: str = _f(
+        "exclude",
+        "gt pixels 255: exclude from I and U (LISA) or count as target (hub copies)",
+        choices=("exclude", "target"),
     )
-    report: bool = field(default=True, metadata={"help": "write report.html"})
-    save_masks: bool = field(default=True, metadata={"help": "store predicted masks (RLE) in the records"})
-    progress: bool = field(default=True, metadata={"help": "show a tqdm progress bar"})
-    gpu_memory_utilization: float = field(default=0.85, metadata={"help": "vllm: fraction of GPU memory"})
-    vllm_window: int = field(
-        default=512,
-        metadata={
-            "help": "vllm: queries per generate call (vLLM batches them continuously; records are written after "
-            "each window); at least batch_size"
-        },
+    protocol: str = _f(
+        "segzero",
+        "also score every sample as a reference script does (seg-zero, visionreasoner, lisa) and report both side "
+        "by side, with the count of samples where they differ (segzero: segzero's protocol only)",
+        choices=PROTOCOLS,
     )
+    sentences: str = _f("first", "LISA folders: queries per image", choices=("first", "all"))
+    refer_dataset: str = _f(
+        "refcocog",
+        "refer annotations: refcoco, refcoco+, refcocog (refs(...).p) or grefcoco (grefs(unc).json)",
+        choices=tuple(SPLITS_BY),
+    )
+    split_by: str | None = _f(None, "refer: unc / umd / google (default per dataset)")
+    images_dir: str | None = _f(None, "refer: COCO image folder (e.g. train2014)")
+    overwrite: bool = _f(False, "delete an existing run in out and start over")
+    max_samples: int | None = _f(None, "stop after this many new samples (per invocation: not part of the identity)")
+    report: bool = _f(True, "write report.html")
+    save_masks: bool = _f(True, "store predicted mask RLEs in the records")
+    progress: bool = _f(True, "show a progress bar")
 
     def __post_init__(self) -> None:
         if self.segmenter is None:  # resolved here so run.json records (and resume compares) the real segmenter
