@@ -45,8 +45,7 @@ SAM2_MODEL_TYPES = ("sam2", "sam2_video")
 # Upsampled mask logits held at once by ``predict`` (float32 values: 2**26 = 256 MB; one 12-megapixel mask is 48 MB).
 UPSAMPLE_ELEMENTS = 1 << 26
 # Images per SAM2 encoder pass in ``embed`` (when not given): on a GPU a batch fills the device; on the CPU one image
-# per pass is faster per image (measured with the tiny SAM2 at input 1024, one thread: 0.095 s per image one at a
-# time or two per pass, 0.12 s four per pass; larger batches leave the caches).
+# per pass is the fastest per image (larger batches leave the caches).
 EMBED_BATCH_CPU = 1
 EMBED_BATCH_ACCELERATOR = 4
 

@@ -27,6 +27,7 @@ from typing import Any
 from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
+from segzero.models.base import DEFAULT_SEGMENTER
 from segzero.prompts import PROMPT_KINDS
 from segzero.train.recipes import merge, parse_overrides, read_recipe
 from segzero.train.rewards import VARIANTS
@@ -65,7 +66,7 @@ class MaskRewardConfig:
     segmenter: str | None = _f(
         None,
         "'color' / 'grabcut' (weight-free), a SAM2 folder or hub id; None = the policy folder's recorded "
-        "segmenter, else facebook/sam2-hiera-large.",
+        f"segmenter, else {DEFAULT_SEGMENTER}.",
     )
     device: str | None = _f(None, "Device of its SAM2 (e.g. 'cuda:1'); None = the default.")
 

@@ -103,9 +103,8 @@ def teach_answer(
     Teacher-forced cross-entropy on the completion tokens only, AdamW, batches of 4 random-noise images with
     random frame sizes (28-112 px per side) and random queries with the Seg-Zero prompt. After ``steps`` the
     model must answer every ``wrong_probes`` probe exactly; where one is wrong (how many steps suffice depends on
-    the transformers release: with 5.24, 120 left one of 43 probes wrong and 200 none; with 5.25, 200 left some
-    wrong), it is taught ``steps // 2`` more at half the learning rate, up to ``max_rounds`` rounds, and
-    ``RuntimeError`` names the count if probes are still wrong. Loads and saves through the real ``Reasoner`` /
+    the transformers release), it is taught ``steps // 2`` more at half the learning rate, up to ``max_rounds``
+    rounds, and ``RuntimeError`` names the count if probes are still wrong. Loads and saves through the real ``Reasoner`` /
     ``save_pretrained`` code. Deterministic for a given ``seed``. ``progress``: a tqdm bar over the steps (stderr).
     ``verify=False``: ``steps`` steps and no probes (e.g. to look at the progress bar).
     """
