@@ -38,11 +38,11 @@ from dataclasses import MISSING, asdict, dataclass, field
 from pathlib import Path
 
 from segzero import __version__
+from segzero.data.refer import SPLITS_BY
 from segzero.errors import UserError
 from segzero.eval.chunks import evaluate_chunks
 from segzero.eval.datasets import EvalDataset, SampleInfo, load_eval_dataset
 from segzero.eval.identity import identity_changes, run_identity, weights_digest
-from segzero.data.refer import SPLITS_BY
 from segzero.eval.protocols import PROTOCOLS, check_protocol
 from segzero.eval.records import RecordWriter, repair_records
 from segzero.eval.summary import (
