@@ -5,11 +5,14 @@ Examples::
     segzero world build --out data/shapes_train --layout single --split train --n 2000 --size 112
     segzero world build --out data/shapes_eval --layout eval --split val test --n 64 --size 112 --seed 0
     segzero world build --out data/shapes_multi --layout multi --n train=2000,val=64,test=64 --texture 40
+    segzero world build --out data/shapes_video --layout video --split val --n 16 --frames 8   # ReVOS layout
     segzero world preview --out shapes.png --n 8 --split test --layout multi     # look at what was generated
     segzero train ... (dataset: data/shapes_train)      segzero eval --data data/shapes_eval --split val ...
 
 The folder holds a ``DatasetDict`` (``save_to_disk``; one dataset per split) and ``world.json`` (how it was made,
-with the held-out test wordings). Heavy imports (``datasets``) happen inside the run function.
+with the held-out test wordings); ``--layout video`` writes moving-shapes videos in the ReVOS annotation layout
+instead (``segzero.shapes.video``; ``segzero eval --format revos`` reads it). Heavy imports (``datasets``) happen
+inside the run function.
 """
 
 from __future__ import annotations
@@ -57,9 +60,10 @@ def add_parser(subparsers) -> None:
     b.add_argument("--out", required=True, help="output folder (datasets.load_from_disk, segzero train/eval open it)")
     b.add_argument(
         "--layout",
-        choices=list(LAYOUTS),
+        choices=[*LAYOUTS, "video"],
         default="single",
-        help="single: Seg-Zero training rows; multi: VisionReasoner rows (0..n answers); eval: ReasonSeg rows",
+        help="single: Seg-Zero training rows; multi: VisionReasoner rows (0..n answers); eval: ReasonSeg rows; "
+        "video: moving-shapes videos in the ReVOS layout (--n videos per split)",
     )
     b.add_argument(
         "--split",
@@ -96,6 +100,10 @@ def add_parser(subparsers) -> None:
     b.add_argument("--noise", type=float, default=0.0, help="std of Gaussian noise on the background")
     b.add_argument("--texture", type=float, default=0.0, help="amplitude of a grey stripe texture on the background")
     b.add_argument("--no-meta", action="store_true", help="omit the family/template/wording/n_answers columns")
+    b.add_argument("--frames", type=int, default=8, help="--layout video: frames per video (default 8)")
+    b.add_argument(
+        "--queries-per-video", type=int, default=2, help="--layout video: expressions per video (default 2)"
+    )
     b.add_argument(
         "--like",
         default=None,
@@ -176,6 +184,8 @@ def run(args) -> int:
         if not 1 <= lo <= hi:
             raise UserError(f"need 1 <= --min-shapes <= --max-shapes, got {lo}, {hi}")
         config = replace(config, min_shapes=lo, max_shapes=hi)
+    if args.layout == "video":
+        return _run_video(args, config, families, n)
     info = write_world(
         args.out,
         args.layout,
@@ -187,6 +197,29 @@ def run(args) -> int:
         meta=not args.no_meta,
     )
     print(json.dumps({k: info[k] for k in ("layout", "seed", "splits", "answers")} | {"out": str(args.out)}))
+    return 0
+
+
+def _run_video(args, config, families: tuple[str, ...], n: dict[str, int]) -> int:
+    """``world build --layout video``: moving-shapes videos in the ReVOS layout (``segzero.shapes.video``)."""
+    from segzero.errors import UserError
+    from segzero.shapes.video import write_video_world
+
+    if args.frames < 1 or args.queries_per_video < 1:
+        raise UserError(f"--frames and --queries-per-video must be >= 1, got {args.frames}, {args.queries_per_video}")
+    if args.answers == "mix":
+        raise UserError("--layout video takes --answers one, several, any or none (one answer count per set)")
+    info = write_video_world(
+        args.out,
+        n=n,
+        seed=args.seed,
+        config=config,
+        frames=args.frames,
+        answers=args.answers,
+        families=families,
+        queries=args.queries_per_video,
+    )
+    print(json.dumps({k: info[k] for k in ("layout", "seed", "splits", "answers", "frames")} | {"out": str(args.out)}))
     return 0
 
 
