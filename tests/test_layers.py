@@ -5,7 +5,7 @@ Layers, bottom to top; a module may import its own layer and the ones below, nev
 0. core: ``answer``, ``parsing``, ``geometry``, ``rewards``, ``metrics``, ``prompts``, ``points``, ``images``,
    ``errors``, ``rle`` and ``assets`` (the shipped model's files and their constants);
 1. model adapters: ``models``;
-2. ``pipeline``;
+2. ``pipeline`` and ``video`` (the video pipeline);
 3. applications: ``eval``, ``train``, ``data``, ``worlds``; ``shapes`` (the shapes model's own code: nothing
    outside it but ``cli`` imports it; recipes name its functions by import path);
 4. ``serve``;
@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "assets": 0,
     "models": 1,
     "pipeline": 2,
+    "video": 2,
     **dict.fromkeys(("eval", "train", "data", "worlds", "shapes"), 3),
     "serve": 4,
     "cli": 5,
