@@ -7,6 +7,7 @@
 Writes ``OUT/mask.png`` (8-bit, 0/255, same width x height as the image), ``OUT/overlay.png`` (the image with
 the mask tinted, boxes and points drawn) and ``OUT/result.json`` (``SegResult.to_json()`` plus the inputs).
 Prints the reasoning and the objects, or with ``--json`` only the JSON. User errors exit 2 with one line.
+``--video FILE_OR_FRAME_DIR`` in place of ``--image`` segments a video (``segzero.cli.segment_video``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 
 from segzero.cli.fields import add_fields
+from segzero.cli.overlay import draw_overlay
+from segzero.cli.segment_video import VideoOptions
 from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
 from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
 
@@ -26,11 +29,11 @@ def _f(default=MISSING, help: str = "", **meta):  # noqa: A002 - "help" mirrors 
     return field(default=default, metadata={"help": help, **meta})
 
 
-@dataclass
+@dataclass(kw_only=True)  # keyword-only: --image has a default (None: --video instead), --query has none
 class SegmentOptions:
     """The flags of ``segzero segment`` (``segzero.cli.fields`` makes them from these fields)."""
 
-    image: str = _f(help="image file (jpg, png, ...; EXIF orientation applied)")
+    image: str | None = _f(None, "image file (jpg, png, ...; EXIF orientation applied); or --video")
     query: str = _f(help=f"what to segment, in free form (at most {MAX_QUERY_CHARS} characters)")
     out: str = _f("segzero_out", "output folder")
     reasoner: str = _f(
@@ -63,43 +66,8 @@ def add_parser(subparsers) -> None:
         description="Reason about the query with a VLM, then segment the answer's boxes and points with SAM2.",
     )
     add_fields(p, SegmentOptions)
+    add_fields(p.add_argument_group("video"), VideoOptions)
     p.set_defaults(func=run)
-
-
-def draw_overlay(image, mask, objects, *, color=(255, 40, 40), alpha: float = 0.45):
-    """The image (PIL RGB) with ``mask`` (H, W) bool tinted in ``color`` at ``alpha``, its outline (white on black), and each object's
-    box (rectangle) and points (ringed dots) drawn in original pixels; line widths scale with the image size."""
-    import numpy as np
-    from PIL import Image, ImageDraw, ImageFilter
-
-    base = np.asarray(image.convert("RGB"), dtype=np.float32)
-    m = np.asarray(mask, dtype=bool)
-    tinted = base.copy()
-    tinted[m] = (1 - alpha) * base[m] + alpha * np.asarray(color, dtype=np.float32)
-    out = Image.fromarray(tinted.round().astype(np.uint8))
-    if m.any() and min(m.shape) >= 3:  # outline: white on a dark halo, visible whatever the object's colour
-        mask_im = Image.fromarray(m.astype(np.uint8) * 255)
-        edge = Image.fromarray(((np.asarray(mask_im.filter(ImageFilter.FIND_EDGES)) > 0) & m).astype(np.uint8) * 255)
-        halo = np.asarray(edge.filter(ImageFilter.MaxFilter(5))) > 0
-        line = np.asarray(edge.filter(ImageFilter.MaxFilter(3))) > 0
-        arr = np.asarray(out).copy()
-        arr[halo] = (0, 0, 0)
-        arr[line] = (255, 255, 255)
-        out = Image.fromarray(arr)
-    draw = ImageDraw.Draw(out)
-    w, h = out.size
-    lw = max(2, round(min(w, h) / 150))
-    r = max(3, round(min(w, h) / 60))
-    for obj in objects:  # dark under-stroke + bright stroke: visible on any background
-        if obj.box is not None:
-            x1, y1, x2, y2 = (float(v) for v in obj.box)
-            x2, y2 = max(x1, x2), max(y1, y2)
-            draw.rectangle((x1, y1, x2, y2), outline=(0, 0, 0), width=lw + 2)
-            draw.rectangle((x1 + 1, y1 + 1, max(x1 + 1, x2 - 1), max(y1 + 1, y2 - 1)), outline=(60, 255, 90), width=lw)
-        for x, y in obj.points:
-            draw.ellipse((x - r - 1, y - r - 1, x + r + 1, y + r + 1), fill=(0, 0, 0))
-            draw.ellipse((x - r + 1, y - r + 1, x + r - 1, y + r - 1), fill=(255, 230, 0))
-    return out
 
 
 def save_outputs(result, image, out_dir: Path, *, extra: dict | None = None) -> dict[str, Path]:
@@ -121,6 +89,12 @@ def run(args: argparse.Namespace) -> int:
     from segzero.images import load_image
     from segzero.prompts import check_query
 
+    if (args.image is None) == (args.video is None):
+        raise UserError("give one of --image FILE or --video FILE_OR_FRAME_DIR")
+    if args.video is not None:
+        from segzero.cli.segment_video import run_video
+
+        return run_video(args)
     # the boundary: the query is checked and the image loaded here, once (fail fast, before loading any model);
     # the pipeline takes the checked ``Query`` and the loaded image as they are
     query = check_query(args.query)  # not UTF-8, empty, too long
