@@ -9,12 +9,15 @@ Usage::
     segzero eval report runs/segzero7b_test                                    # rewrite report.html
     segzero eval --data ... --out runs/x --protocol seg-zero     # also Seg-Zero's own scoring, side by side
     segzero eval sweep 'runs/sz7b/checkpoint-*' --data test=Ricky06662/ReasonSeg_test --out runs/sweep  # table
+    segzero eval --data data/ReVOS --format revos --reasoner ... --segmenter facebook/sam2-hiera-large --out runs/v
 
 Writes ``DIR/samples.jsonl`` (one record per sample), ``DIR/summary.json`` (gIoU, cIoU as fractions, n, protocol,
 provenance), ``DIR/report.html`` and ``DIR/run.json`` (the run's identity, written once at its first start). A rerun
 whose data, models (weights hashed by content), prompt, frame, generation settings, dtype, device, segmenter, shard
 or protocol (``--ignore-label``, ``--protocol``) differ is refused with exit code 2 naming what changed
-(``segzero.eval.identity``); ``--overwrite`` starts over. Heavy modules are imported inside ``run``.
+(``segzero.eval.identity``); ``--overwrite`` starts over. A ReVOS-layout video set (``--format revos``, or a folder
+that is one) is scored with J, F and J&F instead (``segzero.eval.video``: ``summary.json`` with ``J``, ``F``, ``J&F``
+and per expression type). Heavy modules are imported inside ``run``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,9 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("--shard", default="0/1", help="run part i of n (by image), e.g. 3/8 (default 0/1)")
     _add_run_flags(p)
+    from segzero.eval.video import VideoEvalOptions
+
+    add_fields(p.add_argument_group("video sets (--format revos)"), VideoEvalOptions)
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--resume",
@@ -141,7 +147,27 @@ def run(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         **_settings(args),
     )
+    from segzero.eval.revos import is_revos_folder
+
+    if cfg.fmt == "revos" or (cfg.fmt == "auto" and is_revos_folder(cfg.data)):
+        return _run_video(args, cfg)
     _print_summary(run_eval(cfg), args.out, report=cfg.report)
+    return 0
+
+
+def _run_video(args: argparse.Namespace, cfg) -> int:
+    """``segzero eval`` on a ReVOS-layout video set: J, F and J&F (``segzero.eval.video``)."""
+    from dataclasses import fields
+
+    from segzero.eval.summary import SAMPLES_FILE, SUMMARY_FILE
+    from segzero.eval.video import VideoEvalOptions, run_video_eval
+
+    options = VideoEvalOptions(**values(args, [f.name for f in fields(VideoEvalOptions)]))
+    summary = run_video_eval(cfg, options)
+    keys = ("J", "F", "J&F", "n", "n_expected", "complete", "parse_failures", "errors")
+    print(json.dumps({k: summary.get(k) for k in keys}))
+    print(json.dumps({name: {k: s[k] for k in ("J", "F", "J&F", "n")} for name, s in summary["splits"].items()}))
+    print(f"wrote {args.out}/{SAMPLES_FILE}, {args.out}/{SUMMARY_FILE}")
     return 0
 
 

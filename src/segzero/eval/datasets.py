@@ -310,4 +310,6 @@ def load_eval_dataset(
         return LisaEvalDataset(path, split=split, sentences=sentences)
     if fmt == "refer":
         return ReferEvalDataset(path, split=split, dataset=refer_dataset, split_by=split_by, images_dir=images_dir)
+    if fmt == "revos":  # videos: another loop and other scores
+        raise UserError("ReVOS-layout video sets are evaluated by segzero.eval.video.run_video_eval (--format revos)")
     raise UserError(f"unknown dataset format {fmt!r}; choose auto, hub, disk, parquet, lisa or refer")

@@ -70,8 +70,12 @@ class EvalConfig:
 
     data: str = _f(help="hub id, save_to_disk folder, parquet file/folder, LISA folder or refer folder")
     out: str = _f(help="output folder (samples.jsonl, summary.json, report.html, run.json)")
-    split: str | None = _f(None, "dataset split (default test; refer: val)")
-    fmt: str = _f("auto", "how to read --data", choices=("auto", "hub", "disk", "parquet", "lisa", "refer"))
+    split: str | None = _f(None, "dataset split (default test; refer: val; revos: valid)")
+    fmt: str = _f(
+        "auto",
+        "how to read --data (revos: a ReVOS-layout video set, scored with J, F and J&F)",
+        choices=("auto", "hub", "disk", "parquet", "lisa", "refer", "revos"),
+    )
     reasoner: str = _f(DEFAULT_REASONER, "reasoning VLM id or folder ('shipped': the shapes model inside the package)")
     segmenter: str | None = _f(
         None,
