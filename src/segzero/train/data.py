@@ -9,7 +9,8 @@ Input rows use the released layout: ``id``, ``problem`` (query), ``solution`` (g
 Output rows (what ``GRPOTrainer`` reads): ``prompt`` (conversational: the exact released prompt of
 ``segzero.prompts.build_messages``, with an image placeholder that TRL fills from the ``image`` column),
 ``image`` (PIL, ``frame x frame``), ``solution`` (gt re-serialised in the released layout of the reward kind,
-integer coordinates in the model frame; the reward functions read this column), ``id``, ``problem``.
+integer coordinates in the model frame; the reward functions read this column), ``id``, ``problem``, and a video
+row's clip and per-frame gt (``segzero.train.video_reward.VIDEO_COLUMNS``) as they are.
 
 Bad-row rule (explicit, logged, every skipped id written to ``bad_rows.jsonl`` when an output dir is given):
 a row is dropped when its image is missing or unreadable, its query is empty, its gt does not parse
@@ -38,6 +39,7 @@ from segzero.geometry import DEFAULT_FRAME
 from segzero.parsing import format_solution
 from segzero.rle import MASK_COLUMN, decode_mask, encode_mask
 from segzero.train.processes import is_main_process
+from segzero.train.video_reward import VIDEO_COLUMNS
 
 logger = logging.getLogger("segzero.train")
 
@@ -172,7 +174,7 @@ def prepare_dataset(raw, *, kind: str, prompt_kind: str, frame: int, tolerance: 
     """Map ``prepare_row`` over ``raw`` and drop bad rows; returns ``(dataset, [(id, reason), ...])``."""
     if "id" not in raw.column_names:
         raw = raw.add_column("id", [str(i) for i in range(len(raw))])
-    keep = {"id", "problem"}
+    keep = {"id", "problem", *VIDEO_COLUMNS}  # a video row's clip and gt go to the video reward as they are
     mapped = raw.map(
         prepare_row,
         fn_kwargs={
