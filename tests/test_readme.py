@@ -43,6 +43,10 @@ NOT_RUN = {
     "segzero data convert-reasonseg --lisa-dir ReasonSeg --split val --out data/reasonseg_val": (
         "needs the downloaded ReasonSeg folder"
     ),
+    "segzero segment --video clip.mp4 --query 'the dog that is about to jump' --out out": HUB,
+    "segzero eval --data data/ReVOS --format revos --segmenter facebook/sam2-hiera-large --out runs/revos_valid": (
+        "needs the downloaded ReVOS set and hub weights"
+    ),
 }
 NOT_RUN_PREFIXES = {
     "segzero eval --data Ricky06662/": HUB,
@@ -62,6 +66,9 @@ SMALLER = {
     ),
     "recipes/tiny_cpu.yaml --output-dir runs/tiny": "recipes/tiny_cpu.yaml --output-dir runs/tiny --set max_steps=1",
     "recipes/tiny_cpu.yaml --output-dir runs/my_reward": "recipes/tiny_cpu.yaml --output-dir runs/my_reward --set max_steps=1",
+    "recipes/shapes_video_tiny.yaml --output-dir runs/video_tiny": (
+        "recipes/shapes_video_tiny.yaml --output-dir runs/video_tiny --set max_steps=1"
+    ),
     "--port 8000": "--port PORT",
     "127.0.0.1:8000": "127.0.0.1:PORT",
 }
