@@ -34,7 +34,7 @@ from segzero.models.base import DEFAULT_REASONER
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-MAX_FRAMES = 2000  # frames read from one clip unless told otherwise (every frame is kept in memory)
+MAX_FRAMES = 500  # frames read from one clip unless told otherwise (every frame is kept in memory; --stride thins)
 
 
 @dataclass(frozen=True)

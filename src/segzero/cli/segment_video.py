@@ -41,7 +41,10 @@ class VideoOptions:
             "checkpoint (default: color for --segmenter color, else the segmenter's own checkpoint)"
         },
     )
-    max_frames: int | None = field(default=None, metadata={"help": "--video: read at most this many frames"})
+    max_frames: int | None = field(
+        default=None,
+        metadata={"help": "--video: read at most this many frames (default: segzero.video.MAX_FRAMES, 500)"},
+    )
     stride: int = field(default=1, metadata={"help": "--video: keep every N-th frame"})
 
 

@@ -15,7 +15,8 @@ object's mask on every frame, the keyframe's as given.
   (``segzero.models.sam2_processing``, no torchvision), each object's keyframe mask is its input on that frame (as
   ``Sam2VideoProcessor.add_inputs_to_inference_session`` passes a mask: resized to the model input, >= 0.5), and
   the model tracks it forwards to the last frame and backwards to the first; mask logits are upsampled to the model
-  input and then to the frame size (as ``Sam2VideoProcessor.post_process_masks`` does) and thresholded at 0.
+  input and then to the frame size (as ``Sam2VideoProcessor.post_process_masks`` does) and thresholded at 0. The
+  preprocessed clip is kept on the CPU (a 1024 x 1024 frame is 12 MB), each frame moved to the device when tracked.
   Precision as ``segzero.models.segmenter``: float32 weights, bf16 autocast on a CUDA GPU with bf16.
 - ``ColorTracker``: for flat-coloured worlds only: each object keeps the keyframe mask's most frequent colour and is
   followed frame by frame as the region of that colour that overlaps its previous mask most (else the nearest one).
@@ -133,10 +134,10 @@ class VideoPropagator:
     description = "SAM2 video"
 
     def __init__(self, model, session_class, preprocess, *, mask_threshold: float = 0.0, autocast_dtype=None):
-        """``model``: a transformers ``Sam2VideoModel`` / ``Sam3TrackerVideoModel``; ``session_class``: its inference
-        session class;
-        ``preprocess``: its input size / normalisation (``Sam2PreprocessConfig``); ``mask_threshold``: logit
-        threshold of a mask pixel; ``autocast_dtype``: run under ``torch.autocast`` in this dtype (None: none)."""
+        """``model``: a transformers ``Sam2VideoModel`` / ``Sam3TrackerVideoModel``; ``session_class``: its
+        inference session class; ``preprocess``: its input size / normalisation (``Sam2PreprocessConfig``);
+        ``mask_threshold``: logit threshold of a mask pixel; ``autocast_dtype``: run under ``torch.autocast`` in this
+        dtype (None: none)."""
         self.model = model.eval()
         self.description = "SAM3 tracker video" if type(model).__name__.startswith("Sam3") else "SAM2 video"
         self.session_class = session_class
@@ -219,10 +220,11 @@ class VideoPropagator:
             out[j, keyframe] = masks[j]
         if not tracked:
             return out
-        pixels = torch.cat([preprocess_image(im, self.preprocess, device=self.device)[0] for im in frames])
+        # the preprocessed clip waits on the CPU; the session moves one frame at a time to the model's device
+        pixels = torch.cat([preprocess_image(im, self.preprocess, device=self.device)[0].cpu() for im in frames])
         session = self.session_class(
             video=pixels.to(self.dtype), video_height=height, video_width=width, inference_device=self.device,
-            inference_state_device=self.device, video_storage_device=self.device, dtype=self.dtype,
+            inference_state_device=self.device, video_storage_device="cpu", dtype=self.dtype,
         )  # fmt: skip
         target = tuple(self.preprocess.size)
         for j in tracked:
