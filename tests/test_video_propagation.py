@@ -106,7 +106,7 @@ def test_color_tracking_reproduces_the_worlds_masks_from_any_keyframe(index, key
 def test_color_tracking_loses_and_finds_an_object_again():
     # a red square that disappears on frame 1 and comes back shifted on frame 2
     frames, truth = [], []
-    for t, x in enumerate((4, None, 6)):
+    for x in (4, None, 6):
         pixels = np.full((20, 20, 3), 235, dtype=np.uint8)
         m = np.zeros((20, 20), dtype=bool)
         if x is not None:

@@ -74,7 +74,11 @@ def revos(tmp_path):
                     "1": {"exp": "the first thing", "obj_id": [0], "anno_id": [7], "type_id": 0},
                 },
             },
-            "vid_b": {"vid_id": 1, "frames": frames, "expressions": {"0": {"exp": "x", "obj_id": [0], "anno_id": [11]}}},
+            "vid_b": {
+                "vid_id": 1,
+                "frames": frames,
+                "expressions": {"0": {"exp": "x", "obj_id": [0], "anno_id": [11]}},
+            },
         }
     }
     (root / "meta_expressions_valid_.json").write_text(json.dumps(meta))

@@ -90,7 +90,9 @@ def test_world_build_video_writes_the_revos_layout_read_back_as_the_worlds_masks
             assert e.type_name == {0: "referring", 1: "reason"}[type_id(q.family)]
             gt = ds.gt(e, size=(72, 72))
             assert (gt == s["masks"][list(q.answers)].any(axis=0)).all()
-        assert all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(ds.frames(s["id"]), s["frames"], strict=True))
+        assert all(
+            (np.asarray(a) == np.asarray(b)).all() for a, b in zip(ds.frames(s["id"]), s["frames"], strict=True)
+        )
     meta = json.loads((out / "meta_expressions_valid_.json").read_text())["videos"]
     assert all(v["frames"] == ["00000", "00001", "00002"] for v in meta.values())
 
