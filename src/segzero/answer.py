@@ -5,7 +5,8 @@ strings. Coordinates are floats in whatever frame the producer states: model ans
 frame (840 x 840 by default); pipeline results are in original-image pixels.
 
 - ``SegObject``: one object, a box ``(x1, y1, x2, y2)`` (inclusive pixel box, may be ``None`` when the
-  answer had points only) and zero, one or two points ``((x, y), ...)``.
+  answer had points only), zero, one or two points ``((x, y), ...)`` and, when the answer names it, a ``label``
+  (the phrase an item's ``"label"`` gives, e.g. Qwen3-VL's grounding items; a concept segmenter prompts with it).
 - ``Answer``: the think text, the objects, the layout it was read from (``"single"`` for Seg-Zero's
   ``bbox/points_1/points_2``, ``"multi"`` for VisionReasoner's list of ``bbox_2d/point_2d``), and whether
   parsing succeeded. A failed parse is a value (``ok == False`` with a ``reason``), never an exception.
@@ -30,17 +31,27 @@ LAYOUT_OF: dict[str, Layout] = {"segzero": "single", "visionreasoner": "multi"}
 
 @dataclass(frozen=True)
 class SegObject:
-    """One object: an inclusive pixel box ``(x1, y1, x2, y2)`` and up to two points ``(x, y)``."""
+    """One object: an inclusive pixel box ``(x1, y1, x2, y2)``, up to two points ``(x, y)`` and an optional
+    ``label`` (a short phrase naming it; None when the answer gives none)."""
 
     box: Box | None
     points: tuple[Point, ...] = ()
+    label: str | None = None
+
+    def __repr__(self) -> str:  # the label only when there is one: unlabelled objects read as they always have
+        label = "" if self.label is None else f", label={self.label!r}"
+        return f"SegObject(box={self.box!r}, points={self.points!r}{label})"
 
     def to_dict(self) -> dict:
-        """JSON-ready form: ``{"box": [x1, y1, x2, y2] | None, "points": [[x, y], ...]}``."""
-        return {
+        """JSON-ready form: ``{"box": [x1, y1, x2, y2] | None, "points": [[x, y], ...]}``, plus ``"label"`` when
+        the object has one."""
+        out: dict = {
             "box": None if self.box is None else [float(v) for v in self.box],
             "points": [[float(x), float(y)] for x, y in self.points],
         }
+        if self.label is not None:
+            out["label"] = self.label
+        return out
 
     @classmethod
     def from_dict(cls, d: dict) -> SegObject:
@@ -49,6 +60,7 @@ class SegObject:
         return cls(
             box=None if box is None else tuple(float(v) for v in box),  # type: ignore[arg-type]
             points=tuple((float(p[0]), float(p[1])) for p in d.get("points", ())),
+            label=d.get("label"),
         )
 
 

@@ -11,6 +11,15 @@ Conventions (the Seg-Zero answer frame and reward geometry):
   ``to_original`` maps ``x -> x * W / frame_w`` (and ``y`` likewise), rounds half up to ints, clips to the
   image (``0..W-1``, ``0..H-1``) and orders corners so that ``x1 <= x2`` and ``y1 <= y2``. ``to_frame`` is the
   inverse mapping (clipped to ``0..frame-1``).
+- The frame an answer's numbers are in is its *answer frame*. For Seg-Zero and VisionReasoner it is the pixel
+  frame the image was resized to (absolute pixels of the 840 x 840 image). A family trained on *relative*
+  coordinates has an answer frame of its own, independent of the pixels: Qwen3-VL's grounding answers
+  ``0..RELATIVE_FRAME`` (1000) across the image whatever its size, so ``to_original(obj, size=(W, H),
+  frame=RELATIVE_FRAME)`` maps ``x -> x * W / 1000``. Which frame a checkpoint answers in is data: its prompt
+  family's entry in ``segzero.prompts.ANSWER_FRAMES`` or an ``answer_frame`` entry in its ``segzero.json``
+  (``segzero.models.checkpoint.resolve_answer_frame``); every mapping here takes that frame as ``frame``.
+- Pixel lengths (reward thresholds, distances) given for one frame hold for another multiplied by
+  ``length_scale(frame, reference)`` (``1000 / 840`` from the 840 frame to the relative one).
 
 Usage::
 
@@ -28,6 +37,9 @@ from collections.abc import Sequence
 from segzero.answer import SegObject
 
 DEFAULT_FRAME = 840
+RELATIVE_FRAME = 1000
+"""Side of the answer frame of relative coordinates (Qwen3-VL's grounding): ``0..1000`` across the image, whatever
+the size of the image and of the pixels the model was shown."""
 
 Number = int | float
 
@@ -123,6 +135,18 @@ def frame_size(frame: int | Sequence[int]) -> tuple[int, int]:
     return int(width), int(height)
 
 
+def length_scale(frame: int | Sequence[int], reference: int | Sequence[int] = DEFAULT_FRAME) -> float:
+    """The factor that turns a length in ``reference`` units into the same fraction of the image in ``frame``
+    units: ``sqrt(w * h) / sqrt(w_ref * h_ref)`` (for square frames, the ratio of their sides).
+
+    >>> round(length_scale(1000) * 10, 4), length_scale(840), length_scale(112) * 100
+    (11.9048, 1.0, 13.333333333333334)
+    """
+    fw, fh = frame_size(frame)
+    rw, rh = frame_size(reference)
+    return math.sqrt(fw * fh) / math.sqrt(rw * rh)
+
+
 def _round_half_up(v: float) -> int:
     return int(math.floor(v + 0.5))
 
@@ -144,7 +168,7 @@ def _map(obj: SegObject, sx: float, sy: float, w: int, h: int) -> SegObject:
         x1, y1, x2, y2 = cx(obj.box[0]), cy(obj.box[1]), cx(obj.box[2]), cy(obj.box[3])
         box = (min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
     points = tuple((cx(x), cy(y)) for x, y in obj.points)
-    return SegObject(box=box, points=points)
+    return SegObject(box=box, points=points, label=obj.label)
 
 
 def _check_size(size: Sequence[int]) -> tuple[int, int]:

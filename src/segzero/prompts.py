@@ -1,8 +1,11 @@
-"""The Seg-Zero and VisionReasoner user prompts and the chat messages built from them.
+"""The prompt families (Seg-Zero, VisionReasoner, compact, Qwen3-VL) and the chat messages built from them.
 
-These strings are an interface to the released checkpoints (``Ricky06662/Seg-Zero-7B``,
+The Seg-Zero and VisionReasoner strings are an interface to the released checkpoints (``Ricky06662/Seg-Zero-7B``,
 ``Ricky06662/VisionReasoner-7B``): they were trained on exactly these bytes, so do not "fix" them (the
-sentences are concatenated with no space, the example answer of Seg-Zero uses single quotes). Usage::
+sentences are concatenated with no space, the example answer of Seg-Zero uses single quotes). The ``qwen3vl``
+family is segzero's own for Qwen3-VL reasoners (no released checkpoint was trained on it): VisionReasoner's
+multi-object answer, items in Qwen3-VL's own grounding keys (``bbox_2d``, ``point_2d``, ``label``) and in the
+coordinates Qwen3-VL is trained on, relative ``0..1000`` of the image (``ANSWER_FRAMES``). Usage::
 
     from segzero.prompts import build_messages, format_prompt
 
@@ -11,14 +14,18 @@ sentences are concatenated with no space, the example answer of Seg-Zero uses si
     processor.apply_chat_template(messages, add_generation_prompt=True)
 
 Query normalisation (``normalize_query``) is byte-for-byte what each checkpoint family's own scripts do, for any
-query: Seg-Zero (and ``compact``) ``query.lower().strip(".")``, VisionReasoner ``query.lower().strip('."?!')`` (its
-template quotes the query in double quotes; its scripts strip quotes, '?' and '!' too, from both ends). Nothing
-else is touched: surrounding whitespace and inner punctuation stay as written.
+query: Seg-Zero (and ``compact``) ``query.lower().strip(".")``, VisionReasoner (and ``qwen3vl``)
+``query.lower().strip('."?!')`` (its template quotes the query in double quotes; its scripts strip quotes, '?' and
+'!' too, from both ends). Nothing else is touched: surrounding whitespace and inner punctuation stay as written.
 
 Input: ``check_query`` is the one validator of a query, at the entry it arrives through (the CLI and the HTTP
 server: stripped of surrounding whitespace, at most ``MAX_QUERY_CHARS`` characters; ``SegZeroPipeline``: as
 written, any length): a str, valid UTF-8, not empty. It returns a ``Query``, which the layers after the entry take
 as it is (a query the CLI checked is not checked again by the pipeline it calls).
+
+Answer frames: ``ANSWER_FRAMES[kind]`` is the frame a family's answers are in when it is not the pixel frame the
+image was resized to (``segzero.geometry``): ``qwen3vl`` answers in relative coordinates, ``RELATIVE_FRAME`` (1000)
+whatever the image's size; the other families answer in the pixels of the resized image.
 
 System prompt: ``build_messages`` adds no system message unless ``system`` is given. The Qwen2-VL /
 Qwen2.5-VL chat templates then insert their default ``You are a helpful assistant.`` themselves, which is
@@ -30,6 +37,7 @@ from __future__ import annotations
 from typing import Literal
 
 from segzero.errors import UserError
+from segzero.geometry import RELATIVE_FRAME
 
 __all__ = [
     "DEFAULT_SYSTEM_PROMPT",
@@ -39,6 +47,9 @@ __all__ = [
     "VISIONREASONER_ANSWER_EXAMPLE",
     "VISIONREASONER_TEMPLATE",
     "COMPACT_TEMPLATE",
+    "QWEN3VL_TEMPLATE",
+    "QWEN3VL_ANSWER_EXAMPLE",
+    "ANSWER_FRAMES",
     "build_messages",
     "format_prompt",
     "normalize_query",
@@ -49,7 +60,7 @@ __all__ = [
     "check_query",
 ]
 
-PromptKind = Literal["segzero", "visionreasoner", "compact"]
+PromptKind = Literal["segzero", "visionreasoner", "compact", "qwen3vl"]
 
 # Seg-Zero (single object): one bbox and two points; ``{Question}`` and ``{Answer}`` are str.format fields.
 SEGZERO_TEMPLATE = (
@@ -80,19 +91,42 @@ VISIONREASONER_ANSWER_EXAMPLE = (
 # about twice as fast. No released checkpoint was trained on it.
 COMPACT_TEMPLATE = "Please find '{Question}' with bbox and points."
 
+# Qwen3-VL (multi object, relative coordinates): VisionReasoner's answer layout in Qwen3-VL's own grounding keys, with
+# a label per object (what a concept segmenter prompts with), coordinates relative 0..1000 as Qwen3-VL is trained to
+# answer. segzero's own wording, sentences separated by spaces; no released checkpoint was trained on it.
+QWEN3VL_TEMPLATE = (
+    'Please find "{Question}" with bboxes and points. '
+    "Compare the difference between object(s) and find the most closely matched object(s). "
+    "Output the thinking process in <think> </think> and final answer in <answer> </answer> tags. "
+    "Output a JSON list with one item per object: its bbox_2d, a point_2d inside it and a short label, "
+    "in relative coordinates from 0 to 1000. "
+    "i.e., <think> thinking process here </think>"
+    "<answer>{Answer}</answer>"
+)
+QWEN3VL_ANSWER_EXAMPLE = (
+    '[{"bbox_2d": [10,100,200,210], "point_2d": [30,110], "label": "cup"}, '
+    '{"bbox_2d": [225,296,706,786], "point_2d": [302,410], "label": "plate"}]'
+)
+
 PROMPT_KINDS: dict[str, tuple[str, str]] = {
     "segzero": (SEGZERO_TEMPLATE, SEGZERO_ANSWER_EXAMPLE),
     "visionreasoner": (VISIONREASONER_TEMPLATE, VISIONREASONER_ANSWER_EXAMPLE),
     "compact": (COMPACT_TEMPLATE, SEGZERO_ANSWER_EXAMPLE),
+    "qwen3vl": (QWEN3VL_TEMPLATE, QWEN3VL_ANSWER_EXAMPLE),
 }
 """prompt kind -> (template, example answer); a template without ``{Answer}`` shows no example."""
+
+ANSWER_FRAMES: dict[str, int] = {"qwen3vl": RELATIVE_FRAME}
+"""prompt kind -> the frame its answers are in, where that is not the pixel frame the image was resized to:
+``qwen3vl`` answers relative ``0..1000`` whatever the image size. A kind not listed answers in the pixel frame."""
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 """The Qwen chat templates' own default system prompt (inserted by the template, not by ``build_messages``)."""
 
 
-QUERY_STRIP_CHARS: dict[str, str] = {"segzero": ".", "visionreasoner": '."?!', "compact": "."}
-"""prompt kind -> the characters its reference scripts strip from both ends of the lower-cased query."""
+QUERY_STRIP_CHARS: dict[str, str] = {"segzero": ".", "visionreasoner": '."?!', "compact": ".", "qwen3vl": '."?!'}
+"""prompt kind -> the characters its reference scripts strip from both ends of the lower-cased query (``qwen3vl``
+quotes the query in double quotes as VisionReasoner does, and strips as it does)."""
 
 
 def normalize_query(query: str, kind: PromptKind = "segzero") -> str:
@@ -168,8 +202,9 @@ def check_query(text, *, max_chars: int | None = MAX_QUERY_CHARS, strip: bool = 
 def format_prompt(query: str, kind: PromptKind = "segzero") -> str:
     """The user prompt text for ``query``: the template of ``kind`` with the normalised query and the example.
 
-    ``kind``: ``"segzero"`` (single object, Seg-Zero checkpoints), ``"visionreasoner"`` (multi object) or
-    ``"compact"`` (single object, one sentence: models trained from scratch here).
+    ``kind``: ``"segzero"`` (single object, Seg-Zero checkpoints), ``"visionreasoner"`` (multi object),
+    ``"compact"`` (single object, one sentence: models trained from scratch here) or ``"qwen3vl"`` (multi object
+    with labels, relative 0..1000 coordinates: Qwen3-VL reasoners).
     Braces or quotes in the query are inserted verbatim (no escaping, as in the reference).
     """
     if kind not in PROMPT_KINDS:

@@ -9,7 +9,8 @@ outer spans first) are decoded as strict JSON or, failing that, as a Python lite
 depth-guarded ``ast.literal_eval`` (``_decode``), within ``MAX_DECODE_ATTEMPTS`` spans per region and
 ``DECODE_BUDGET_CHARS`` characters per parse; the first value that is an answer (``_recognise``: a dict with a box
 key and/or point keys, or a list of such dicts; ``[]`` alone in its region is "nothing here") wins. Numbers may be
-ints, floats or numeric strings; a box with ``x2 < x1`` (or ``y2 < y1``) is reordered and the repair noted.
+ints, floats or numeric strings; a box with ``x2 < x1`` (or ``y2 < y1``) is reordered and the repair noted. An
+object's string ``"label"`` (stripped; an empty one is none) becomes its ``SegObject.label``.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def _object_from_dict(d: dict, idx: int, notes: list[str]) -> tuple[SegObject | 
         points.append(pt)
     if box is None and not points:
         return None, f"object {idx} has neither a box nor points"
-    return SegObject(box=box, points=tuple(points)), ""  # type: ignore[arg-type]
+    label = d.get("label")  # a phrase naming the object (Qwen3-VL's grounding items carry one); kept when a string
+    label = (label.strip() or None) if isinstance(label, str) else None
+    return SegObject(box=box, points=tuple(points), label=label), ""  # type: ignore[arg-type]
 
 
 def _recognise(value: Any, notes: list[str]) -> tuple[list[SegObject] | None, Layout | None, str]:

@@ -41,6 +41,9 @@ from segzero.parsing import answer_block, number_list, parse_solution, text_of, 
 IOU_THRESHOLD = 0.5  # pair counts 1 when IoU is strictly greater
 L1_THRESHOLD = 10.0  # pair counts 1 when mean box L1 (px) is strictly smaller
 POINT_DISTANCE_THRESHOLD = 30.0  # pair counts 1 when point distance (px) is strictly smaller and in its own box
+# The thresholds that are lengths in pixels of the 840 frame (keyword -> paper value); ``segzero.rewards.
+# thresholds_for_frame`` scales them for answers in another frame. The IoU threshold is a ratio: the same in any.
+PIXEL_THRESHOLDS = {"l1_threshold": L1_THRESHOLD, "point_threshold": POINT_DISTANCE_THRESHOLD}
 MAX_OBJECTS = 120  # the reference truncates predictions and gt to this many objects before matching
 REPEAT_LIMIT = 2  # non_repeat drops to 0 at this many repeated sentences
 EMPTY_LIST_SCORE = 2.0  # answer_format of a well-formed empty list

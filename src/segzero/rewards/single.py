@@ -40,6 +40,9 @@ from segzero.parsing import (
 IOU_THRESHOLD = 0.5  # box_iou: IoU must be strictly greater
 L1_THRESHOLD = 10.0  # box_l1: mean absolute coordinate difference (px) must be strictly smaller
 POINT_DISTANCE_THRESHOLD = 100.0  # points: mean matched point distance (px) must be strictly smaller
+# The thresholds that are lengths in pixels of the 840 frame (keyword -> paper value); ``segzero.rewards.
+# thresholds_for_frame`` scales them for answers in another frame. The IoU threshold is a ratio: the same in any.
+PIXEL_THRESHOLDS = {"l1_threshold": L1_THRESHOLD, "distance_threshold": POINT_DISTANCE_THRESHOLD}
 # the docstrings' examples: one gt and one answer that earns every term
 _GT = "<box>(100,100),(199,199)</box><points>(120,120),(180,180)</points>"
 _ANSWER = (
