@@ -164,7 +164,11 @@ class SegZeroPipeline:
 
     @property
     def frame(self):
-        return self.reasoner.frame if self.answer_frame is None else self.answer_frame
+        """The frame of the completions' coordinates: ``answer_frame`` when set, else the reasoner's answer frame
+        (``segzero.models.checkpoint.answer_frame_of``: its pixel frame, or its family's relative one)."""
+        from segzero.models.checkpoint import answer_frame_of
+
+        return answer_frame_of(self.reasoner) if self.answer_frame is None else self.answer_frame
 
     def __call__(self, image, query: str) -> SegResult:
         """Segment what ``query`` refers to in ``image`` (path, PIL image, numpy array or bytes)."""

@@ -61,8 +61,9 @@ class ReasonerProtocol(Protocol):
     """A reasoning VLM: ``generate`` answers each (image, query) with ``<think>...</think><answer>...</answer>``.
 
     ``name``: the model's id or folder; ``prompt``: its prompt family (``segzero.prompts.PROMPT_KINDS``);
-    ``frame``: the side (int) or (w, h) images are resized to, the frame its answers' coordinates are in;
-    ``max_new_tokens``: its generation limit.
+    ``frame``: the side (int) or (w, h) images are resized to, the frame its answers' coordinates are in unless
+    it has an ``answer_frame`` (not a required member: ``segzero.models.checkpoint.answer_frame_of`` reads it, or
+    resolves it from ``name`` and ``prompt``); ``max_new_tokens``: its generation limit.
     """
 
     name: str

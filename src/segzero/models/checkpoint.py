@@ -1,18 +1,24 @@
 """What a reasoner checkpoint says about itself: its ``segzero.json``, the prompt family its own files name, the
-generation limit of that family, and whether a local folder holds its weights.
+generation limit of that family, the frame its answers are in, and whether a local folder holds its weights.
 
     from segzero.models.checkpoint import detect_prompt_kind, resolve_prompt_and_frame, missing_weights
     detect_prompt_kind("./checkpoints/vr7b")        # PromptChoice(kind="visionreasoner", reason="its README.md ...")
     resolve_prompt_and_frame("./checkpoints/vr7b")  # ("visionreasoner", 840)
+    resolve_answer_frame("./checkpoints/q3", "qwen3vl")  # 1000: relative coordinates, whatever the pixel frame
     missing_weights(Path("./checkpoints/vr7b"))     # None, or one line saying which weight files are missing
 
 The prompt family (``segzero.prompts.PROMPT_KINDS``) is decided, first match wins, by: an explicit ``prompt``; the
 folder's ``segzero.json``; its ``README.md`` model card (the title, else the text: the released
 ``Ricky06662/VisionReasoner-7B`` card is titled "VisionReasoner-7B from the Seg-Zero Framework", the
 ``Ricky06662/Seg-Zero-7B`` one "Seg-Zero-7B"; VisionReasoner wins when both are named); ``config.json``'s
-``_name_or_path``; the released ids (``PROMPT_PRESETS``); the folder's or id's own name. For a hub id the model
-card and config are read only from the local hub cache (nothing is downloaded here). A family guessed from a name,
-or the Seg-Zero prompt used because nothing names one, is logged as one warning line saying how to choose.
+``_name_or_path``; the released ids (``PROMPT_PRESETS``); the architecture ``config.json`` names (a Qwen3-VL model:
+the ``qwen3vl`` family, ``ARCHITECTURE_FAMILIES``); the folder's or id's own name. For a hub id the model card and
+config are read only from the local hub cache (nothing is downloaded here). A family guessed from an architecture or
+a name, or the Seg-Zero prompt used because nothing names one, is logged as one warning line saying how to choose.
+
+The answer frame (``resolve_answer_frame``; see ``segzero.geometry``): an explicit one, else the folder's
+``segzero.json`` ``answer_frame``, else the family's (``segzero.prompts.ANSWER_FRAMES``: 1000 for ``qwen3vl``), else
+None: the answers are in the pixel frame the image is resized to.
 """
 
 from __future__ import annotations
@@ -24,12 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from segzero.errors import UserError
-from segzero.geometry import DEFAULT_FRAME
-from segzero.prompts import PROMPT_KINDS
+from segzero.geometry import DEFAULT_FRAME, frame_size
+from segzero.prompts import ANSWER_FRAMES, PROMPT_KINDS
 
 log = logging.getLogger("segzero.models")
 
-# A reasoner folder may carry this file: how the weights expect to be driven ({"frame": int, "prompt": kind, ...}).
+# A reasoner folder may carry this file: how the weights expect to be driven ({"frame": int, "prompt": kind,
+# "answer_frame": int or [w, h] when its answers are not in the pixel frame, ...}).
 # Written by ``segzero tiny-models`` and ``segzero train``; released hub checkpoints do not have it (840, preset).
 MODEL_INFO_FILE = "segzero.json"
 MODEL_CARD_FILE = "README.md"
@@ -52,11 +59,17 @@ PROMPT_PRESETS: dict[str, str] = {
 FAMILY_NAMES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("visionreasoner", re.compile(r"vision[\s_-]*reasoner", re.IGNORECASE)),
     ("segzero", re.compile(r"seg[\s_-]*zero", re.IGNORECASE)),
+    ("qwen3vl", re.compile(r"qwen[\s_-]*3[\s_-]*vl", re.IGNORECASE)),
 )
 
+# config.json model types -> the family a checkpoint of that architecture gets when none of its own files names one:
+# a Qwen3-VL model answers grounding in relative 0..1000 coordinates, which the qwen3vl family reads.
+ARCHITECTURE_FAMILIES: dict[str, str] = {"qwen3_vl": "qwen3vl", "qwen3_vl_moe": "qwen3vl"}
+
 # New tokens each family's reference scripts generate at most: Seg-Zero's inference and evaluation scripts 1024,
-# VisionReasoner's model wrapper 2048. "compact" (trained here, no reference script) keeps Seg-Zero's.
-MAX_NEW_TOKENS: dict[str, int] = {"segzero": 1024, "visionreasoner": 2048, "compact": 1024}
+# VisionReasoner's model wrapper 2048. "compact" (trained here, no reference script) keeps Seg-Zero's; "qwen3vl"
+# (segzero's, no reference script) VisionReasoner's, whose multi-object answer it writes.
+MAX_NEW_TOKENS: dict[str, int] = {"segzero": 1024, "visionreasoner": 2048, "compact": 1024, "qwen3vl": 2048}
 
 # Weight files transformers loads from a local folder: one file, or an index naming its shards; PEFT adapters.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
@@ -93,8 +106,9 @@ def read_model_info(name_or_path: str | Path) -> dict:
 
 
 def write_model_info(folder: str | Path, *, update: bool = False, **info) -> Path:
-    """Write ``segzero.json`` into a saved reasoner folder: ``frame``, ``prompt``, optionally ``segmenter`` (see
-    ``recorded_segmenter``) and any provenance fields. ``update=True`` keeps the fields already there."""
+    """Write ``segzero.json`` into a saved reasoner folder: ``frame``, ``prompt``, optionally ``answer_frame`` (see
+    ``resolve_answer_frame``), ``segmenter`` (see ``recorded_segmenter``) and any provenance fields. ``update=True``
+    keeps the fields already there."""
     path = Path(folder) / MODEL_INFO_FILE
     if update:
         info = {**read_model_info(folder), **info}
@@ -177,16 +191,20 @@ def detect_prompt_kind(name_or_path: str | Path) -> PromptChoice:
     if card and (kind := _card_family(card)):
         return PromptChoice(kind, f"its {MODEL_CARD_FILE} model card names {kind}")
     config = _own_file(name, CONFIG_FILE)
+    origin = model_type = None
     if config:
         try:
-            origin = json.loads(config).get("_name_or_path")
+            data = json.loads(config)
+            origin, model_type = data.get("_name_or_path"), data.get("model_type")
         except (ValueError, AttributeError):  # not JSON, or not a JSON object: the model loader reports it
-            origin = None
+            pass
         if isinstance(origin, str) and (kind := PROMPT_PRESETS.get(origin.lower()) or family_named_in(origin)):
             return PromptChoice(kind, f"its {CONFIG_FILE} was saved from {origin!r}")
     key = name.strip().rstrip("/").lower()
     if key in PROMPT_PRESETS:
         return PromptChoice(PROMPT_PRESETS[key], "it is a released checkpoint")
+    if isinstance(model_type, str) and (kind := ARCHITECTURE_FAMILIES.get(model_type)):
+        return PromptChoice(kind, f"its {CONFIG_FILE} is a {model_type!r} model", guessed=True)
     if kind := family_named_in(key):
         return PromptChoice(kind, f"{kind} guessed from its name", guessed=True)
     return PromptChoice("segzero", "nothing in it names a prompt family", guessed=True)
@@ -224,6 +242,34 @@ def resolve_prompt_and_frame(
     if isinstance(frame, list):
         frame = tuple(frame)
     return kind, frame
+
+
+def resolve_answer_frame(
+    name_or_path: str | Path, kind: str, *, answer_frame: int | tuple[int, int] | None = None
+) -> int | tuple[int, int] | None:
+    """The frame a reasoner's answers are in when it is not the pixel frame (see the module doc): ``answer_frame``,
+    else the folder's ``segzero.json`` ``answer_frame``, else the family's (``ANSWER_FRAMES``), else None (the
+    answers are in the pixel frame). ``UserError`` for a recorded value that is not a frame."""
+    if answer_frame is None:
+        answer_frame = read_model_info(name_or_path).get("answer_frame", ANSWER_FRAMES.get(kind))
+    if answer_frame is None:
+        return None
+    try:
+        width, height = frame_size(answer_frame)
+    except ValueError as err:
+        raise UserError(f"reasoner {name_or_path}: answer_frame {answer_frame!r}: {err}") from None
+    return width if width == height else (width, height)
+
+
+def answer_frame_of(reasoner) -> int | tuple[int, int]:
+    """The frame a loaded reasoner's completions are in: its ``answer_frame`` when it has one (``Reasoner``), else
+    the one its checkpoint and prompt family give (``resolve_answer_frame`` of its ``name`` and ``prompt``: any
+    reasoner with the ``ReasonerProtocol`` members), else its pixel ``frame``."""
+    if hasattr(reasoner, "answer_frame"):
+        recorded = reasoner.answer_frame
+    else:
+        recorded = resolve_answer_frame(reasoner.name, reasoner.prompt)
+    return reasoner.frame if recorded is None else recorded
 
 
 def default_max_new_tokens(kind: str) -> int:
@@ -267,11 +313,13 @@ def missing_weights(folder: Path) -> str | None:
 
 
 __all__ = [
+    "ARCHITECTURE_FAMILIES",
     "MAX_NEW_TOKENS",
     "MODEL_INFO_FILE",
     "PROMPT_PRESETS",
     "SHIPPED_REASONER",
     "PromptChoice",
+    "answer_frame_of",
     "default_max_new_tokens",
     "default_prompt_kind",
     "detect_prompt_kind",
@@ -281,6 +329,7 @@ __all__ = [
     "read_model_info",
     "recorded_segmenter",
     "recorded_world",
+    "resolve_answer_frame",
     "resolve_prompt_and_frame",
     "write_model_info",
 ]

@@ -2,13 +2,16 @@
 
 ``Reasoner.from_pretrained(name_or_path)`` loads any ``AutoModelForImageTextToText`` chat VLM from the hub or
 a local folder; ``reasoner.generate(images, queries)`` returns the raw completions. Images are resized to the
-model frame (840 x 840 by default, ``frame``), so the answers' coordinates are in that frame. Usage::
+model frame (840 x 840 by default, ``frame``), so the answers' coordinates are in that frame, unless the checkpoint
+answers in a frame of its own (``answer_frame``: 1000 for the ``qwen3vl`` family's relative coordinates, whatever
+``frame`` is; see ``segzero.geometry``). Usage::
 
     from segzero.models.reasoner import Reasoner
     r = Reasoner.from_pretrained("Ricky06662/Seg-Zero-7B")          # single-object prompt
     r = Reasoner.from_pretrained("Ricky06662/VisionReasoner-7B")    # multi-object prompt
     r = Reasoner.from_pretrained("./checkpoints/vr7b")              # a local copy: the family its files name
     r = Reasoner.from_pretrained("/tmp/tiny/reasoner", frame=112)   # any local folder
+    r = Reasoner.from_pretrained("Qwen/Qwen3-VL-4B-Instruct")       # qwen3vl prompt, answers relative 0..1000
     texts = r.generate([pil_image], ["the cup on the left"])
 
 Which prompt, frame and generation limit a checkpoint gets, and whether a local folder holds its weights, is
@@ -43,6 +46,7 @@ from segzero.models.checkpoint import (  # re-exported: the names callers import
     read_model_info,
     recorded_segmenter,
     recorded_world,
+    resolve_answer_frame,
     resolve_prompt_and_frame,
     write_model_info,
 )
@@ -194,8 +198,10 @@ def _warn_if_frame_is_resized(processor, frame) -> None:
 class Reasoner:
     """A loaded chat VLM plus its processor and the generation settings.
 
-    ``frame``: the side (int) or (w, h) the image is resized to before the model sees it; answers are in it.
-    ``prompt``: "segzero" (single object) or "visionreasoner" (multi object).
+    ``frame``: the side (int) or (w, h) the image is resized to before the model sees it; answers are in it unless
+    ``answer_frame`` says otherwise. ``answer_frame``: the frame the answers are in when it is not ``frame``
+    (relative coordinates: 1000 for the ``qwen3vl`` family), None when they are in ``frame``.
+    ``prompt``: the prompt family (``segzero.prompts.PROMPT_KINDS``).
     ``resize_in_stored_mode``: how a PIL image that is not RGB reaches the frame (see ``to_frame``).
     """
 
@@ -204,6 +210,9 @@ class Reasoner:
     name: str
     prompt: str = "segzero"
     frame: int | tuple[int, int] = DEFAULT_FRAME
+    answer_frame: int | tuple[int, int] | None = field(
+        default=None, metadata={"help": "frame of the answers' coordinates when not the pixel frame (None: frame)"}
+    )
     max_new_tokens: int = field(default=1024, metadata={"help": "generation length limit in tokens"})
     resize_in_stored_mode: bool = field(
         default=False, metadata={"help": "resize non-RGB images before converting them (Seg-Zero's evaluation)"}
@@ -220,6 +229,7 @@ class Reasoner:
         *,
         prompt: str | None = None,
         frame: int | tuple[int, int] | None = None,
+        answer_frame: int | tuple[int, int] | None = None,
         device: str | None = None,
         dtype: Any = None,
         max_new_tokens: int | None = None,
@@ -234,10 +244,12 @@ class Reasoner:
         """Load a VLM from a hub id or a local folder (a ``ModelSource`` is not resolved again).
 
         ``prompt`` defaults to the family the checkpoint's own files name (``detect_prompt_kind``: its
-        ``segzero.json``, model card, config, else its name, with a warning line when guessed); ``frame`` to the
-        folder's ``segzero.json``, else 840; ``max_new_tokens`` to the family's reference scripts' limit
-        (``MAX_NEW_TOKENS``: 1024 Seg-Zero, 2048 VisionReasoner). ``processor``: "auto" (stock when torchvision
-        is installed), "image-only" or "stock". Raises ``UserError`` (one line) for a missing folder, a folder
+        ``segzero.json``, model card, config, else its architecture or its name, with a warning line when guessed);
+        ``frame`` to the folder's ``segzero.json``, else 840; ``answer_frame`` to ``resolve_answer_frame`` (its
+        ``segzero.json``, else the family's: 1000 for ``qwen3vl``, else None: the answers are in ``frame``);
+        ``max_new_tokens`` to the family's reference scripts' limit (``MAX_NEW_TOKENS``: 1024 Seg-Zero, 2048
+        VisionReasoner and qwen3vl). ``processor``: "auto" (stock when torchvision is installed), "image-only" or
+        "stock". Raises ``UserError`` (one line) for a missing folder, a folder
         without (all of) its weights, or a hub id that cannot be loaded.
         """
         from transformers import AutoModelForImageTextToText
@@ -249,6 +261,7 @@ class Reasoner:
         if local and (why := missing_weights(Path(source))):
             raise UserError(f"reasoner folder {source}: {why}")
         kind, frame = resolve_prompt_and_frame(source, prompt=prompt, frame=frame)
+        answer_frame = resolve_answer_frame(source, kind, answer_frame=answer_frame)
         dev = pick_device(device)
         torch_dtype = pick_dtype(dev, dtype)
         try:
@@ -266,13 +279,15 @@ class Reasoner:
             raise hub_load_error(source, err, what="reasoner") from None
         model.eval()
         proc.tokenizer.padding_side = "left"
-        _warn_if_frame_is_resized(proc, frame)
+        if answer_frame is None:  # relative answers do not move when the processor resizes the image again
+            _warn_if_frame_is_resized(proc, frame)
         return cls(
             model=model,
             processor=proc,
             name=source,
             prompt=kind,
             frame=frame,
+            answer_frame=answer_frame,
             max_new_tokens=default_max_new_tokens(kind) if max_new_tokens is None else max_new_tokens,
             temperature=temperature,
             top_p=top_p,
@@ -371,6 +386,7 @@ __all__ = [
     "read_model_info",
     "recorded_segmenter",
     "recorded_world",
+    "resolve_answer_frame",
     "resolve_model_source",
     "resolve_prompt_and_frame",
     "write_model_info",
