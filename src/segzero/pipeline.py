@@ -44,7 +44,8 @@ class SegResult:
     """One (image, query) result. ``objects``/masks in original pixels; ``answer`` in the model frame.
 
     ``mask``: (H, W) bool, the OR of ``object_masks`` (each (H, W) bool, one per object in ``objects``);
-    ``scores``: SAM's predicted IoU per object; ``reasoning``: the ``<think>`` text (None when absent).
+    ``scores``: the segmenter's confidence per object mask (SAM2 and SAM3's tracker: the predicted IoU; SAM3's concept
+    mode: its detection score, 0 when it found nothing); ``reasoning``: the ``<think>`` text (None when absent).
     """
 
     reasoning: str | None
@@ -132,10 +133,13 @@ class SegZeroPipeline:
         ``temperature``, ``top_p``, ...). ``dtype`` is the reasoner's; ``segmenter_dtype`` the segmenter's
         (default: the adapter's own choice). ``segmenter=None``: the one the reasoner folder's ``segzero.json`` names,
         else ``DEFAULT_SEGMENTER`` (``default_segmenter_for``). ``segmenter="color"`` / ``"grabcut"`` selects a
-        weight-free segmenter (``segzero.models.weightfree``; shapes world). Both sources are resolved once, before
-        either loads, and passed on resolved. Missing folders / unreachable ids raise ``UserError``.
+        weight-free segmenter (``segzero.models.weightfree``; shapes world); a SAM2 or SAM3 id / folder the promptable
+        ``Segmenter`` (its config's model type picks the model); ``"concept:ID_OR_FOLDER"`` SAM3's concept mode
+        (``segzero.models.sam3``). Both sources are resolved once, before either loads, and passed on resolved.
+        Missing folders / unreachable ids raise ``UserError``.
         """
         from segzero.models.reasoner import Reasoner, resolve_model_source
+        from segzero.models.sam3 import CONCEPT_PREFIX, ConceptSegmenter
         from segzero.models.segmenter import Segmenter
         from segzero.models.weightfree import is_weightfree, load_weightfree
 
@@ -143,6 +147,9 @@ class SegZeroPipeline:
             segmenter = default_segmenter_for(reasoner)
         if is_weightfree(segmenter):  # "color" / "grabcut": no checkpoint, checked before hub/folder resolution
             segmenter = load_weightfree(segmenter)
+        concept = isinstance(segmenter, str) and segmenter.startswith(CONCEPT_PREFIX)
+        if concept:
+            segmenter = segmenter.removeprefix(CONCEPT_PREFIX)
 
         # resolve both sources before loading either, so a bad second id fails fast and before any progress output;
         # the resolved ``ModelSource`` is what loads (no second resolution, no second hub probe)
@@ -159,7 +166,8 @@ class SegZeroPipeline:
         elif reasoner_kwargs:
             raise TypeError(f"reasoner settings {sorted(reasoner_kwargs)} need a reasoner id, not a loaded Reasoner")
         if load_segmenter:
-            segmenter = Segmenter.from_pretrained(segmenter, device=device, dtype=segmenter_dtype)
+            loader = ConceptSegmenter if concept else Segmenter
+            segmenter = loader.from_pretrained(segmenter, device=device, dtype=segmenter_dtype)
         return cls(reasoner=reasoner, segmenter=segmenter, batch_size=batch_size)
 
     @property
@@ -360,7 +368,8 @@ class SegZeroPipeline:
             if group[0].points:
                 points = np.asarray([o.points for o in group], dtype=np.float32)  # (N, P, 2)
                 labels = np.ones(points.shape[:2], dtype=np.int64)  # (N, P), all foreground
-            pred = self.segmenter.predict(boxes=boxes, points=points, labels=labels, embedding=embedding)
+            phrases = {"phrases": [o.label for o in group]} if getattr(self.segmenter, "takes_phrases", False) else {}
+            pred = self.segmenter.predict(boxes=boxes, points=points, labels=labels, embedding=embedding, **phrases)
             masks.extend(np.asarray(m, dtype=bool) for m in pred.object_masks)
             scores.extend(float(v) for v in np.asarray(pred.scores).reshape(-1))
         return masks, scores

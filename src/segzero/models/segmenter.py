@@ -1,7 +1,9 @@
-"""SAM2 segmenter adapter (transformers ``Sam2Model``), in the spirit of segment-anything's predictor.
+"""SAM2 / SAM3-tracker segmenter adapter (transformers ``Sam2Model``, ``Sam3TrackerModel``), in the spirit of
+segment-anything's predictor.
 
     from segzero.models.segmenter import Segmenter
     seg = Segmenter.from_pretrained("facebook/sam2-hiera-large")     # or a local folder (e.g. a tiny model)
+    seg = Segmenter.from_pretrained("facebook/sam3")                 # SAM3's tracker: the same box / point prompts
     seg.set_image(pil_image)                                          # image embedding computed once
     pred = seg.predict(boxes=[[x1, y1, x2, y2]], points=[[[x, y], [x, y]]])
     pred.mask            # (H, W) bool, OR of the objects' masks, H x W = the original image size
@@ -12,6 +14,12 @@ All prompt coordinates are in ORIGINAL image pixels (x right, y down): boxes (N,
 points (N, P, 2) ``(x, y)``, labels (N, P) (1 foreground, 0 background; default all 1). They are clipped to the
 image and mapped to SAM2's input frame (1024 x 1024 for the released checkpoints). Several images: ``embed(images)``
 computes embeddings in batches and ``predict(..., embedding=e)`` uses one of them without ``set_image``.
+
+SAM3's tracker (``Sam3TrackerModel``) takes the same prompts and gives the same outputs as SAM2 (its image input is
+1008 x 1008, with mean/std 0.5, read from its ``preprocessor_config.json``): a checkpoint whose ``config.json`` is a
+``sam3_tracker`` model, or the hub's ``facebook/sam3`` (a ``sam3_video`` checkpoint: its detector's vision backbone
+and the tracker's neck and decoder are what loads), is a drop-in for SAM2. SAM3's concept mode (text and box
+exemplars) is ``segzero.models.sam3``.
 
 Pre/post-processing is ``segzero.models.sam2_processing`` (no torchvision needed). Device: CUDA when available,
 else CPU. Precision (``dtype``): by default as the reference scripts run SAM2, float32 weights, and on a CUDA GPU
@@ -42,6 +50,14 @@ from segzero.models.sam2_processing import Sam2PreprocessConfig, preprocess_imag
 PREPROCESSOR_CONFIG = "preprocessor_config.json"
 # Checkpoint types whose image model is transformers' Sam2Model (the hub's facebook/sam2-* repos are "sam2_video").
 SAM2_MODEL_TYPES = ("sam2", "sam2_video")
+# Checkpoint types whose promptable image model is transformers' Sam3TrackerModel (the hub's facebook/sam3 is
+# "sam3_video": detector + tracker; transformers maps its weights onto the tracker).
+SAM3_TRACKER_MODEL_TYPES = ("sam3_tracker", "sam3_tracker_video", "sam3_video")
+# model type -> (transformers class, what it is in words): the promptable segmenters this adapter drives.
+PROMPTABLE_MODELS = {
+    **dict.fromkeys(SAM2_MODEL_TYPES, ("Sam2Model", "SAM2")),
+    **dict.fromkeys(SAM3_TRACKER_MODEL_TYPES, ("Sam3TrackerModel", "SAM3 (tracker)")),
+}
 # Upsampled mask logits held at once by ``predict`` (float32 values: 2**26 = 256 MB; one 12-megapixel mask is 48 MB).
 UPSAMPLE_ELEMENTS = 1 << 26
 # Images per SAM2 encoder pass in ``embed`` (when not given): on a GPU a batch fills the device; on the CPU one image
@@ -93,8 +109,15 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def _wrong_model_type(what: str, source: str, model_type: object) -> UserError:
+    """The one line for a checkpoint that is not a promptable SAM2 / SAM3 (a SAM3 detector: how to use it)."""
+    hint = f" (SAM3's concept detector: use it as concept:{source})" if model_type == "sam3" else ""
+    return UserError(f"{what} holds a {model_type!r} model, expected SAM2 or SAM3 (tracker){hint}")
+
+
 class Segmenter(ImageTarget):
-    """A frozen SAM2 that embeds an image once and answers box/point prompts any number of times."""
+    """A frozen SAM2 (or SAM3 tracker) that embeds an image once and answers box/point prompts any number of times.
+    ``description`` names which."""
 
     description = "SAM2"
 
@@ -107,10 +130,11 @@ class Segmenter(ImageTarget):
         max_objects_per_call: int = 16,
         autocast_dtype: torch.dtype | None = None,
     ) -> None:
-        """``model``: a transformers ``Sam2Model``; ``preprocess``: its input size/normalisation;
-        ``mask_threshold``: logit threshold for a mask pixel (0.0 as in SAM2); ``max_objects_per_call``: objects
-        decoded per forward pass (bounds memory for many objects); ``autocast_dtype``: run the forward passes
-        under ``torch.autocast`` in this dtype (None: in the weights' dtype)."""
+        """``model``: a transformers ``Sam2Model`` or ``Sam3TrackerModel``; ``preprocess``: its input size /
+        normalisation; ``mask_threshold``: logit threshold for a mask pixel (0.0 as in SAM2);
+        ``max_objects_per_call``: objects decoded per forward pass (bounds memory for many objects);
+        ``autocast_dtype``: run the forward passes under ``torch.autocast`` in this dtype (None: in the weights'
+        dtype)."""
         self.model = model.eval()
         self.preprocess = preprocess
         self.mask_threshold = float(mask_threshold)
@@ -120,6 +144,7 @@ class Segmenter(ImageTarget):
         self.device, self.dtype = first.device, first.dtype
         self.num_embeddings = 0  # image embeddings computed so far (set_image / embed)
         self._embedding: ImageEmbedding | None = None
+        self.description = PROMPTABLE_MODELS.get(getattr(model.config, "model_type", None), (None, "SAM2"))[1]
 
     @classmethod
     def from_pretrained(
@@ -132,9 +157,10 @@ class Segmenter(ImageTarget):
         max_objects_per_call: int = 16,
         local_files_only: bool = False,
     ) -> Segmenter:
-        """Load a SAM2 checkpoint (hub id or local folder saved with ``save_pretrained``) and its
-        ``preprocessor_config.json`` (SAM2 defaults when absent). ``dtype``: see the module doc (None: the
-        reference's precision). Raises ``UserError`` when it cannot be loaded."""
+        """Load a SAM2 or SAM3 checkpoint (hub id or local folder saved with ``save_pretrained``; its config's
+        ``model_type`` picks the model, ``PROMPTABLE_MODELS``) and its ``preprocessor_config.json`` (SAM2 defaults
+        when absent). ``dtype``: see the module doc (None: the reference's precision). Raises ``UserError`` when it
+        cannot be loaded."""
         source = str(name_or_path)
         path = Path(source).expanduser()
         is_local = path.exists()
@@ -143,20 +169,21 @@ class Segmenter(ImageTarget):
         if is_local:
             config_file = path / "config.json"
             if not config_file.is_file():
-                raise UserError(f"segmenter folder {path} has no config.json (not a saved SAM2 model)")
+                raise UserError(f"segmenter folder {path} has no config.json (not a saved SAM2 or SAM3 model)")
             try:
                 model_type = json.loads(config_file.read_text()).get("model_type")
             except (OSError, ValueError, AttributeError) as err:  # unreadable, not JSON, not a JSON object
                 raise UserError(f"segmenter folder {path}: unreadable config.json ({_first_line(err)})") from err
-            if model_type not in SAM2_MODEL_TYPES:
-                raise UserError(f"segmenter folder {path} holds a {model_type!r} model, expected a SAM2 one")
+            if model_type not in PROMPTABLE_MODELS:
+                raise _wrong_model_type(f"segmenter folder {path}", source, model_type)
             if why := missing_weights(path):
                 raise UserError(f"segmenter folder {path}: {why}")
             source = str(path)
         elif _looks_like_path(source):
             raise UserError(f"segmenter folder does not exist: {source}")
 
-        from transformers import AutoConfig, Sam2Model
+        import transformers
+        from transformers import AutoConfig
         from transformers.utils import cached_file
 
         device_ = _resolve_device(device)
@@ -167,10 +194,11 @@ class Segmenter(ImageTarget):
             config = AutoConfig.from_pretrained(source, local_files_only=local_files_only)
         except (OSError, ValueError) as err:  # ValueError: a config.json transformers cannot read
             raise UserError(f"cannot load segmenter {source!r}{where}: {_first_line(err)}") from err
-        if config.model_type not in SAM2_MODEL_TYPES:
-            raise UserError(f"segmenter {source!r} is a {config.model_type!r} model, expected a SAM2 one")
-        try:  # a sam2_video checkpoint (the hub's facebook/sam2-*) loads its image part, as AutoModelForMaskGeneration
-            model = Sam2Model.from_pretrained(source, config=config, dtype=dtype_, local_files_only=local_files_only)
+        if config.model_type not in PROMPTABLE_MODELS:
+            raise _wrong_model_type(f"segmenter {source!r}", source, config.model_type)
+        model_class = getattr(transformers, PROMPTABLE_MODELS[config.model_type][0])
+        try:  # a sam2_video / sam3_video checkpoint (the hub's facebook/sam2-*, facebook/sam3) loads its image part
+            model = model_class.from_pretrained(source, config=config, dtype=dtype_, local_files_only=local_files_only)
         except OSError as err:
             raise UserError(f"cannot load segmenter {source!r}{where}: {_first_line(err)}") from err
         model.to(device_)
@@ -299,7 +327,9 @@ class Segmenter(ImageTarget):
 
 
 __all__ = [
+    "PROMPTABLE_MODELS",
     "SAM2_MODEL_TYPES",
+    "SAM3_TRACKER_MODEL_TYPES",
     "ImageEmbedding",
     "Segmenter",
     "precision_for",

@@ -3,7 +3,8 @@
 ``build_tiny_models(out_dir)`` writes ``out_dir/reasoner`` (a random-weight Qwen2.5-VL with a locally trained
 tokenizer, see ``segzero.models.tiny.reasoner``) and ``out_dir/segmenter`` (a random-weight SAM2, see
 ``segzero.models.tiny.segmenter``), both loadable with the same ``from_pretrained`` code as the real checkpoints.
-The CLI form is ``segzero tiny-models --out DIR``.
+The CLI form is ``segzero tiny-models --out DIR``. A tiny SAM3 (detector and tracker, in the hub's ``facebook/sam3``
+layout, or either alone) is ``segzero.models.tiny.sam3.build_tiny_sam3``.
 
     from segzero.models.tiny import build_tiny_models
     paths = build_tiny_models("/tmp/tiny")   # {"reasoner": Path, "segmenter": Path}
