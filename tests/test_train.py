@@ -96,6 +96,9 @@ def test_overrides_are_applied(overrides, field, expected):
         ["num_generations=1"],  # GRPO needs a group
         ["reward_kind=dice"],  # unknown reward set
         ["load_in_4bit=true"],  # QLoRA without LoRA
+        ["reward_kind=visionreasoner", "prompt=qwen3vl", "frame=840"],  # relative answers, gt in 840 pixels
+        ["vllm.mode=both"],  # TRL's two modes only
+        ["vllm.port=1"],  # a small config's typo
     ],
 )
 def test_bad_overrides_are_user_errors(overrides):

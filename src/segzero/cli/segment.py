@@ -20,7 +20,7 @@ from pathlib import Path
 
 from segzero.cli.fields import add_fields
 from segzero.cli.overlay import draw_overlay
-from segzero.cli.segment_video import VideoOptions
+from segzero.cli.segment_video import VideoOptions, check_run_flags
 from segzero.models.base import DEFAULT_REASONER, DEFAULT_SEGMENTER
 from segzero.prompts import MAX_QUERY_CHARS, PROMPT_KINDS
 
@@ -99,13 +99,7 @@ def run(args: argparse.Namespace) -> int:
     # the pipeline takes the checked ``Query`` and the loaded image as they are
     query = check_query(args.query)  # not UTF-8, empty, too long
     image = load_image(args.image)  # missing, not an image, too large
-    if args.frame is not None and args.frame <= 0:
-        raise UserError(f"--frame must be positive, got {args.frame}")
-    if args.max_new_tokens is not None and args.max_new_tokens <= 0:
-        raise UserError(f"--max-new-tokens must be positive, got {args.max_new_tokens}")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out exists and is not a folder: {out_dir}")
+    out_dir = check_run_flags(args)
 
     from segzero.pipeline import SegZeroPipeline, default_segmenter_for
 

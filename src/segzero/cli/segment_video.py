@@ -87,6 +87,20 @@ def write_overlay_video(path: Path, frames, masks, *, fps: float) -> bool:
     return path.is_file() and path.stat().st_size > 0
 
 
+def check_run_flags(args) -> Path:
+    """``UserError`` for a non-positive ``--frame`` / ``--max-new-tokens`` or an ``--out`` that is a file (the
+    image and video paths alike); returns the output folder."""
+    from segzero.errors import UserError
+
+    for flag, value in (("--frame", args.frame), ("--max-new-tokens", args.max_new_tokens)):
+        if value is not None and value <= 0:
+            raise UserError(f"{flag} must be positive, got {value}")
+    out_dir = Path(args.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out exists and is not a folder: {out_dir}")
+    return out_dir
+
+
 def run_video(args) -> int:
     """``segzero segment --video``: check the inputs, load the models, segment, write the outputs."""
     import numpy as np
@@ -99,11 +113,7 @@ def run_video(args) -> int:
     query = check_query(args.query)
     if args.keyframes < 1:
         raise UserError(f"--keyframes must be >= 1, got {args.keyframes}")
-    if args.frame is not None and args.frame <= 0:
-        raise UserError(f"--frame must be positive, got {args.frame}")
-    out_dir = Path(args.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out exists and is not a folder: {out_dir}")
+    out_dir = check_run_flags(args)
     video = load_video(args.video, max_frames=args.max_frames or MAX_FRAMES, stride=args.stride)
 
     from segzero.models.video import default_propagator_for

@@ -35,6 +35,13 @@ REASONSEG_COLUMNS = ("image", "text", "mask", "image_id", "ann_id", "img_height"
 HUB_IDS = ("Ricky06662/ReasonSeg_val", "Ricky06662/ReasonSeg_test")
 
 
+def provenance(ds, **extra) -> dict:
+    """JSON-ready provenance of an evaluation set ``ds`` (its ``kind``, ``source``, ``split``, ``samples`` and
+    ``fingerprint``) for summaries: kind, source, split, size, then ``extra``, then the fingerprint."""
+    return {"kind": ds.kind, "source": ds.source, "split": ds.split, "size": len(ds.samples), **extra,
+            "fingerprint": ds.fingerprint}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class SampleInfo:
     """Metadata of one evaluation sample (one query). ``index`` is its position in the whole dataset."""
@@ -91,13 +98,7 @@ class EvalDataset:
 
     def describe(self) -> dict:
         """JSON-ready provenance for summaries: kind, source, split, size, fingerprint."""
-        return {
-            "kind": self.kind,
-            "source": self.source,
-            "split": self.split,
-            "size": len(self.samples),
-            "fingerprint": self.fingerprint,
-        }
+        return provenance(self)
 
     def image(self, info: SampleInfo):
         raise NotImplementedError

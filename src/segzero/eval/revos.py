@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from segzero.errors import UserError
+from segzero.eval.datasets import provenance
 
 META_PREFIX = "meta_expressions"
 MASK_DICT = "mask_dict.json"
@@ -152,14 +153,7 @@ class RevosDataset:
 
     def describe(self) -> dict:
         """JSON-ready provenance: kind, source, split, size (expressions), videos, fingerprint."""
-        return {
-            "kind": self.kind,
-            "source": self.source,
-            "split": self.split,
-            "size": len(self.samples),
-            "videos": len(self.videos),
-            "fingerprint": self.fingerprint,
-        }
+        return provenance(self, videos=len(self.videos))
 
     def frame_names(self, video: str) -> list[str]:
         return self.videos[video]["frames"]

@@ -91,15 +91,7 @@ class SegmenterProtocol(Protocol):
         """One ``Embedding`` per image (PIL RGB or (H, W, 3) uint8), ``batch_size`` per pass (None: its own)."""
         ...
 
-    def predict(
-        self,
-        boxes: object = None,
-        points: object = None,
-        labels: object = None,
-        *,
-        multimask: bool = True,
-        embedding: Any = None,
-    ) -> Prediction:
+    def predict(self, boxes=None, points=None, labels=None, *, multimask=True, embedding: Any = None) -> Prediction:
         """Masks of N objects on ``embedding`` (default: the current image's): ``boxes`` (N, 4) inclusive
         ``(x1, y1, x2, y2)``, ``points`` (N, P, 2) ``(x, y)``, ``labels`` (N, P) (1 foreground, 0 background)."""
         ...

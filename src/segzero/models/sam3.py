@@ -46,7 +46,13 @@ from segzero.geometry import box_iou
 from segzero.models.base import ImageTarget, Prediction, check_prompts
 from segzero.models.checkpoint import missing_weights
 from segzero.models.sam2_processing import Sam2PreprocessConfig, preprocess_image
-from segzero.models.segmenter import PREPROCESSOR_CONFIG, _first_line, _resolve_device, precision_for
+from segzero.models.segmenter import (
+    PREPROCESSOR_CONFIG,
+    _first_line,
+    _resolve_device,
+    inference_context,
+    precision_for,
+)
 
 CONCEPT_PREFIX = "concept:"
 """``--segmenter concept:ID_OR_FOLDER`` (``SegZeroPipeline.from_pretrained(segmenter=...)``) picks concept mode."""
@@ -186,11 +192,7 @@ class ConceptSegmenter(ImageTarget):
         )
 
     def _forward_context(self) -> contextlib.ExitStack:
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if self.autocast_dtype is not None:
-            stack.enter_context(torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype))
-        return stack
+        return inference_context(self.device, self.autocast_dtype)
 
     def embed(
         self, images: Sequence[Image.Image | np.ndarray], *, batch_size: int | None = None
@@ -209,13 +211,13 @@ class ConceptSegmenter(ImageTarget):
 
     def predict(
         self,
-        boxes: object = None,
-        points: object = None,
-        labels: object = None,
+        boxes=None,
+        points=None,
+        labels=None,
         *,
         multimask: bool = True,
         embedding: ConceptEmbedding | None = None,
-        phrases: Sequence[str | None] | None = None,
+        phrases=None,
     ) -> Prediction:
         """Masks of N objects on ``embedding`` (default: the current image's): ``boxes`` (N, 4) inclusive pixels (the
         exemplars and the selection), ``phrases`` N phrases (None entries: ``default_phrase``); with no boxes or

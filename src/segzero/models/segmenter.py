@@ -115,6 +115,16 @@ def _wrong_model_type(what: str, source: str, model_type: object) -> UserError:
     return UserError(f"{what} holds a {model_type!r} model, expected SAM2 or SAM3 (tracker){hint}")
 
 
+def inference_context(device: torch.device, autocast_dtype: torch.dtype | None) -> contextlib.ExitStack:
+    """``torch.inference_mode()``, under ``torch.autocast`` on ``device`` when ``autocast_dtype`` is set (fp32
+    weights computed in bf16, the reference's SAM precision)."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.inference_mode())
+    if autocast_dtype is not None:
+        stack.enter_context(torch.autocast(device_type=device.type, dtype=autocast_dtype))
+    return stack
+
+
 class Segmenter(ImageTarget):
     """A frozen SAM2 (or SAM3 tracker) that embeds an image once and answers box/point prompts any number of times.
     ``description`` names which."""
@@ -236,12 +246,7 @@ class Segmenter(ImageTarget):
         )
 
     def _forward_context(self) -> contextlib.ExitStack:
-        """``torch.inference_mode()``, under ``torch.autocast`` when ``autocast_dtype`` is set."""
-        stack = contextlib.ExitStack()
-        stack.enter_context(torch.inference_mode())
-        if self.autocast_dtype is not None:
-            stack.enter_context(torch.autocast(device_type=self.device.type, dtype=self.autocast_dtype))
-        return stack
+        return inference_context(self.device, self.autocast_dtype)
 
     # ------------------------------------------------------------------ images
 
@@ -270,13 +275,7 @@ class Segmenter(ImageTarget):
     # ------------------------------------------------------------------ prompts
 
     def predict(
-        self,
-        boxes: object = None,
-        points: object = None,
-        labels: object = None,
-        *,
-        multimask: bool = True,
-        embedding: ImageEmbedding | None = None,
+        self, boxes=None, points=None, labels=None, *, multimask=True, embedding: ImageEmbedding | None = None
     ) -> Prediction:
         """Segment N objects of the current image (or of ``embedding``).
 

@@ -83,13 +83,7 @@ class _WeightFree(ImageTarget):
         return out
 
     def predict(
-        self,
-        boxes: object = None,
-        points: object = None,
-        labels: object = None,
-        *,
-        multimask: bool = True,
-        embedding: PixelEmbedding | None = None,
+        self, boxes=None, points=None, labels=None, *, multimask=True, embedding: PixelEmbedding | None = None
     ) -> Prediction:
         """Segment N objects (see the module docstring); ``multimask`` is accepted for interface parity and ignored."""
         emb = embedding if embedding is not None else self._embedding

@@ -26,19 +26,7 @@ Checks: ``grounding`` (right, by name, reasoning-answer agreement), ``val`` (gIo
     rows = generate_rows(16, seed=0, size=112)   # single-object training rows, deterministic by (seed, index)
 """
 
-from segzero.shapes.scene import COLOURS, CORNERS, KINDS, Shape, ShapesConfig, make_scene, render
-from segzero.shapes.world import LAYOUTS, SPLITS, generate_rows, make_sample
+from segzero.shapes import world as _world
+from segzero.shapes.world import *  # noqa: F403 - the world's public names, listed once in its __all__
 
-__all__ = [
-    "COLOURS",
-    "CORNERS",
-    "KINDS",
-    "LAYOUTS",
-    "SPLITS",
-    "Shape",
-    "ShapesConfig",
-    "generate_rows",
-    "make_sample",
-    "make_scene",
-    "render",
-]
+__all__ = list(_world.__all__)

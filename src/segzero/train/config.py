@@ -28,7 +28,7 @@ from segzero.answer import KINDS
 from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 from segzero.models.base import DEFAULT_SEGMENTER
-from segzero.prompts import PROMPT_KINDS
+from segzero.prompts import ANSWER_FRAMES, PROMPT_KINDS
 from segzero.train.recipes import merge, parse_overrides, read_recipe
 from segzero.train.rewards import VARIANTS
 
@@ -285,6 +285,13 @@ class TrainConfig:
             raise UserError(f"prompt must be one of {sorted(PROMPT_KINDS)} or null, got {self.prompt!r}")
         if self.prompt == "compact" and self.reward_kind != "segzero":
             raise UserError("prompt 'compact' asks for Seg-Zero's single-object answer: use reward_kind 'segzero'")
+        answer_frame = ANSWER_FRAMES.get(self.prompt_kind)
+        if answer_frame is not None and self.frame != answer_frame:
+            # the gt is written in the pixels of the resized image: only at this frame are they the answer's units
+            raise UserError(
+                f"prompt {self.prompt_kind!r} answers in relative 0..{answer_frame} coordinates: train it at "
+                f"frame: {answer_frame} (the gt is written in the frame's pixels), got {self.frame}"
+            )
         if self.vllm.mode not in ("colocate", "server"):
             raise UserError(f"vllm.mode must be 'colocate' or 'server', got {self.vllm.mode!r}")
         if self.num_generations < 2:

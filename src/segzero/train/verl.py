@@ -31,7 +31,7 @@ from segzero.errors import UserError
 from segzero.geometry import DEFAULT_FRAME
 
 # What comes before the prompt text in the user message, per prompt kind (the families' training datasets).
-IMAGE_PREFIX = {"segzero": "<image>", "visionreasoner": "<image>\n", "compact": "<image>"}
+IMAGE_PREFIX = {"segzero": "<image>", "visionreasoner": "<image>\n", "compact": "<image>", "qwen3vl": "<image>\n"}
 
 
 def reward_kind_of(data_source: str | None, extra_info: dict | None = None) -> str:
