@@ -104,8 +104,13 @@ def evaluate(folder: Path, *, frame: int, prompt: str, world: dict, n: int, ood_
     return {name: summarise(scene_checks(pipe, samples)) for name, samples in sets.items()}
 
 
-def plot(results: dict, path: Path) -> None:
-    import matplotlib
+def plot(results: dict, path: Path) -> bool:
+    """The curves as a PNG (with matplotlib; False, and no file, without it)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("matplotlib is not installed: no curves plot (pip install matplotlib)", flush=True)
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -123,6 +128,7 @@ def plot(results: dict, path: Path) -> None:
     axes[0].legend()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -231,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             for s, f in strided(checkpoints(dirs["sft"], "answer_sft_run"))
         ]
     out = Path(args.out)
-    plot(results, out.with_suffix(".png"))
+    plotted = plot(results, out.with_suffix(".png"))
 
     import torch
 
@@ -257,18 +263,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for arm, points in results.items():
         for pnt in points:
-            wall = f"{walls.get(arm, 0):.0f}" if pnt is points[-1] and pnt["prompts"] else "-"
+            wall = f"{walls[arm]:.0f}" if arm in walls and walls[arm] and pnt is points[-1] and pnt["prompts"] else "-"
             agree = pnt["in_domain"]["agree"]
             lines.append(
                 f"| {arm} | {pnt['prompts']} | {wall} | {100 * pnt['in_domain']['right']:.1f} "
                 f"| {100 * pnt['heldout_wordings']['right']:.1f} | {100 * pnt['heldout_family']['right']:.1f} "
                 f"| {'-' if agree is None else f'{100 * agree:.1f}'} |"
             )
-    lines += ["", f"![curves]({out.with_suffix('.png').name})", ""]
+    lines += ["", f"![curves]({out.with_suffix('.png').name})" if plotted else "", ""]
     if args.notes:
         lines.append(Path(args.notes).read_text())
     out.write_text("\n".join(lines) + "\n")
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if plotted else ""))
     return 0
 
 

@@ -267,8 +267,10 @@ def answer_frame_of(reasoner) -> int | tuple[int, int]:
     reasoner with the ``ReasonerProtocol`` members), else its pixel ``frame``."""
     if hasattr(reasoner, "answer_frame"):
         recorded = reasoner.answer_frame
-    else:
+    elif hasattr(reasoner, "name") and hasattr(reasoner, "prompt"):
         recorded = resolve_answer_frame(reasoner.name, reasoner.prompt)
+    else:  # a reasoner that says nothing of its checkpoint answers in its pixel frame
+        recorded = None
     return reasoner.frame if recorded is None else recorded
 
 
