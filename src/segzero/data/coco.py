@@ -36,9 +36,8 @@ from segzero.data.manifest import (
     drop,
     image_tasks,
     layout_problem,
-    read_lines,
+    planned_lines,
     sample_lines,
-    select_split,
 )
 from segzero.data.refer import BadAnnotation
 from segzero.data.samples import ImageTask, TaskResult
@@ -116,14 +115,7 @@ def _ann_ids(obj: dict, coco: Instances, image_id: int, where: str) -> list[int]
 def _query_rows(cfg, coco: Instances, pre: TaskResult) -> tuple[dict, dict]:
     """Rows of a queries file: ``({image_id: [(row id, query, [ann id, ...]), ...]}, info)``."""
     path = Path(cfg.queries)
-    if not path.is_file():
-        raise UserError(f"queries file not found: {path}")
-    lines, digest = read_lines(path, "queries file")
-    if not lines:
-        raise UserError(f"queries file {path} has no rows")
-    lines, other_splits = select_split(lines, cfg.split, f"queries file {path}")
-    candidates = len(lines)
-    lines = sample_lines(lines, cfg.limit, cfg.seed)
+    lines, digest, other_splits, candidates = planned_lines(path, "queries file", cfg)
     rows: dict[int, list] = defaultdict(list)
     seen: set[str] = set()
     for number, obj in lines:

@@ -178,6 +178,19 @@ def select_split(lines: list, split: str, what: str) -> tuple[list, dict[str, in
     return kept, dict(sorted(others.items()))
 
 
+def planned_lines(path: Path, what: str, cfg) -> tuple[list, str, dict[str, int], int]:
+    """The JSON lines of file ``path`` (``what`` names it in errors) a build plans: ``(lines of cfg.split, sampled
+    by cfg.limit / cfg.seed, the file's digest, {other split: lines}, lines of the split before sampling)``;
+    ``UserError`` for a missing or empty file."""
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    lines, digest = read_lines(path, what)
+    if not lines:
+        raise UserError(f"{what} {path} has no rows")
+    lines, other_splits = select_split(lines, cfg.split, f"{what} {path}")
+    return sample_lines(lines, cfg.limit, cfg.seed), digest, other_splits, len(lines)
+
+
 def sample_lines(lines: list, limit: int | None, seed: int) -> list:
     """``limit`` lines drawn with ``seed`` (all when None or more), in file order."""
     if limit is None or limit >= len(lines):
@@ -228,14 +241,7 @@ def plan_manifest(cfg) -> tuple[list[ImageTask], TaskResult, dict]:
     if not cfg.manifest:
         raise UserError("--source jsonl needs --manifest FILE")
     path = Path(cfg.manifest)
-    if not path.is_file():
-        raise UserError(f"manifest not found: {path}")
-    lines, digest = read_lines(path, "manifest")
-    if not lines:
-        raise UserError(f"manifest {path} has no rows")
-    lines, other_splits = select_split(lines, cfg.split, f"manifest {path}")
-    candidates = len(lines)
-    lines = sample_lines(lines, cfg.limit, cfg.seed)
+    lines, digest, other_splits, candidates = planned_lines(path, "manifest", cfg)
     pre = TaskResult()
     base = path.resolve().parent
     seen: set[str] = set()
