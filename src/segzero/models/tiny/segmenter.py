@@ -85,21 +85,30 @@ def build_tiny_segmenter(
     ``checkpoint_format``: "sam2" (a ``Sam2Model``) or "sam2_video" (a ``Sam2VideoModel``, as the hub's
     ``facebook/sam2-hiera-large`` is stored; its image part is what the segmenter loads).
     """
-    import torch
     from transformers import Sam2Model, Sam2VideoModel
 
     if checkpoint_format not in ("sam2", "sam2_video"):
         raise ValueError(f"checkpoint_format must be 'sam2' or 'sam2_video', got {checkpoint_format!r}")
+    model_class, config = (
+        (Sam2Model, tiny_sam2_config(image_size=image_size))
+        if checkpoint_format == "sam2"
+        else (Sam2VideoModel, tiny_sam2_video_config(image_size=image_size))
+    )
+    preprocess = Sam2PreprocessConfig(size=(image_size, image_size))
+    return save_seeded_model(path, model_class, config, seed=seed, preprocess=preprocess)
+
+
+def save_seeded_model(path: str | Path, model_class, config, *, seed: int, preprocess: Sam2PreprocessConfig) -> Path:
+    """``model_class(config)`` with random weights drawn under torch seed ``seed`` (the caller's RNG state
+    untouched), saved to ``path`` (weights and config) with ``preprocess`` as its ``preprocessor_config.json``."""
+    import torch
+
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        if checkpoint_format == "sam2":
-            model = Sam2Model(tiny_sam2_config(image_size=image_size)).eval()
-        else:
-            model = Sam2VideoModel(tiny_sam2_video_config(image_size=image_size)).eval()
+        model = model_class(config).eval()
     model.save_pretrained(path)
-    preprocess = Sam2PreprocessConfig(size=(image_size, image_size))
     (path / "preprocessor_config.json").write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
     return path
 

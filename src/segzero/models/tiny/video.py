@@ -19,11 +19,10 @@ masks are meaningless but deterministic.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from segzero.models.sam2_processing import Sam2PreprocessConfig
-from segzero.models.tiny.segmenter import tiny_sam2_video_config
+from segzero.models.tiny.segmenter import save_seeded_model, tiny_sam2_video_config
 
 TINY_VIDEO_HIDDEN = 128  # decoder width: a multiple of the memory width, larger than it
 MEMORY_CHANNELS = 64  # the memory width transformers' memory attention reads
@@ -45,18 +44,12 @@ def tiny_sam2_video_tracking_config(*, image_size: int = TINY_VIDEO_IMAGE_SIZE):
 
 def build_tiny_video_segmenter(path: str | Path, *, seed: int = 0, image_size: int = TINY_VIDEO_IMAGE_SIZE) -> Path:
     """Build the tiny SAM2 video model with ``seed`` and save it (weights, config, preprocessor config) to ``path``."""
-    import torch
     from transformers import Sam2VideoModel
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Sam2VideoModel(tiny_sam2_video_tracking_config(image_size=image_size)).eval()
-    model.save_pretrained(path)
     preprocess = Sam2PreprocessConfig(size=(image_size, image_size))
-    (path / "preprocessor_config.json").write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
-    return path
+    return save_seeded_model(
+        path, Sam2VideoModel, tiny_sam2_video_tracking_config(image_size=image_size), seed=seed, preprocess=preprocess
+    )
 
 
 def tiny_sam3_tracker_config(*, image_size: int = SAM3_IMAGE_SIZE):
@@ -109,18 +102,12 @@ def tiny_sam3_tracker_config(*, image_size: int = SAM3_IMAGE_SIZE):
 
 def build_tiny_sam3_tracker(path: str | Path, *, seed: int = 0, image_size: int = SAM3_IMAGE_SIZE) -> Path:
     """Build the tiny SAM3 video tracker with ``seed`` and save it (weights, config, preprocessor config)."""
-    import torch
     from transformers import Sam3TrackerVideoModel
 
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Sam3TrackerVideoModel(tiny_sam3_tracker_config(image_size=image_size)).eval()
-    model.save_pretrained(path)
     preprocess = Sam2PreprocessConfig(size=(image_size, image_size), image_mean=SAM3_MEAN_STD, image_std=SAM3_MEAN_STD)
-    (path / "preprocessor_config.json").write_text(json.dumps(preprocess.to_dict(), indent=2) + "\n")
-    return path
+    return save_seeded_model(
+        path, Sam3TrackerVideoModel, tiny_sam3_tracker_config(image_size=image_size), seed=seed, preprocess=preprocess
+    )
 
 
 __all__ = [
